@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+// luatalloc — Samba's talloc rebuilt in Swift, bound into Lua 5.4.
+// SPDX-License-Identifier: MIT
+import PackageDescription
+
+/// Settings shared by every Swift target.
+///
+/// `TALLOC_INTERNAL_CHECKS` turns on whole-tree invariant walks after every mutating operation in
+/// TallocCore. They are O(tree) per call, so they are off here; enable them for debugging with
+/// `swift build -Xswiftc -DTALLOC_INTERNAL_CHECKS`. Never enable them in production code.
+let commonSettings: [SwiftSetting] = [
+    // .define("TALLOC_INTERNAL_CHECKS"),
+]
+
+let package = Package(
+    name: "luatalloc",
+    products: [
+        .library(name: "TallocCore", targets: ["TallocCore"]),
+        .library(name: "LuaTalloc", targets: ["LuaTalloc"]),
+        .library(name: "talloc", type: .dynamic, targets: ["TallocLuaModule"]),
+        .executable(name: "luatalloc", targets: ["luatalloc"]),
+    ],
+    targets: [
+        // Debian's Lua 5.4 (liblua5.4-dev), through pkg-config. shim.h is the only C in the product.
+        .systemLibrary(
+            name: "CLua", pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]),
+        // Debian's libedit (libedit-dev) for line editing in the REPL.
+        .systemLibrary(
+            name: "CEdit", pkgConfig: "libedit",
+            providers: [.apt(["libedit-dev"])]),
+        // Pure Swift talloc. Knows nothing of Lua.
+        .target(
+            name: "TallocCore",
+            swiftSettings: commonSettings),
+        // The `talloc` Lua module, the ownership model, the Lua allocator and LuaRuntime.
+        .target(
+            name: "LuaTalloc", dependencies: ["CLua", "TallocCore"],
+            swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
+        // The command-line program.
+        .executableTarget(
+            name: "luatalloc", dependencies: ["LuaTalloc", "CLua", "CEdit"],
+            swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
+        // `require "talloc"` from a stock lua5.4: exports luaopen_talloc.
+        .target(
+            name: "TallocLuaModule", dependencies: ["LuaTalloc", "CLua"],
+            swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
+
+        // Test-only: Debian's libtalloc-dev, the oracle of the differential tests.
+        .systemLibrary(
+            name: "CTalloc", path: "Tests/CTalloc", pkgConfig: "talloc",
+            providers: [.apt(["libtalloc-dev"])]),
+        .testTarget(
+            name: "TallocCoreTests", dependencies: ["TallocCore", "CTalloc"],
+            swiftSettings: commonSettings),
+        .testTarget(
+            name: "LuaTallocTests", dependencies: ["LuaTalloc", "CLua", "TallocCore"],
+            swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
+        .testTarget(
+            name: "luatallocTests", dependencies: [],
+            swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
+    ]
+)
