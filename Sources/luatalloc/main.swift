@@ -1,1 +1,65 @@
-print("luatalloc")
+// luatalloc — a drop-in for the standalone `lua5.4` program, with talloc's tools on top.
+// SPDX-License-Identifier: MIT
+//
+// As lua.c's `main`, this file makes only calls that cannot raise a Lua error: the state is created
+// by RuntimeHooks.swift and everything that runs Lua code goes through `Interpreter`, which uses the
+// protected helpers of shim.h.
+
+import CLua
+import Glibc
+
+/// Writes `text` to stderr and flushes it (lua.c's lua_writestringerror).
+func writeError(_ text: String) {
+    fputs(text, stderr)
+    fflush(stderr)
+}
+
+/// Writes `text` to a new file at `path`; nil on success, else the reason (strerror).
+func writeFile(_ text: String, to path: CArgument) -> String? {
+    guard let file = path.withCString({ fopen($0, "w") }) else { return String(cString: strerror(errno)) }
+    fputs(text, file)
+    let failed = ferror(file) != 0
+    let closed = fclose(file) == 0
+    return failed || !closed ? String(cString: strerror(errno)) : nil
+}
+
+/// The program; returns the exit status.
+func luatallocMain() -> Int32 {
+    let arguments = (0..<Int(CommandLine.argc)).compactMap { index in
+        CommandLine.unsafeArgv[index].map { CArgument(UnsafePointer($0)) }
+    }
+    // lua.c: 'progname' is argv[0] when present and not empty
+    let progname = arguments.first.flatMap { $0.count > 0 ? $0 : nil } ?? CArgument(bytes: "luatalloc".utf8CString.dropLast())
+
+    let options: Options
+    switch collectArguments(arguments) {
+    case .help:
+        fputs(usageText(progname: progname.text), stdout)
+        return EXIT_SUCCESS
+    case .failure(let error):
+        writeError("\(progname.text): \(error.message)\n" + usageText(progname: progname.text))
+        return EXIT_FAILURE
+    case .run(let parsed):
+        options = parsed
+    }
+
+    guard let L = hostMakeState(memoryLimit: options.memoryLimit) else {
+        writeError("\(progname.text): cannot create state: not enough memory\n")
+        return EXIT_FAILURE
+    }
+    let interpreter = Interpreter(state: L, arguments: arguments, options: options, progname: progname)
+    var succeeded = interpreter.run()
+    fflush(stdout)
+
+    if options.report {
+        writeError(hostReport(L))
+    }
+    if let dotFile = options.dotFile, let reason = writeFile(hostDot(L), to: dotFile) {
+        writeError("\(progname.text): cannot write \(dotFile.text): \(reason)\n")
+        succeeded = false
+    }
+    hostCloseState(L)
+    return succeeded ? EXIT_SUCCESS : EXIT_FAILURE
+}
+
+exit(luatallocMain())
