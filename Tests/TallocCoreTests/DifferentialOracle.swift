@@ -1,0 +1,282 @@
+// luatalloc — differential tests against Debian's libtalloc 2.4.0
+// SPDX-License-Identifier: MIT
+//
+// The oracle: the real libtalloc behind `DifferentialSubject`.
+//
+// Null tracking is on while a sequence runs, so every live chunk hangs somewhere under talloc's
+// null_context (detached loops are never generated). After each operation the oracle walks the whole
+// tree from null_context and keeps exactly the ids it reaches: that is how we know what died without
+// ever reading freed memory. With null tracking, "top level" means "child of null_context"; talloc's
+// steal/free/unlink behave the same as without it for every case we generate (§1.3-1.4: NULL means
+// null_context). The walk reads talloc's chunk header directly (test-only, checked by
+// `ctalloc_layout_is_sane`).
+
+import CTalloc
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The destructor hook and the log hook are C function pointers: they find the active oracle here.
+/// The differential suite is serialized, so one oracle is active at a time.
+nonisolated(unsafe) var activeOracle: CTallocSubject?
+nonisolated(unsafe) var capturedTallocLog: [String] = []
+
+final class CTallocSubject: DifferentialSubject {
+    let label = "libtalloc"
+    private var pointers: [Int: UnsafeMutableRawPointer] = [:]
+    private var ids: [UnsafeMutableRawPointer: Int] = [:]
+    private var modes: [Int: DestructorMode] = [:]
+    private var log: [DestructorEvent] = []
+    private(set) var liveIDs: Set<Int> = []
+    let nullContext: UnsafeMutableRawPointer
+
+    /// Turns null tracking on and installs the hooks. Call `shutdown()` when done.
+    init() {
+        talloc_enable_null_tracking_no_autofree()
+        let probe = ctalloc_named_const(nil, 0, "probe")!
+        nullContext = talloc_parent(probe)!
+        _ = ctalloc_free(probe)
+        activeOracle = self
+        ctalloc_set_destructor_hook { ptr in
+            guard let ptr, let oracle = activeOracle else { return 0 }
+            return oracle.destructorCalled(ptr)
+        }
+        ctalloc_set_log_hook { message in
+            if let message { capturedTallocLog.append(String(cString: message)) }
+        }
+    }
+
+    func shutdown() {
+        ctalloc_set_destructor_hook(nil)
+        ctalloc_set_log_hook(nil)
+        talloc_disable_null_tracking()
+        activeOracle = nil
+    }
+
+    private func destructorCalled(_ ptr: UnsafeMutableRawPointer) -> Int32 {
+        guard let id = ids[ptr] else {
+            log.append(DestructorEvent(id: -1, refused: false))
+            return 0
+        }
+        let refuse = modes[id] == .refuse
+        log.append(DestructorEvent(id: id, refused: refuse))
+        return refuse ? -1 : 0
+    }
+
+    // MARK: queries for the generator (the oracle's state is the truth)
+
+    func pointer(_ id: Int) -> UnsafeMutableRawPointer { pointers[id]! }
+    func pointerIfLive(_ id: Int?) -> UnsafeMutableRawPointer? { id.flatMap { pointers[$0] } }
+    func id(of ptr: UnsafeRawPointer?) -> Int? { ptr.flatMap { ids[UnsafeMutableRawPointer(mutating: $0)] } }
+
+    /// The parent's id, nil for top level (a child of null_context).
+    func parentID(_ id: Int) -> Int? {
+        guard let p = talloc_parent(pointer(id)), p != nullContext else { return nil }
+        return ids[p]
+    }
+
+    func parentRef(_ ptr: UnsafeMutableRawPointer) -> NodeRef {
+        guard let p = talloc_parent(ptr), p != nullContext else { return .top }
+        if let id = ids[p] { return .tracked(id) }
+        return .untracked(String(cString: talloc_get_name(p)))
+    }
+
+    /// The owners of x's reference handles, newest first; nil = owned by the NULL context.
+    func referenceOwners(_ id: Int) -> [Int?] {
+        var out: [Int?] = []
+        var h = ctalloc_newest_handle(pointer(id))
+        while let handle = h {
+            if let o = talloc_parent(handle), o != nullContext {
+                out.append(ids[o] ?? -1)
+            } else {
+                out.append(nil)
+            }
+            h = ctalloc_next_handle(handle)
+        }
+        return out
+    }
+
+    /// `a == b` or a is an ancestor of b.
+    func isAncestor(_ a: Int, of b: Int) -> Bool { talloc_is_parent(pointer(b), pointer(a)) == 1 }
+
+    func isPoolMemory(_ id: Int) -> Bool { ctalloc_is_pool_memory(pointer(id)) != 0 }
+    func size(_ id: Int) -> Int { talloc_get_size(pointer(id)) }
+    func isFirstSibling(_ id: Int) -> Bool { ctalloc_is_first_sibling(pointer(id)) != 0 }
+
+    /// Tracked ids in x's subtree (x included), following child links only.
+    func subtree(_ id: Int) -> [Int] {
+        var out: [Int] = []
+        var stack = [pointer(id)]
+        while let p = stack.popLast() {
+            if let i = ids[p] { out.append(i) }
+            var c = ctalloc_first_child(p)
+            while let child = c {
+                if ctalloc_is_reference_handle(child) == 0 { stack.append(child) }
+                c = ctalloc_next_sibling(child)
+            }
+        }
+        return out
+    }
+
+    /// Moves x to the head of its parent's child list (talloc_steal to the current parent does that for
+    /// a non-head child). Used to turn talloc's §8.4 behaviour into the documented one.
+    func moveToHead(_ id: Int) {
+        let p = talloc_parent(pointer(id))
+        _ = ctalloc_steal(p, pointer(id))
+    }
+
+    // MARK: DifferentialSubject
+
+    private func register(_ id: Int, _ ptr: UnsafeMutableRawPointer?) -> OpResult {
+        guard let ptr else { return .failed }
+        pointers[id] = ptr
+        ids[ptr] = id
+        modes[id] = DestructorMode.none
+        return .ok
+    }
+
+    private func moved(_ id: Int, to ptr: UnsafeMutableRawPointer) {
+        let old = pointers[id]!
+        if old != ptr {
+            ids[old] = nil
+            pointers[id] = ptr
+            ids[ptr] = id
+        }
+    }
+
+    private func name(_ i: Int) -> UnsafePointer<CChar> {
+        UnsafeRawPointer(DiffNames.table[i].utf8Start).assumingMemoryBound(to: CChar.self)
+    }
+
+    func perform(_ op: DiffOp) -> OpResult {
+        let result = run(op)
+        refreshLiveness()
+        return result
+    }
+
+    private func run(_ op: DiffOp) -> OpResult {
+        switch op {
+        case .new(let id, let p, let n):
+            return register(id, ctalloc_named_const(pointerIfLive(p), 0, name(n)))
+        case .allocate(let id, let p, let size, let n):
+            return register(id, ctalloc_named_const(pointerIfLive(p), size, name(n)))
+        case .pool(let id, let p, let capacity):
+            return register(id, ctalloc_pool(pointerIfLive(p), capacity))
+        case .pooledObject(let id, let p, let size, let n, let k, let bytes):
+            return register(id, ctalloc_pooled_object(pointerIfLive(p), size, name(n), UInt32(k), bytes))
+        case .strdup(let id, let p, let text):
+            return register(id, text.withCString { ctalloc_strdup(pointerIfLive(p), $0) })
+        case .asprintf(let id, let p, let text):
+            return register(id, text.withCString { ctalloc_asprintf(pointerIfLive(p), $0) })
+        case .reallocNull(let id, let p, let size, let n):
+            return register(id, ctalloc_realloc(pointerIfLive(p), nil, size, name(n)))
+        case .free(let x):
+            return ctalloc_free(pointer(x)) == 0 ? .ok : .failed
+        case .freeChildren(let x):
+            talloc_free_children(pointer(x))
+            return .void
+        case .steal(let x, let to):
+            return ctalloc_steal(pointerIfLive(to), pointer(x)) != nil ? .ok : .failed
+        case .reparent(let x, let from, let to):
+            return talloc_reparent(pointerIfLive(from), pointerIfLive(to), pointer(x)) != nil ? .ok : .failed
+        case .reference(let x, let owner):
+            return ctalloc_reference(pointerIfLive(owner), pointer(x)) != nil ? .ok : .failed
+        case .unlink(let x, let from):
+            return talloc_unlink(pointerIfLive(from), pointer(x)) == 0 ? .ok : .failed
+        case .realloc(let x, let ctx, let size, let n):
+            let r = ctalloc_realloc(pointerIfLive(ctx), pointer(x), size, name(n))
+            if size == 0 { return .void }
+            guard let r else { return .failed }
+            moved(x, to: r)
+            return .ok
+        case .setDestructor(let x, let mode):
+            modes[x] = mode
+            ctalloc_set_destructor(pointer(x), mode == .none ? 0 : 1)
+            return .void
+        case .setName(let x, let text):
+            return text.withCString { ctalloc_set_name(pointer(x), $0) } != nil ? .ok : .failed
+        case .setNameConst(let x, let n):
+            talloc_set_name_const(pointer(x), name(n))
+            return .void
+        case .append(let x, let kind, let text):
+            let s = pointer(x).assumingMemoryBound(to: CChar.self)
+            let r: UnsafeMutablePointer<CChar>? = text.withCString { a in
+                switch kind {
+                case .strdupAppend: ctalloc_strdup_append(s, a)
+                case .strdupAppendBuffer: ctalloc_strdup_append_buffer(s, a)
+                case .asprintfAppend: ctalloc_asprintf_append(s, a)
+                case .asprintfAppendBuffer: ctalloc_asprintf_append_buffer(s, a)
+                }
+            }
+            guard let r else { return .failed }
+            moved(x, to: UnsafeMutableRawPointer(r))
+            return .ok
+        case .stealIntoOwnSubtree:
+            return .failed  // never run on libtalloc (it would build a detached loop)
+        }
+    }
+
+    /// Walks everything under null_context; the tracked ids not reached are dead.
+    private func refreshLiveness() {
+        var reached: Set<Int> = []
+        var stack = [nullContext]
+        while let p = stack.popLast() {
+            var c = ctalloc_first_child(p)
+            while let child = c {
+                if ctalloc_is_reference_handle(child) == 0 {
+                    if let id = ids[child] { reached.insert(id) }
+                    stack.append(child)
+                }
+                c = ctalloc_next_sibling(child)
+            }
+        }
+        for (id, ptr) in pointers where !reached.contains(id) {
+            pointers[id] = nil
+            if ids[ptr] == id { ids[ptr] = nil }
+            modes[id] = nil
+        }
+        liveIDs = reached
+    }
+
+    func forget(_ dead: [Int]) {}
+
+    func takeDestructorLog() -> [DestructorEvent] {
+        defer { log.removeAll(keepingCapacity: true) }
+        return log
+    }
+
+    func observe(_ live: [Int], withReports: Bool) -> Snapshot {
+        var objects: [ObjectSnapshot] = []
+        var reports: [String] = []
+        objects.reserveCapacity(live.count)
+        for id in live {
+            let p = pointer(id)
+            var children: [NodeRef] = []
+            var c = ctalloc_first_child(p)
+            while let child = c {
+                if ctalloc_is_reference_handle(child) == 0 {
+                    if let cid = ids[child] {
+                        children.append(.tracked(cid))
+                    } else {
+                        children.append(.untracked(String(cString: talloc_get_name(child))))
+                    }
+                }
+                c = ctalloc_next_sibling(child)
+            }
+            let parent = parentRef(p)
+            objects.append(ObjectSnapshot(
+                id: id, name: String(cString: talloc_get_name(p)), parent: parent, children: children,
+                size: talloc_get_size(p), totalSize: talloc_total_size(p), totalBlocks: talloc_total_blocks(p),
+                referenceCount: talloc_reference_count(p), isPoolMemory: ctalloc_is_pool_memory(p) != 0))
+            if withReports, parent == .top { reports.append(reportText(id, depth: 0, maxDepth: -1)) }
+        }
+        return Snapshot(objects: objects, reports: reports)
+    }
+
+    func reportText(_ id: Int, depth: Int, maxDepth: Int) -> String {
+        guard let raw = ctalloc_report_depth_string(pointer(id), Int32(depth), Int32(maxDepth)) else { return "" }
+        defer { ctalloc_free_cstring(raw) }
+        return maskAddresses(String(cString: raw)) { self.ids[UnsafeMutableRawPointer(bitPattern: $0)!] }
+    }
+}

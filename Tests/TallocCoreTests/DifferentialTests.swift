@@ -1,0 +1,276 @@
+// luatalloc — differential tests against Debian's libtalloc 2.4.0
+// SPDX-License-Identifier: MIT
+//
+// The driver: random operation sequences run on libtalloc (the oracle) and on TallocCore, compared after
+// every step. Environment:
+//   TALLOC_DIFF_OPS=N      total operations (default 100,000)
+//   TALLOC_DIFF_STEPS=N    operations per sequence (default 250)
+//   TALLOC_DIFF_SEED=S     run only sequence S (a repro), with the op log printed
+//   TALLOC_DIFF_FIRST_SEED=S  first seed of the range (default 1)
+//
+// Where TallocCore deliberately differs from libtalloc (DESIGN §8), the driver compares against the
+// documented expectation instead of the C result, and counts the event as a "documented divergence":
+// - rehome-sibling-position (§8.4): freeing a chunk that is not its parent's newest child, when some
+//   descendant will be re-homed to "the parent of the chunk being freed" (a refusing destructor, or a
+//   reference owned by the NULL context). talloc would make such a survivor top level; we move it to
+//   the parent. The driver first moves the chunk to the head of its parent's list in libtalloc
+//   (talloc_steal to the current parent does exactly that), where talloc computes the documented
+//   parent; the order of the other siblings is unchanged and the chunk itself is gone afterwards.
+// - steal-into-own-subtree (DESIGN §8): run on TallocCore only, which must refuse it and change
+//   nothing; libtalloc would build a detached loop.
+// Avoided by the generator (libtalloc crashes, hangs or loops, §8.5): freeing a subtree in which a chunk
+// has a reference owned inside its own subtree and either refuses or has a second reference; unlink/free
+// that steals a chunk into its own subtree; reparent into one's own subtree. No memory limits.
+
+import CTalloc
+import Foundation
+import Testing
+
+@testable import TallocCore
+
+struct DiffStats {
+    var operations = 0
+    var sequences = 0
+    var divergences: [String: Int] = [:]
+    var failures: [String] = []
+}
+
+enum DiffEnv {
+    static func int(_ name: String) -> Int? {
+        ProcessInfo.processInfo.environment[name].flatMap { Int($0.replacingOccurrences(of: "_", with: "")) }
+    }
+}
+
+/// Runs one seeded sequence of `steps` operations. Returns the failure text, if any (stops at the first).
+func runDifferentialSequence(
+    seed: UInt64, steps: Int, stats: inout DiffStats, verbose: Bool = false,
+    makeSubject: () -> DifferentialSubject
+) -> String? {
+    let oracle = CTallocSubject()
+    defer { oracle.shutdown() }
+    let subject = makeSubject()
+    var gen = DiffGenerator(seed: seed, allowDivergenceOps: true,
+                            ourPooledObjectCapacity: TallocCoreSubject.pooledObjectCapacity)
+    var history: [String] = []
+    var stepsDone = 0
+    var failure: String?
+    let withReports = true
+
+    func fail(_ step: Int, _ op: DiffOp, _ what: String) -> String {
+        var text = "DIFFERENTIAL FAILURE seed=\(seed) step=\(step) op: \(op)\n\(what)\n"
+        text += "repro: TALLOC_DIFF_SEED=\(seed) TALLOC_DIFF_STEPS=\(step + 1) swift test --filter Differential\n"
+        text += "op log (last 40):\n" + history.suffix(40).joined(separator: "\n")
+        return text
+    }
+
+    func apply(_ op: DiffOp, step: Int) -> String? {
+        history.append("  [\(step)] \(op)")
+        if verbose { print("[\(seed):\(step)] \(op)") }
+
+        // Documented divergence: TallocCore refuses to steal into the own subtree; libtalloc never runs it.
+        if case .stealIntoOwnSubtree = op {
+            stats.divergences["steal-into-own-subtree refused", default: 0] += 1
+            let r = subject.perform(op)
+            if r != .failed { return fail(step, op, "TallocCore did not refuse a steal into the own subtree: \(r)") }
+            let log = subject.takeDestructorLog()
+            if !log.isEmpty { return fail(step, op, "destructors ran: \(log)") }
+            return compareState(step, op)
+        }
+
+        // Documented divergence §8.4: make libtalloc compute the documented re-home parent.
+        if let x = freedTarget(op), oracle.parentID(x) != nil, !oracle.isFirstSibling(x),
+           gen.modes[x] != .refuse, gen.freeRehomesToParent(x, oracle) {
+            stats.divergences["rehome-sibling-position (§8.4)", default: 0] += 1
+            oracle.moveToHead(x)
+        }
+
+        let rC = oracle.perform(op)
+        let rS = subject.perform(op)
+        bookkeeping(op, rC)
+        let live = oracle.liveIDs
+        gen.forgetDead(live)
+        let logC = oracle.takeDestructorLog()
+        let logS = subject.takeDestructorLog()
+        if rC != rS {
+            return fail(step, op, "result: libtalloc \(rC), TallocCore \(rS)\n" + stateDiff())
+        }
+        if logC != logS {
+            return fail(step, op, "destructor calls:\n  libtalloc  \(logC)\n  TallocCore \(logS)\n" + stateDiff())
+        }
+        return compareState(step, op)
+    }
+
+    /// The chunk a free-type operation really frees (not refused by references), if any.
+    func freedTarget(_ op: DiffOp) -> Int? {
+        switch op {
+        case .free(let x):
+            return oracle.referenceOwners(x).isEmpty ? x : nil
+        case .unlink(let x, let from), .realloc(let x, let from, 0, _):
+            return oracle.referenceOwners(x).isEmpty && from == oracle.parentID(x) ? x : nil
+        default:
+            return nil
+        }
+    }
+
+    func bookkeeping(_ op: DiffOp, _ r: OpResult) {
+        if let id = op.createdID, r == .ok {
+            let parent: Int?
+            switch op {
+            case .new(_, let p, _), .allocate(_, let p, _, _), .pool(_, let p, _), .pooledObject(_, let p, _, _, _, _),
+                .strdup(_, let p, _), .asprintf(_, let p, _), .reallocNull(_, let p, _, _):
+                parent = p
+            default: parent = nil
+            }
+            gen.created(id, parent: parent, oracle: oracle)
+            switch op {
+            case .strdup, .asprintf: gen.isString.insert(id)
+            case .pool(_, _, let capacity):
+                gen.isPoolObject.insert(id)
+                gen.budgets[id] = PoolBudget(capacity: capacity)
+            case .pooledObject(_, _, let size, _, let k, let bytes):
+                gen.isPoolObject.insert(id)
+                let cCapacity = size + bytes + (96 + 32 + 15) * (k + 1) - ((size + 15) & ~15)
+                let ours = TallocCoreSubject.pooledObjectCapacity(size, k, bytes)
+                gen.budgets[id] = PoolBudget(capacity: min(cCapacity, ours))
+            default: break
+            }
+        }
+        switch op {
+        case .realloc(let x, _, let size, _) where size > 0 && r == .ok:
+            gen.isString.remove(x)
+            if !oracle.isPoolMemory(x) { gen.poolOf[x] = nil }
+        case .append(let x, _, _) where r == .ok:
+            if !oracle.isPoolMemory(x) { gen.poolOf[x] = nil }
+        case .setDestructor(let x, let mode):
+            gen.modes[x] = mode
+        default: break
+        }
+        let dead = Array(Set(gen.modes.keys).subtracting(oracle.liveIDs))
+        subject.forget(dead)
+    }
+
+    func stateDiff() -> String {
+        let live = oracle.liveIDs.sorted()
+        let a = oracle.observe(live, withReports: withReports)
+        let b = subject.observe(live, withReports: withReports)
+        return describeDiff(a, b)
+    }
+
+    func compareState(_ step: Int, _ op: DiffOp) -> String? {
+        let live = oracle.liveIDs.sorted()
+        let a = oracle.observe(live, withReports: withReports)
+        let b = subject.observe(live, withReports: withReports)
+        if a == b { return nil }
+        return fail(step, op, describeDiff(a, b))
+    }
+
+    var step = 0
+    while step < steps {
+        var op: DiffOp?
+        for _ in 0..<30 {
+            op = gen.next(oracle)
+            if op != nil { break }
+        }
+        guard let op else { step += 1; continue }
+        if let f = apply(op, step: step) { failure = f; break }
+        step += 1
+        stepsDone += 1
+    }
+
+    // Clean up through the same comparison: destructors off, references dropped, top level freed.
+    if failure == nil {
+        var cleanup: [DiffOp] = []
+        for x in oracle.liveIDs.sorted() { cleanup.append(.setDestructor(x, .none)) }
+        for op in cleanup {
+            if let f = apply(op, step: step) { failure = f; break }
+            step += 1
+        }
+    }
+    if failure == nil {
+        outer: for x in oracle.liveIDs.sorted() {
+            while oracle.liveIDs.contains(x), let owner = oracle.referenceOwners(x).first {
+                if let f = apply(.unlink(x, from: owner), step: step) { failure = f; break outer }
+                step += 1
+            }
+        }
+    }
+    if failure == nil {
+        outer: while let x = oracle.liveIDs.sorted().first(where: { oracle.parentID($0) == nil }) {
+            if let f = apply(.free(x), step: step) { failure = f; break outer }
+            step += 1
+        }
+        if failure == nil, !oracle.liveIDs.isEmpty {
+            failure = "seed=\(seed): cleanup left \(oracle.liveIDs.sorted()) alive in libtalloc"
+        }
+    }
+    stats.operations += step
+    stats.sequences += 1
+    if let failure { stats.failures.append(failure) }
+    return failure
+}
+
+func describeDiff(_ a: Snapshot, _ b: Snapshot) -> String {
+    var out = ""
+    let byIDb = Dictionary(b.objects.map { ($0.id, $0) }, uniquingKeysWith: { x, _ in x })
+    for o in a.objects {
+        guard let p = byIDb[o.id] else { out += "  missing in TallocCore: \(o)\n"; continue }
+        if o != p { out += "  libtalloc  \(o)\n  TallocCore \(p)\n" }
+    }
+    if a.reports != b.reports {
+        for (x, y) in zip(a.reports, b.reports) where x != y {
+            out += "  report (libtalloc):\n" + x.split(separator: "\n").map { "    |\($0)" }.joined(separator: "\n")
+            out += "\n  report (TallocCore):\n" + y.split(separator: "\n").map { "    |\($0)" }.joined(separator: "\n")
+            out += "\n"
+            break
+        }
+        if a.reports.count != b.reports.count { out += "  report count \(a.reports.count) vs \(b.reports.count)\n" }
+    }
+    return out.isEmpty ? "  (snapshots equal)" : out
+}
+
+@Suite("Differential: TallocCore vs libtalloc 2.4.0", .serialized)
+struct DifferentialTests {
+    @Test("the libtalloc header peek matches talloc 2.4.0's layout")
+    func headerLayout() {
+        #expect(ctalloc_layout_is_sane() == 1)
+    }
+
+    @Test("random operation sequences agree after every step")
+    func randomSequences() {
+        guard ctalloc_layout_is_sane() == 1 else {
+            Issue.record("libtalloc header layout is not the expected one; cannot walk the oracle's tree")
+            return
+        }
+        var stats = DiffStats()
+        let steps = DiffEnv.int("TALLOC_DIFF_STEPS") ?? 250
+        if let seed = DiffEnv.int("TALLOC_DIFF_SEED") {
+            if let f = runDifferentialSequence(seed: UInt64(seed), steps: steps, stats: &stats, verbose: true,
+                                               makeSubject: { TallocCoreSubject() }) {
+                Issue.record(Comment(rawValue: f))
+            }
+            print("differential: seed \(seed): \(stats.operations) operations")
+            return
+        }
+        let total = DiffEnv.int("TALLOC_DIFF_OPS") ?? 100_000
+        var seed = UInt64(DiffEnv.int("TALLOC_DIFF_FIRST_SEED") ?? 1)
+        let started = ContinuousClock.now
+        while stats.operations < total {
+            _ = runDifferentialSequence(seed: seed, steps: steps, stats: &stats,
+                                        makeSubject: { TallocCoreSubject() })
+            seed += 1
+            if stats.failures.count >= 200 { break }
+        }
+        let elapsed = ContinuousClock.now - started
+        let div = stats.divergences.values.reduce(0, +)
+        print("""
+            differential: \(stats.operations) operations in \(stats.sequences) sequences (seeds \
+            \(DiffEnv.int("TALLOC_DIFF_FIRST_SEED") ?? 1)..<\(seed)), \(elapsed); \
+            \(stats.failures.count) failing sequences; \(div) documented divergences: \
+            \(stats.divergences.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            """)
+        for f in stats.failures.prefix(5) { Issue.record(Comment(rawValue: f)) }
+        if stats.failures.count > 5 {
+            Issue.record("… and \(stats.failures.count - 5) more failing sequences")
+        }
+    }
+}
