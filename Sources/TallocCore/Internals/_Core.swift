@@ -1,0 +1,814 @@
+// luatalloc — TallocCore
+// SPDX-License-Identifier: MIT
+//
+// The allocator itself: allocation and pools, the free protocol, steal, references, realloc, names and
+// memory limits. Every function here takes raw chunks and trusts them; validation happens at the public
+// boundary (TallocContext). Nothing here recurses: frees and subtree walks are loops over the tree links.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Process-wide state, as talloc's globals. Not thread-safe, like talloc: null tracking, the log and abort
+/// functions are shared; trees must not be shared between threads.
+@usableFromInline
+enum _Globals {
+    @usableFromInline nonisolated(unsafe) static var nullContext: _Chunk? = nil
+    nonisolated(unsafe) static var logHandler: ((String) -> Void)? = nil
+    nonisolated(unsafe) static var abortHandler: ((String) -> Void)? = nil
+    nonisolated(unsafe) static var autofreeContext: _Chunk? = nil
+}
+
+@usableFromInline
+enum _Core {
+
+    // MARK: - Logging and aborting
+
+    static func log(_ message: String) {
+        _Globals.logHandler?(message)
+    }
+
+    /// Writes to standard error without stdio's shared state.
+    static func writeStderr(_ text: String) {
+        var t = text
+        t.withUTF8 { b in
+            var off = 0
+            while off < b.count {
+                let n = write(2, b.baseAddress! + off, b.count - off)
+                if n <= 0 { break }
+                off += n
+            }
+        }
+    }
+
+    /// talloc_abort: log the reason, call the abort handler, and trap. Unlike talloc, we never carry on
+    /// after a handler returns (SEMANTICS §7 #11).
+    static func abort(_ reason: String) -> Never {
+        log(reason + "\n")
+        _Globals.abortHandler?(reason)
+        fatalError(reason)
+    }
+
+    /// talloc_chunk_from_ptr: the chunk of a body pointer, or an abort with talloc's message.
+    @inline(__always) @usableFromInline
+    static func chunk(_ body: UnsafeRawPointer) -> _Chunk {
+        let tc = _Chunk.from(body: body)
+        if _slowPath(tc.pointee.flags & (_Flag.free | _Flag.magicMask) != _magic) {
+            abortBadMagic(tc)
+        }
+        return tc
+    }
+
+    @inline(never)
+    static func abortBadMagic(_ tc: _Chunk) -> Never {
+        if tc.pointee.flags & (_Flag.free | _Flag.magicMask) == (_magicFree | _Flag.free) {
+            log("talloc: access after free error - first free may be at \(freedName(tc))\n")
+            abort("Bad talloc magic value - access after free")
+        }
+        abort("Bad talloc magic value - unknown value")
+    }
+
+    /// The same check, as a value (the throwing twin of `chunk`).
+    @inline(__always) @usableFromInline
+    static func checkedChunk(_ body: UnsafeRawPointer) -> Result<_Chunk, TallocError> {
+        let tc = _Chunk.from(body: body)
+        let f = tc.pointee.flags & (_Flag.free | _Flag.magicMask)
+        if _fastPath(f == _magic) { return .success(tc) }
+        if f == (_magicFree | _Flag.free) { return .failure(.accessAfterFree) }
+        return .failure(.unknownValue)
+    }
+
+    static func freedName(_ tc: _Chunk) -> String {
+        guard let n = tc.pointee.name else { return "(unknown)" }
+        return String(cString: n.assumingMemoryBound(to: CChar.self))
+    }
+
+    // MARK: - Allocation
+
+    /// The pool an allocation under `parent` is carved from (tc_alloc_pool): the parent itself if it is a
+    /// pool, else the pool the parent was carved from. Never an outer pool.
+    @inline(__always)
+    static func pool(for parent: _Chunk) -> _Chunk? {
+        let f = parent.pointee.flags
+        if f & _Flag.pool != 0 { return parent }
+        if f & _Flag.poolMem != 0 { return parent.carvingPool }
+        return nil
+    }
+
+    /// Carves `chunkSize` bytes (already aligned, prefix included) from `pool`; returns the chunk header
+    /// placed `prefix` bytes into the carved space, or nil when it does not fit.
+    @inline(__always)
+    static func carve(from pool: _Chunk, chunkSize: Int, prefix: Int) -> _Chunk? {
+        let hdr = pool.poolHeader
+        let end = Int(hdr.pointee.end)
+        let limit = _headerSize + Int(hdr.pointee.poolSize)
+        if limit - end < chunkSize { return nil }
+        let offset = end + prefix
+        let tc = (UnsafeMutableRawPointer(pool) + offset).assumingMemoryBound(to: _ChunkHeader.self)
+        hdr.pointee.end = UInt32(end + chunkSize)
+        hdr.pointee.objectCount += 1
+        tc.pointee.flags = _magic | _Flag.poolMem
+        tc.pointee.poolOffset = UInt32(offset)
+        return tc
+    }
+
+    /// __talloc_with_prefix: a new chunk of `size` bytes under `parent` (nil = top level or the null
+    /// context), carved from the nearest pool when it fits, else malloc'd. `prefix` is the room kept in
+    /// front of the header (a pool header). Nil on failure (size, memory limit, malloc).
+    @inline(__always) @usableFromInline
+    static func allocate(_ parentIn: _Chunk?, size: Int, prefix: Int = 0) -> _Chunk? {
+        if _slowPath(size >= _maxSize || size < 0) { return nil }
+        let parent = parentIn ?? _Globals.nullContext
+        var tc: _Chunk? = nil
+        var inherited: UInt32 = 0
+        if let p = parent {
+            let pf = p.pointee.flags
+            inherited = (pf & (_Flag.hasLimit | _Flag.underLimit)) != 0 ? _Flag.underLimit : 0
+            if pf & (_Flag.pool | _Flag.poolMem) != 0, let pool = pool(for: p) {
+                tc = carve(from: pool, chunkSize: _align16(_headerSize + size + prefix), prefix: prefix)
+            }
+        }
+        if tc == nil {
+            let total = _headerSize + size + prefix
+            if _slowPath(inherited != 0) {
+                if !limitAllows(parent!, total) { return nil }
+            }
+            guard let raw = malloc(total) else { return nil }
+            tc = (raw + prefix).assumingMemoryBound(to: _ChunkHeader.self)
+            tc!.pointee.flags = _magic
+            tc!.pointee.poolOffset = 0
+            if _slowPath(inherited != 0) { limitGrow(parent!, total) }
+        }
+        let c = tc!
+        c.pointee.flags |= inherited
+        c.pointee.size = UInt32(size)
+        c.pointee.name = nil
+        c.pointee.extra = nil
+        c.pointee.line = 0
+        c.pointee.child = nil
+        c.pointee.prev = nil
+        if let p = parent {
+            c.pointee.parent = p
+            let first = p.pointee.child
+            c.pointee.next = first
+            if let first { first.pointee.prev = c }
+            p.pointee.child = c
+        } else {
+            c.pointee.parent = nil
+            c.pointee.next = nil
+        }
+        return c
+    }
+
+    /// _talloc_pool: a pool of `capacity` bytes of bump space. The pool itself counts as one object.
+    static func makePool(_ parent: _Chunk?, capacity: Int) -> _Chunk? {
+        guard let tc = allocate(parent, size: capacity, prefix: _poolPrefixSize) else { return nil }
+        tc.pointee.flags |= _Flag.pool
+        tc.pointee.size = 0
+        let hdr = tc.poolHeader
+        hdr.pointee = _PoolHeader(end: UInt32(_headerSize), objectCount: 1, poolSize: UInt32(capacity), _reserved: 0)
+        return tc
+    }
+
+    /// talloc_pooled_object: a pool whose body starts with an object of `size` bytes, with room for
+    /// `count` sub-objects of `bytes` bytes in all (talloc's arithmetic, with our header sizes).
+    static func makePooledObject(_ parent: _Chunk?, size: Int, count: Int, bytes: Int) -> _Chunk? {
+        guard size >= 0, count >= 0, bytes >= 0 else { return nil }
+        let perObject = _headerSize + _poolPrefixSize + 15
+        let (c1, o1) = count.addingReportingOverflow(1)
+        let (m, o2) = c1.multipliedReportingOverflow(by: perObject)
+        let (s1, o3) = size.addingReportingOverflow(bytes)
+        let (poolSize, o4) = s1.addingReportingOverflow(m)
+        if o1 || o2 || o3 || o4 { return nil }
+        guard let tc = makePool(parent, capacity: poolSize) else { return nil }
+        tc.pointee.size = UInt32(size)
+        tc.poolHeader.pointee.end = UInt32(_align16(_headerSize + size))
+        return tc
+    }
+
+    // MARK: - Tree links
+
+    /// Removes `tc` from its parent's child list (or from the top-level sibling list). Keeps `parent`.
+    @inline(__always) @usableFromInline
+    static func unlinkFromSiblings(_ tc: _Chunk) {
+        let next = tc.pointee.next
+        if let prev = tc.pointee.prev {
+            prev.pointee.next = next
+        } else if let p = tc.pointee.parent, p.pointee.child == tc {
+            p.pointee.child = next
+        }
+        if let next { next.pointee.prev = tc.pointee.prev }
+        tc.pointee.next = nil
+        tc.pointee.prev = nil
+    }
+
+    /// Links `tc` (already unlinked) as the newest child of `parent` (nil = top level).
+    @inline(__always) @usableFromInline
+    static func linkAsNewest(_ tc: _Chunk, under parent: _Chunk?) {
+        tc.pointee.parent = parent
+        tc.pointee.prev = nil
+        if let parent {
+            let first = parent.pointee.child
+            tc.pointee.next = first
+            if let first { first.pointee.prev = tc }
+            parent.pointee.child = tc
+        } else {
+            tc.pointee.next = nil
+        }
+    }
+
+    /// Is `ancestor` equal to `tc` or one of its ancestors? Safe on detached parent loops.
+    static func isAncestorOrSelf(_ ancestor: _Chunk, of tc: _Chunk) -> Bool {
+        var slow: _Chunk? = tc
+        var fast: _Chunk? = tc
+        while let s = slow {
+            if s == ancestor { return true }
+            slow = s.pointee.parent
+            // Floyd: the hare moves two steps; meeting the tortoise means a loop without `ancestor`.
+            fast = fast?.pointee.parent?.pointee.parent
+            if let f = fast, f == slow, f != ancestor {
+                // Walk the loop once more to be sure `ancestor` is not on it.
+                var x = f.pointee.parent
+                while let y = x, y != f {
+                    if y == ancestor { return true }
+                    x = y.pointee.parent
+                }
+                return f == ancestor
+            }
+        }
+        return false
+    }
+
+    // MARK: - Steal
+
+    /// _talloc_steal_internal: `tc` becomes the newest child of `newParent` (nil: the null context, or top
+    /// level). Stealing to the current parent moves it to the head, as talloc does. Memory limits follow.
+    @usableFromInline
+    static func steal(_ tc: _Chunk, to newParentIn: _Chunk?) {
+        let newParent = newParentIn ?? _Globals.nullContext
+        if let np = newParent, np == tc { return }
+        let old = tc.pointee.parent
+        if old == newParent && old != nil && old!.pointee.child == tc { return }
+        if old == nil && newParent == nil { unlinkFromSiblings(tc); return }
+        let oldLimited = tc.pointee.flags & _Flag.underLimit != 0
+        let newLimited = newParent.map { $0.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0 } ?? false
+        unlinkFromSiblings(tc)
+        if _slowPath(oldLimited || newLimited) {
+            let charge = subtreeCharge(tc, markUnderLimit: newLimited)
+            if oldLimited, let old { limitShrink(old, charge) }
+            if newLimited, let newParent { limitGrow(newParent, charge) }
+        }
+        linkAsNewest(tc, under: newParent)
+    }
+
+    // MARK: - References
+
+    /// _talloc_reference_loc: a handle chunk under `owner` pointing at `target`. Nil on failure.
+    static func reference(_ target: _Chunk, owner: _Chunk?) -> _Chunk? {
+        guard let e = target.makeExtra() else { return nil }
+        guard let h = allocate(owner, size: MemoryLayout<_ReferenceBody>.stride) else { return nil }
+        h.pointee.flags |= _Flag.reference
+        let b = h.referenceBody
+        b.pointee = _ReferenceBody(next: e.pointee.refs, prev: nil, target: target, _reserved: nil)
+        if let first = e.pointee.refs { first.referenceBody.pointee.prev = h }
+        e.pointee.refs = h
+        return h
+    }
+
+    /// Takes a handle out of its target's list (talloc_reference_destructor).
+    static func detachHandle(_ h: _Chunk) {
+        let b = h.referenceBody
+        let target = b.pointee.target
+        if let prev = b.pointee.prev {
+            prev.referenceBody.pointee.next = b.pointee.next
+        } else {
+            target.pointee.extra!.pointee.refs = b.pointee.next
+        }
+        if let next = b.pointee.next { next.referenceBody.pointee.prev = b.pointee.prev }
+        b.pointee.next = nil
+        b.pointee.prev = nil
+    }
+
+    static func referenceCount(_ tc: _Chunk) -> Int {
+        var n = 0
+        var h = tc.refs
+        while let x = h { n += 1; h = x.referenceBody.pointee.next }
+        return n
+    }
+
+    /// The chunk owning a reference handle (its real parent); nil for a handle at top level.
+    @inline(__always)
+    static func owner(ofHandle h: _Chunk) -> _Chunk? { h.pointee.parent }
+
+    /// talloc_unreference: frees the newest handle of `tc` owned by `context` (nil = the null context / no
+    /// parent). False when there is none.
+    static func unreference(_ tc: _Chunk, context contextIn: _Chunk?) -> Bool {
+        let context = contextIn ?? _Globals.nullContext
+        var h = tc.refs
+        while let x = h {
+            if owner(ofHandle: x) == context {
+                _ = free(x)
+                return true
+            }
+            h = x.referenceBody.pointee.next
+        }
+        return false
+    }
+
+    /// talloc_unlink: removes one parent of `tc`. 0 on success, -1 otherwise.
+    static func unlink(_ tc: _Chunk, from contextIn: _Chunk?) -> Int32 {
+        let context = contextIn ?? _Globals.nullContext
+        if unreference(tc, context: context) { return 0 }
+        if context != tc.pointee.parent { return -1 }
+        guard let newest = tc.refs else { return free(tc) }
+        let newParent = owner(ofHandle: newest)
+        if !unreference(tc, context: newParent) { return -1 }
+        steal(tc, to: newParent)
+        return 0
+    }
+
+    // MARK: - Free
+
+    enum Entry { case proceed, alreadyFreeing, refused, refusedByReference(_Chunk?) }
+
+    /// The first half of _tc_free_internal for one chunk: references, the loop guard, the destructor,
+    /// then unlinking. `.proceed` leaves the chunk unlinked with LOOP set and `parent` kept as the way
+    /// back up (and, for the chunk a free started from, as the home of refusing children).
+    static func enter(_ tc: _Chunk) -> Entry {
+        while let h = tc.refs {
+            // A reference from inside tc's own subtree is dropped and the free goes on (talloc's
+            // is_child case); any other reference keeps tc alive, owned by that referrer.
+            let owner = owner(ofHandle: h)
+            let fromInside = owner.map { isAncestorOrSelf(tc, of: $0) } ?? false
+            _ = free(h)
+            if !fromInside { return .refusedByReference(owner) }
+        }
+        let flags = tc.pointee.flags
+        if flags & _Flag.loop != 0 { return .alreadyFreeing }
+        if flags & _Flag.inDestructor != 0 { return .refused }
+        if let e = tc.pointee.extra, e.pointee.hasDestructor {
+            if runDestructor(tc, e) == .refuse { return .refused }
+        }
+        unlinkFromSiblings(tc)
+        tc.pointee.flags |= _Flag.loop
+        return .proceed
+    }
+
+    static func runDestructor(_ tc: _Chunk, _ e: UnsafeMutablePointer<_Extra>) -> TallocDestructorVerdict {
+        let swiftBox = e.pointee.swiftDestructor
+        let cFn = e.pointee.cDestructor
+        let cCtx = e.pointee.cDestructorContext
+        e.pointee.swiftDestructor = nil
+        e.pointee.cDestructor = nil
+        e.pointee.cDestructorContext = nil
+        tc.pointee.flags = (tc.pointee.flags | _Flag.inDestructor) & ~_Flag.destructorReplaced
+        let verdict: TallocDestructorVerdict
+        if let swiftBox {
+            let box = Unmanaged<_DestructorBox>.fromOpaque(swiftBox).takeUnretainedValue()
+            verdict = box.body(TallocContext(tc.body))
+        } else {
+            verdict = cFn!(tc.body, cCtx) == -1 ? .refuse : .allow
+        }
+        let replaced = tc.pointee.flags & _Flag.destructorReplaced != 0
+        tc.pointee.flags &= ~(_Flag.inDestructor | _Flag.destructorReplaced)
+        if verdict == .refuse && !replaced {
+            // Only put the old destructor back if the callback did not install another one.
+            let e2 = tc.pointee.extra!
+            e2.pointee.swiftDestructor = swiftBox
+            e2.pointee.cDestructor = cFn
+            e2.pointee.cDestructorContext = cCtx
+            return .refuse
+        }
+        if let swiftBox { Unmanaged<_DestructorBox>.fromOpaque(swiftBox).release() }
+        return verdict
+    }
+
+    /// _talloc_free (talloc_free): the reference rules of §1.4, then the free itself.
+    static func freeTop(_ tc: _Chunk, location: String) -> Int32 {
+        if _slowPath(tc.refs != nil) {
+            if tc.pointee.parent == _Globals.nullContext && tc.refs!.referenceBody.pointee.next == nil {
+                return unlink(tc, from: _Globals.nullContext)
+            }
+            log("ERROR: talloc_free with references at \(location)\n")
+            var h = tc.refs
+            while let x = h {
+                log("\treference at \(location)\n")
+                h = x.referenceBody.pointee.next
+            }
+            return -1
+        }
+        return free(tc)
+    }
+
+    /// _tc_free_internal, iteratively: 0 when freed (or already being freed), -1 when refused.
+    @usableFromInline
+    static func free(_ tc0: _Chunk) -> Int32 {
+        switch enter(tc0) {
+        case .proceed: break
+        case .alreadyFreeing: return 0
+        case .refused, .refusedByReference: return -1
+        }
+        freeChildren(of: tc0, isFreeing: true)
+        release(tc0)
+        return 0
+    }
+
+    /// _tc_free_children_internal over the whole subtree, without recursion. When `isFreeing`, `root` is
+    /// itself being freed (its `parent` is where refusing children of the root go). Children refusing to
+    /// die move to the parent of the chunk being freed — always, whatever their sibling position (talloc
+    /// makes them top level unless they were the newest sibling: SEMANTICS §8.4, DESIGN §8).
+    static func freeChildren(of root: _Chunk, isFreeing: Bool) {
+        var registered = false
+        var cur = root
+        while true {
+            if let child = cur.pointee.child {
+                if !registered, cur == root, child.pointee.extra != nil || child.pointee.child != nil {
+                    // User code may run from here on: let a free of root's parent find us.
+                    registered = true
+                    _FreeRegistry.push(root)
+                }
+                switch enter(child) {
+                case .proceed:
+                    cur = child
+                    continue
+                case .alreadyFreeing:
+                    // Being freed further up the stack but linked here again. The public API refuses to
+                    // move a chunk that is being freed, so this is defensive: take it out of this list so
+                    // the loop makes progress.
+                    unlinkFromSiblings(child)
+                    continue
+                case .refusedByReference(let owner):
+                    if child.pointee.parent != cur { continue }
+                    steal(child, to: owner)
+                    continue
+                case .refused:
+                    // A destructor that already moved its chunk elsewhere is obeyed.
+                    if child.pointee.parent != cur { continue }
+                    steal(child, to: cur.pointee.parent)
+                    continue
+                }
+            }
+            if cur == root { break }
+            let up = cur.pointee.parent!
+            release(cur)
+            cur = up
+        }
+        if registered { _FreeRegistry.pop(root) }
+    }
+
+    /// talloc_free_children: frees every child but keeps a ".name" child that holds the chunk's name.
+    static func freeChildrenKeepingName(_ tc: _Chunk) {
+        var nameChild: _Chunk? = nil
+        if let n = tc.pointee.name, tc.pointee.flags & _Flag.nameIsLocation == 0 {
+            var c = tc.pointee.child
+            while let x = c {
+                if UnsafeRawPointer(x.body) == n { nameChild = x; break }
+                c = x.pointee.next
+            }
+            if let nameChild { unlinkFromSiblings(nameChild) }
+        }
+        freeChildren(of: tc, isFreeing: false)
+        if let nameChild { linkAsNewest(nameChild, under: tc) }
+    }
+
+    /// The second half of _tc_free_internal: the chunk has no children left; give its memory back.
+    static func release(_ tc: _Chunk) {
+        let flags = tc.pointee.flags
+        if flags & _Flag.reference != 0 { detachHandle(tc) }
+        if let e = tc.pointee.extra {
+            releaseExtra(tc, e)
+        }
+        if _slowPath(flags & _Flag.freeingChild != 0) { _FreeRegistry.parentIsGoing(tc) }
+        let charge = flags & (_Flag.hasLimit | _Flag.underLimit) != 0 ? chargeOf(tc) : 0
+        if charge != 0, flags & _Flag.underLimit != 0, let p = tc.pointee.parent { limitShrink(p, charge) }
+        tc.pointee.flags = (flags & (_Flag.mask & ~(_Flag.loop | _Flag.hasLimit | _Flag.underLimit)))
+            | _Flag.free | _magicFree
+        tc.pointee.name = nil
+        tc.pointee.parent = nil
+        tc.pointee.child = nil
+        if flags & _Flag.pool != 0 {
+            let hdr = tc.poolHeader
+            hdr.pointee.objectCount -= 1
+            if hdr.pointee.objectCount != 0 { return }  // pinned by members still alive
+            if flags & _Flag.poolMem != 0 {
+                releasePoolMem(tc)
+            } else {
+                Glibc.free(UnsafeMutableRawPointer(tc) - _poolPrefixSize)
+            }
+            return
+        }
+        if flags & _Flag.poolMem != 0 {
+            releasePoolMem(tc)
+            return
+        }
+        Glibc.free(UnsafeMutableRawPointer(tc))
+    }
+
+    static func releaseExtra(_ tc: _Chunk, _ e: UnsafeMutablePointer<_Extra>) {
+        // References added while the chunk was dying point at nothing now: drop them.
+        while let h = e.pointee.refs {
+            detachHandle(h)
+            unlinkFromSiblings(h)
+            release(h)
+        }
+        if let obs = e.pointee.observer {
+            e.pointee.observer = nil
+            obs(tc.body, 0, e.pointee.observerTag, e.pointee.observerContext)
+        }
+        if let box = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(box).release() }
+        tc.pointee.extra = nil
+        e.deinitialize(count: 1)
+        Glibc.free(e)
+    }
+
+    /// _tc_free_poolmem: a chunk carved from a pool goes back to it.
+    static func releasePoolMem(_ first: _Chunk) {
+        var tc = first
+        while true {
+            let pool = tc.carvingPool
+            let hdr = pool.poolHeader
+            let nextChunk = Int(tc.pointee.poolOffset) + _align16(_headerSize + Int(tc.pointee.size))
+            if hdr.pointee.objectCount == 0 { abort("Pool object count zero!") }
+            hdr.pointee.objectCount -= 1
+            let count = hdr.pointee.objectCount
+            if count == 1 && pool.pointee.flags & _Flag.free == 0 {
+                // Only the pool is left: reset it.
+                hdr.pointee.end = UInt32(_align16(_headerSize + Int(pool.pointee.size)))
+                return
+            }
+            if count == 0 {
+                // The pool was freed already and this was its last member.
+                if pool.pointee.flags & _Flag.poolMem != 0 { tc = pool; continue }
+                Glibc.free(UnsafeMutableRawPointer(pool) - _poolPrefixSize)
+                return
+            }
+            if Int(hdr.pointee.end) == nextChunk {
+                hdr.pointee.end = tc.pointee.poolOffset  // the last chunk is reclaimed
+            }
+            return
+        }
+    }
+
+    // MARK: - Realloc
+
+    enum ReallocFailure: Error { case referenced, isPool, tooLarge, outOfMemory, beingFreed }
+
+    /// _talloc_realloc for a live chunk and `size > 0`: the chunk (maybe moved), with talloc's paths (§2.6).
+    /// `rename` is applied only on the paths that move or realloc() the chunk, as talloc does.
+    static func reallocate(_ tc: _Chunk, size: Int, rename: (_Chunk) -> Void) -> Result<_Chunk, ReallocFailure> {
+        if size >= _maxSize { return .failure(.tooLarge) }
+        if tc.refs != nil { return .failure(.referenced) }
+        if tc.isPool { return .failure(.isPool) }
+        if tc.pointee.flags & _Flag.loop != 0 { return .failure(.beingFreed) }
+        let oldSize = Int(tc.pointee.size)
+        let limited = tc.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0
+        let inPool = tc.isPoolMem
+        if size < oldSize {
+            if inPool {
+                // Shrink in place; pull the pool's end back if this is the last chunk.
+                let pool = tc.carvingPool
+                let hdr = pool.poolHeader
+                let nextChunk = Int(tc.pointee.poolOffset) + _align16(_headerSize + oldSize)
+                tc.pointee.size = UInt32(size)
+                if Int(hdr.pointee.end) == nextChunk {
+                    hdr.pointee.end = UInt32(Int(tc.pointee.poolOffset) + _align16(_headerSize + size))
+                }
+                return .success(tc)
+            } else if !limited && oldSize - size < 1024 {
+                tc.pointee.size = UInt32(size)
+                return .success(tc)
+            }
+        } else if size == oldSize {
+            return .success(tc)
+        }
+
+        var newTC: _Chunk
+        var malloced = false
+        if inPool {
+            let pool = tc.carvingPool
+            let hdr = pool.poolHeader
+            let offset = Int(tc.pointee.poolOffset)
+            var lastChunk = Int(hdr.pointee.end) == offset + _align16(_headerSize + oldSize)
+            let oldChunkSize = _align16(_headerSize + oldSize)
+            let newChunkSize = _align16(_headerSize + size)
+            var chunkCount = Int(hdr.pointee.objectCount)
+            if pool.pointee.flags & _Flag.free == 0 { chunkCount -= 1 }
+            let poolEnd = _headerSize + Int(hdr.pointee.poolSize)
+            if chunkCount == 1 {
+                // The only chunk in the pool: move it to the start.
+                let start = _align16(_headerSize + Int(pool.pointee.size))
+                if poolEnd - start >= newChunkSize {
+                    let dst = UnsafeMutableRawPointer(pool) + start
+                    memmove(dst, UnsafeMutableRawPointer(tc), _headerSize + oldSize)
+                    newTC = dst.assumingMemoryBound(to: _ChunkHeader.self)
+                    newTC.pointee.poolOffset = UInt32(start)
+                    hdr.pointee.end = UInt32(start + newChunkSize)
+                    return .success(fixupAfterMove(from: tc, to: newTC, size: size, rename: rename))
+                }
+                lastChunk = false
+            }
+            if newChunkSize == oldChunkSize {
+                tc.pointee.size = UInt32(size)
+                return .success(tc)
+            }
+            if lastChunk && poolEnd - Int(hdr.pointee.end) >= newChunkSize - oldChunkSize {
+                tc.pointee.size = UInt32(size)
+                hdr.pointee.end = UInt32(offset + newChunkSize)
+                return .success(tc)
+            }
+            if let carved = carve(from: pool, chunkSize: newChunkSize, prefix: 0) {
+                newTC = carved
+            } else {
+                let total = _headerSize + size
+                if limited, !limitAllows(tc, total) { return .failure(.outOfMemory) }
+                guard let raw = malloc(total) else { return .failure(.outOfMemory) }
+                newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
+                malloced = true
+            }
+            let keepOffset = newTC.pointee.poolOffset
+            memcpy(UnsafeMutableRawPointer(newTC), UnsafeMutableRawPointer(tc), _headerSize + min(oldSize, size))
+            if malloced {
+                newTC.pointee.flags &= ~_Flag.poolMem
+                newTC.pointee.poolOffset = 0
+            } else {
+                newTC.pointee.poolOffset = keepOffset
+            }
+            // The old chunk goes back to the pool (its header is stamped freed).
+            tc.pointee.flags = (tc.pointee.flags & _Flag.mask & ~(_Flag.loop | _Flag.hasLimit | _Flag.underLimit))
+                | _Flag.free | _magicFree
+            tc.pointee.extra = nil
+            releasePoolMem(tc)
+            let moved = fixupAfterMove(from: tc, to: newTC, size: size, rename: rename)
+            if malloced && limited { limitGrow(moved, _headerSize + size) }
+            return .success(moved)
+        }
+        // A heap chunk: realloc(), with the memory limit checked on the growth.
+        if limited, size > oldSize, !limitAllows(tc, size - oldSize) {
+            return .failure(.outOfMemory)
+        }
+        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else { return .failure(.outOfMemory) }
+        newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
+        let moved = fixupAfterMove(from: tc, to: newTC, size: size, rename: rename)
+        if limited {
+            if size > oldSize { limitGrow(moved, size - oldSize) } else { limitShrink(moved, oldSize - size) }
+        }
+        return .success(moved)
+    }
+
+    /// After a chunk moved (or was realloc'd in place): re-point its neighbours, children and observers.
+    static func fixupAfterMove(from old: _Chunk, to tc: _Chunk, size: Int, rename: (_Chunk) -> Void) -> _Chunk {
+        tc.pointee.size = UInt32(size)
+        if old != tc {
+            if let p = tc.pointee.parent, p.pointee.child == old { p.pointee.child = tc }
+            if let prev = tc.pointee.prev { prev.pointee.next = tc }
+            if let next = tc.pointee.next { next.pointee.prev = tc }
+            var c = tc.pointee.child
+            while let x = c { x.pointee.parent = tc; c = x.pointee.next }
+            if tc.pointee.flags & _Flag.freeingChild != 0 { _FreeRegistry.parentMoved(from: old, to: tc) }
+            if let e = tc.pointee.extra, let obs = e.pointee.observer {
+                obs(tc.body, 1, e.pointee.observerTag, e.pointee.observerContext)
+            }
+            // A name pointing into the old body (strings are named by their contents) follows the body.
+            if let n = tc.pointee.name, tc.pointee.flags & _Flag.nameIsLocation == 0,
+               n >= UnsafeRawPointer(old.body), n < UnsafeRawPointer(old.body) + max(size, 1) {
+                tc.pointee.name = UnsafeRawPointer(tc.body) + (n - UnsafeRawPointer(old.body))
+            }
+        }
+        rename(tc)
+        return tc
+    }
+
+    // MARK: - Memory limits
+
+    /// What a chunk costs its memory limits: the bytes it really took from malloc. Pool members cost
+    /// nothing (their pool was charged), pools cost their whole block.
+    @inline(__always)
+    static func chargeOf(_ tc: _Chunk) -> Int {
+        let f = tc.pointee.flags
+        if f & _Flag.poolMem != 0 { return 0 }
+        if f & _Flag.pool != 0 { return _poolPrefixSize + _headerSize + Int(tc.poolHeader.pointee.poolSize) }
+        return _headerSize + Int(tc.pointee.size)
+    }
+
+    /// talloc_memlimit_check over `start` and its ancestors.
+    static func limitAllows(_ start: _Chunk, _ bytes: Int) -> Bool {
+        var c: _Chunk? = start
+        var steps = 0
+        while let x = c {
+            let f = x.pointee.flags
+            if f & _Flag.hasLimit != 0, let e = x.pointee.extra {
+                let mx = e.pointee.limitMax, cur = e.pointee.limitCurrent
+                if mx != 0 && (mx <= cur || mx - cur < bytes) { return false }
+            }
+            if f & (_Flag.underLimit) == 0 { break }
+            c = x.pointee.parent
+            steps += 1
+            if steps > 1_000_000_000 { break }
+        }
+        return true
+    }
+
+    static func limitGrow(_ start: _Chunk, _ bytes: Int) {
+        limitAdjust(start, bytes)
+    }
+
+    static func limitShrink(_ start: _Chunk, _ bytes: Int) {
+        limitAdjust(start, -bytes)
+    }
+
+    static func limitAdjust(_ start: _Chunk, _ delta: Int) {
+        var c: _Chunk? = start
+        while let x = c {
+            let f = x.pointee.flags
+            if f & _Flag.hasLimit != 0, let e = x.pointee.extra {
+                e.pointee.limitCurrent += delta
+                if e.pointee.limitCurrent < 0 { e.pointee.limitCurrent = 0 }
+            }
+            if f & _Flag.underLimit == 0 { break }
+            c = x.pointee.parent
+        }
+    }
+
+    /// The summed charge of `root`'s subtree; also sets or clears `underLimit` below `root` to match
+    /// `markUnderLimit` (root) and the limits inside the subtree.
+    static func subtreeCharge(_ root: _Chunk, markUnderLimit: Bool) -> Int {
+        var total = 0
+        _Walk.walk(root, skipLoop: false) { tc, _ in
+            total += chargeOf(tc)
+            let under: Bool
+            if tc == root {
+                under = markUnderLimit
+            } else {
+                let pf = tc.pointee.parent!.pointee.flags
+                under = pf & (_Flag.hasLimit | _Flag.underLimit) != 0
+            }
+            if under { tc.pointee.flags |= _Flag.underLimit } else { tc.pointee.flags &= ~_Flag.underLimit }
+            return true
+        } leave: { _, _ in }
+        return total
+    }
+
+    /// talloc_set_memlimit: `max` bytes (0 = unlimited) for `tc`'s subtree. False on allocation failure.
+    static func setLimit(_ tc: _Chunk, max: Int) -> Bool {
+        if tc.pointee.flags & _Flag.hasLimit != 0 {
+            tc.pointee.extra!.pointee.limitMax = max
+            return true
+        }
+        guard let e = tc.makeExtra() else { return false }
+        tc.pointee.flags |= _Flag.hasLimit
+        let current = subtreeCharge(tc, markUnderLimit: tc.pointee.flags & _Flag.underLimit != 0)
+        e.pointee.limitMax = max
+        e.pointee.limitCurrent = current
+        return true
+    }
+}
+
+/// Frees in progress that may run user code, per thread, so that a destructor freeing (or moving) the
+/// parent of the chunk a free started from cannot leave that free pointing at dead memory (§8.6).
+enum _FreeRegistry {
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { p in p?.deallocate() }
+        return k
+    }()
+
+    private struct List { var roots: [_Chunk] = [] }
+
+    private static var list: UnsafeMutablePointer<List> {
+        if let p = pthread_getspecific(key) { return p.assumingMemoryBound(to: List.self) }
+        let p = UnsafeMutablePointer<List>.allocate(capacity: 1)
+        p.initialize(to: List())
+        pthread_setspecific(key, p)
+        return p
+    }
+
+    static func push(_ root: _Chunk) {
+        list.pointee.roots.append(root)
+        if let p = root.pointee.parent { p.pointee.flags |= _Flag.freeingChild }
+    }
+
+    static func pop(_ root: _Chunk) {
+        let l = list
+        if let i = l.pointee.roots.lastIndex(of: root) { l.pointee.roots.remove(at: i) }
+        if let p = root.pointee.parent, !l.pointee.roots.contains(where: { $0.pointee.parent == p }) {
+            p.pointee.flags &= ~_Flag.freeingChild
+        }
+    }
+
+    /// `parent` is being released while a free started below it is running: that free's refusing
+    /// children go to the top level instead, and its subtree's charge leaves `parent`'s limits.
+    static func parentIsGoing(_ parent: _Chunk) {
+        for root in list.pointee.roots where root.pointee.parent == parent {
+            if root.pointee.flags & _Flag.underLimit != 0, let up = parent.pointee.parent {
+                _Core.limitShrink(up, _Core.subtreeCharge(root, markUnderLimit: false))
+            }
+            root.pointee.parent = nil
+        }
+    }
+
+    static func parentMoved(from old: _Chunk, to new: _Chunk) {
+        for root in list.pointee.roots where root.pointee.parent == old { root.pointee.parent = new }
+    }
+}

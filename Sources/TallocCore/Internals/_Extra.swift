@@ -1,0 +1,47 @@
+// luatalloc — TallocCore
+// SPDX-License-Identifier: MIT
+//
+// The side record: what talloc keeps in every header but few chunks use. One malloc'd record, reached
+// through `_ChunkHeader.extra`, created on first need and freed with the chunk.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A destructor written as a C function: `fn(body, context)` returns 0 to allow the free, -1 to refuse.
+public typealias TallocUnsafeDestructor = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32
+
+/// Called once when a chunk that carries an observer is really freed (or its pool is), or moves.
+///
+/// `event` is 0 when the chunk is freed, 1 when it moved (`body` is then the new body pointer).
+public typealias TallocUnsafeObserver = @convention(c) (UnsafeMutableRawPointer, Int32, Int, UnsafeMutableRawPointer?) -> Void
+
+@usableFromInline
+final class _DestructorBox {
+    let body: (TallocContext) -> TallocDestructorVerdict
+    init(_ body: @escaping (TallocContext) -> TallocDestructorVerdict) { self.body = body }
+}
+
+@usableFromInline
+struct _Extra {
+    /// Newest reference handle pointing at this chunk; handles link through their bodies.
+    @usableFromInline var refs: _Chunk? = nil
+    /// A Swift closure destructor (retained box) ...
+    @usableFromInline var swiftDestructor: UnsafeMutableRawPointer? = nil
+    /// ... or a C destructor with its context.
+    @usableFromInline var cDestructor: TallocUnsafeDestructor? = nil
+    @usableFromInline var cDestructorContext: UnsafeMutableRawPointer? = nil
+    /// The memory limit this chunk owns (with `_Flag.hasLimit`): 0 = unlimited.
+    @usableFromInline var limitMax: Int = 0
+    /// Bytes currently charged to that limit.
+    @usableFromInline var limitCurrent: Int = 0
+    /// An observer (language bindings): told when the chunk is freed or moves.
+    @usableFromInline var observer: TallocUnsafeObserver? = nil
+    @usableFromInline var observerContext: UnsafeMutableRawPointer? = nil
+    @usableFromInline var observerTag: Int = 0
+
+    @inline(__always) @usableFromInline
+    var hasDestructor: Bool { swiftDestructor != nil || cDestructor != nil }
+}

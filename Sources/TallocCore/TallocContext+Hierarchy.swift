@@ -1,0 +1,344 @@
+// luatalloc — TallocCore
+// SPDX-License-Identifier: MIT
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// MARK: - Free
+
+extension TallocContext {
+    /// Frees the context and its whole subtree.
+    ///
+    /// In order (talloc's protocol): the destructor runs first with the subtree intact and may refuse;
+    /// then the context leaves its parent and its children are freed newest first, depth first. A child
+    /// that refuses, or that another context references, survives: it moves to its newest referrer, else
+    /// to the parent of the context being freed (always — talloc makes it top level unless it was the
+    /// newest sibling), else to the top level. The free is iterative: a 1,000,000-deep chain frees.
+    ///
+    /// A context with references is not freed (talloc logs "ERROR: talloc_free with references"), except
+    /// a top-level context with exactly one reference, which is handed to its referrer and lives on:
+    /// that counts as success, as in talloc.
+    ///
+    /// The corresponding talloc function is `talloc_free()`.
+    /// - Throws: `TallocError.destructorRefused`, `TallocError.hasReferences`.
+    public func free(file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
+        let tc = chunk
+        if tc.refs != nil {
+            let single = tc.pointee.parent == _Globals.nullContext && tc.refs!.referenceBody.pointee.next == nil
+            if _Core.freeTop(tc, location: "\(file):\(line)") == 0 { return }
+            throw single ? .destructorRefused : .hasReferences
+        }
+        if tc.pointee.flags & _Flag.loop != 0 { return }  // already being freed: talloc returns 0
+        if _Core.free(tc) != 0 { throw .destructorRefused }
+    }
+
+    /// Frees every child of the context but keeps the context (and a ".name" child holding its name).
+    ///
+    /// Children that refuse move to this context's parent, as talloc moves them.
+    /// The corresponding talloc function is `talloc_free_children()`.
+    public func freeChildren() {
+        _Core.freeChildrenKeepingName(chunk)
+    }
+
+    /// Sets the function run when the context is freed; `nil` removes it. It may refuse the free.
+    ///
+    /// The destructor runs before anything is freed, with the subtree intact. While it runs, freeing the
+    /// context again is refused. A destructor that refuses is kept (unless it installed another one).
+    /// The corresponding talloc function is `talloc_set_destructor()`.
+    public func setDestructor(_ body: ((TallocContext) -> TallocDestructorVerdict)?) {
+        let tc = chunk
+        if body == nil && tc.pointee.extra == nil { return }
+        guard let e = tc.makeExtra() else { return }
+        if let old = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(old).release() }
+        e.pointee.swiftDestructor = body.map { Unmanaged.passRetained(_DestructorBox($0)).toOpaque() }
+        e.pointee.cDestructor = nil
+        e.pointee.cDestructorContext = nil
+        if tc.pointee.flags & _Flag.inDestructor != 0 { tc.pointee.flags |= _Flag.destructorReplaced }
+    }
+
+    /// Sets a C destructor: `fn(body, context)` returns 0 to allow the free, -1 to refuse. For bindings.
+    ///
+    /// - Returns: false when the side record could not be allocated.
+    @discardableResult
+    public func unsafeSetDestructor(_ fn: TallocUnsafeDestructor?, context: UnsafeMutableRawPointer?) -> Bool {
+        let tc = chunk
+        if fn == nil && tc.pointee.extra == nil { return true }
+        guard let e = tc.makeExtra() else { return false }
+        if let old = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(old).release() }
+        e.pointee.swiftDestructor = nil
+        e.pointee.cDestructor = fn
+        e.pointee.cDestructorContext = fn == nil ? nil : context
+        if tc.pointee.flags & _Flag.inDestructor != 0 { tc.pointee.flags |= _Flag.destructorReplaced }
+        return true
+    }
+
+    /// Whether a destructor is set (and not running).
+    public var hasDestructor: Bool { chunk.pointee.extra?.pointee.hasDestructor ?? false }
+
+    /// Registers an observer told when this chunk is really freed (`event` 0) or moves (`event` 1, with
+    /// the new body). One per chunk; for language bindings that keep handles on chunks. `nil` removes it.
+    ///
+    /// - Returns: false when the side record could not be allocated.
+    @discardableResult
+    public func unsafeSetObserver(_ fn: TallocUnsafeObserver?, context: UnsafeMutableRawPointer?, tag: Int) -> Bool {
+        let tc = chunk
+        if fn == nil && tc.pointee.extra == nil { return true }
+        guard let e = tc.makeExtra() else { return false }
+        e.pointee.observer = fn
+        e.pointee.observerContext = context
+        e.pointee.observerTag = tag
+        return true
+    }
+
+    /// The tag given to `unsafeSetObserver`, or nil when no observer is set.
+    public var observerTag: Int? {
+        guard let e = chunk.pointee.extra, e.pointee.observer != nil else { return nil }
+        return e.pointee.observerTag
+    }
+
+    /// Whether the context is in the middle of being freed (a destructor below it is running).
+    public var isBeingFreed: Bool { chunk.pointee.flags & _Flag.loop != 0 }
+}
+
+// MARK: - Steal, reparent, references
+
+extension TallocContext {
+    /// Moves the context under `newParent` (`nil`: the top level, or the null context), as its newest
+    /// child. The memory limits of both sides follow the whole subtree.
+    ///
+    /// Stealing a context that has references logs talloc's "WARNING: talloc_steal with references" and
+    /// still steals. Unlike talloc, stealing into the context's own subtree is refused (talloc silently
+    /// detaches a loop that can never be freed).
+    /// The corresponding talloc function is `talloc_steal()` (and `talloc_move()`).
+    /// - Throws: `TallocError.wouldCreateLoop`, `TallocError.beingFreed`.
+    public func steal(to newParent: TallocContext?, file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
+        let tc = chunk
+        let np = TallocContext.chunk(newParent)
+        if let np, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
+        if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
+        if tc.refs != nil && tc.pointee.parent != (np ?? _Globals.nullContext) {
+            _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
+            var h = tc.refs
+            while let x = h {
+                _Core.log("\treference at \(file):\(line)\n")
+                h = x.referenceBody.pointee.next
+            }
+        }
+        _Core.steal(tc, to: np)
+    }
+
+    /// Moves the context from `oldParent` to `newParent`. When `oldParent` is the real parent this is a
+    /// steal; when it owns one of the context's references, that reference moves instead.
+    ///
+    /// The corresponding talloc function is `talloc_reparent()`.
+    /// - Throws: `TallocError.notAParent`, `TallocError.wouldCreateLoop`.
+    public func reparent(from oldParent: TallocContext?, to newParent: TallocContext?) throws(TallocError) {
+        let tc = chunk
+        let old = TallocContext.chunk(oldParent)
+        let np = TallocContext.chunk(newParent)
+        if old == tc.pointee.parent {
+            if let np, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
+            if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
+            _Core.steal(tc, to: np)
+            return
+        }
+        var h = tc.refs
+        while let x = h {
+            if x.pointee.parent == old {
+                if let np, _Core.isAncestorOrSelf(x, of: np) { throw .wouldCreateLoop }
+                _Core.steal(x, to: np)
+                return
+            }
+            h = x.referenceBody.pointee.next
+        }
+        throw .notAParent
+    }
+
+    /// Makes `owner` an extra parent of this context: it lives until every parent has let go.
+    ///
+    /// A hidden handle chunk (named ".reference") is allocated under `owner`; freeing `owner` drops the
+    /// reference. References from inside the context's own subtree are allowed, as in talloc.
+    /// The corresponding talloc function is `talloc_reference(owner, self)`.
+    public func reference(from owner: TallocContext?) throws(TallocError) {
+        let tc = chunk
+        let o = TallocContext.chunk(owner)
+        guard _Core.reference(tc, owner: o) != nil else { throw .outOfMemory }
+    }
+
+    /// A reference owned by the null context. The corresponding talloc function is
+    /// `talloc_increase_ref_count()`.
+    public func increaseReferenceCount() throws(TallocError) {
+        try reference(from: nil)
+    }
+
+    /// Removes `parent` from this context's parents: drops its reference, or, when it is the real parent,
+    /// frees the context — or, if other contexts reference it, hands it to the newest referrer.
+    ///
+    /// The corresponding talloc function is `talloc_unlink()`.
+    /// - Throws: `TallocError.notAParent`, `TallocError.destructorRefused`.
+    public func unlink(from parent: TallocContext?) throws(TallocError) {
+        let tc = chunk
+        let p = TallocContext.chunk(parent) ?? _Globals.nullContext
+        var h = tc.refs
+        var owns = false
+        while let x = h { if x.pointee.parent == p { owns = true; break }; h = x.referenceBody.pointee.next }
+        if !owns && tc.pointee.parent != p { throw .notAParent }
+        if _Core.unlink(tc, from: p) != 0 { throw owns || tc.refs != nil ? .notAParent : .destructorRefused }
+    }
+
+    /// The number of extra parents (references); the real parent is not counted.
+    ///
+    /// The corresponding talloc function is `talloc_reference_count()`.
+    public var referenceCount: Int { _Core.referenceCount(chunk) }
+
+    /// The owners of this context's references, newest first (`nil` for one owned by no context).
+    public var referrers: [TallocContext?] {
+        var out: [TallocContext?] = []
+        var h = chunk.refs
+        while let x = h {
+            out.append(x.pointee.parent.map { TallocContext(chunk: $0) })
+            h = x.referenceBody.pointee.next
+        }
+        return out
+    }
+}
+
+// MARK: - Tree queries
+
+extension TallocContext {
+    /// The parent, or nil for a top-level context. With null tracking on, top-level contexts have the
+    /// null context as parent. The corresponding talloc function is `talloc_parent()`.
+    public var parent: TallocContext? {
+        chunk.pointee.parent.map { TallocContext(chunk: $0) }
+    }
+
+    /// The parent's name, or nil. The corresponding talloc function is `talloc_parent_name()`.
+    public var parentName: String? {
+        chunk.pointee.parent.map { _Walk.name($0) }
+    }
+
+    /// The children, newest first — not the hidden reference handles this context owns.
+    public var children: [TallocContext] {
+        var out: [TallocContext] = []
+        var c = chunk.pointee.child
+        while let x = c {
+            if !x.isReference { out.append(TallocContext(chunk: x)) }
+            c = x.pointee.next
+        }
+        return out
+    }
+
+    /// The first child (newest), skipping reference handles.
+    public var firstChild: TallocContext? {
+        var c = chunk.pointee.child
+        while let x = c, x.isReference { c = x.pointee.next }
+        return c.map { TallocContext(chunk: $0) }
+    }
+
+    /// The next older sibling, skipping reference handles.
+    public var nextSibling: TallocContext? {
+        var c = chunk.pointee.next
+        while let x = c, x.isReference { c = x.pointee.next }
+        return c.map { TallocContext(chunk: $0) }
+    }
+
+    /// The contexts this one references through the handles it owns, newest first.
+    public var referencedContexts: [TallocContext] {
+        var out: [TallocContext] = []
+        var c = chunk.pointee.child
+        while let x = c {
+            if x.isReference { out.append(TallocContext(chunk: x.referenceBody.pointee.target)) }
+            c = x.pointee.next
+        }
+        return out
+    }
+
+    /// Whether `ancestor` is this context or one of its ancestors. Safe on detached loops.
+    ///
+    /// The corresponding talloc function is `talloc_is_parent(self, ancestor)`.
+    public func isParent(_ ancestor: TallocContext) -> Bool {
+        _Core.isAncestorOrSelf(ancestor.chunk, of: chunk)
+    }
+
+    /// This context or its nearest ancestor named `name`.
+    ///
+    /// The corresponding talloc function is `talloc_find_parent_byname()`.
+    public func findParent(byName name: String) -> TallocContext? {
+        var result: TallocContext? = nil
+        _ = forEachAncestorOrSelf { tc in
+            if _Walk.nameEquals(tc, name) { result = TallocContext(chunk: tc); return false }
+            return true
+        }
+        return result
+    }
+
+    /// talloc_show_parents' text: `talloc parents of 'NAME'`, then one line per ancestor, self first.
+    public func showParents() -> String {
+        var out = "talloc parents of '\(name)'\n"
+        _ = forEachAncestorOrSelf { tc in out += "\t'\(_Walk.name(tc))'\n"; return true }
+        return out
+    }
+
+    /// Walks self and ancestors, each once even on a detached loop. Returns false if `body` stopped it.
+    func forEachAncestorOrSelf(_ body: (_Chunk) -> Bool) -> Bool {
+        let start = chunk
+        var finished = true
+        var c: _Chunk? = start
+        while let x = c, x.pointee.flags & _Flag.walk == 0 {
+            x.pointee.flags |= _Flag.walk
+            if !body(x) { finished = false; break }
+            c = x.pointee.parent
+        }
+        var d: _Chunk? = start
+        while let x = d, x.pointee.flags & _Flag.walk != 0 {
+            x.pointee.flags &= ~_Flag.walk
+            d = x.pointee.parent
+        }
+        return finished
+    }
+
+    /// The requested size (0 for a pool; the object's size for a pooled object).
+    ///
+    /// The corresponding talloc function is `talloc_get_size()`.
+    public var size: Int { Int(chunk.pointee.size) }
+
+    /// The sizes of the whole subtree (reference handles count 0). 0 for a context being freed.
+    ///
+    /// The corresponding talloc function is `talloc_total_size()`.
+    public var totalSize: Int { _Walk.totals(chunk).bytes }
+
+    /// The chunks in the whole subtree, reference handles included.
+    ///
+    /// The corresponding talloc function is `talloc_total_blocks()`.
+    public var totalBlocks: Int { _Walk.totals(chunk).blocks }
+
+    /// `size / MemoryLayout<T>.stride`. The corresponding talloc macro is `talloc_array_length()`.
+    public func arrayLength<T>(of type: T.Type) -> Int { size / Swift.max(MemoryLayout<T>.stride, 1) }
+}
+
+// MARK: - Memory limits
+
+extension TallocContext {
+    /// Caps the bytes this subtree takes from malloc (headers included; pool members count through their
+    /// pool; `0` means unlimited). Limits nest: an allocation must fit every limit above it. A steal moves
+    /// the subtree's bytes between limits; it never fails, but the next allocation may.
+    ///
+    /// talloc's three accounting bugs (SEMANTICS §2.8) are absent: a freed pool returns all of its bytes,
+    /// a pool member reallocated to the heap is charged and discharged the same amount, and reference
+    /// handles count like every other chunk.
+    /// The corresponding talloc function is `talloc_set_memlimit()`.
+    public func setMemoryLimit(_ bytes: Int) throws(TallocError) {
+        if bytes < 0 { throw .sizeTooLarge }
+        guard _Core.setLimit(chunk, max: bytes) else { throw .outOfMemory }
+    }
+
+    /// The limit this context owns and the bytes charged to it, or nil.
+    public var memoryLimit: (max: Int, current: Int)? {
+        let tc = chunk
+        guard tc.pointee.flags & _Flag.hasLimit != 0, let e = tc.pointee.extra else { return nil }
+        return (e.pointee.limitMax, e.pointee.limitCurrent)
+    }
+}

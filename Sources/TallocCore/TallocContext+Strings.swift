@@ -1,0 +1,246 @@
+// luatalloc — TallocCore
+// SPDX-License-Identifier: MIT
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// MARK: - Realloc
+
+extension TallocContext {
+    /// How `reallocate` renames a chunk on the paths that move it (talloc renames only there).
+    public enum ReallocName {
+        /// A constant name (talloc_realloc's "type").
+        case constant(StaticString)
+        /// "FILE:LINE" (talloc_realloc_size's location).
+        case location(file: StaticString, line: UInt)
+        /// No name: it reads "UNNAMED" (talloc_realloc_fn).
+        case none
+        /// Keep the name (not a talloc path; the string appenders rename to the contents afterwards).
+        case keep
+
+        func apply(_ tc: _Chunk) {
+            switch self {
+            case .constant(let s):
+                tc.pointee.name = UnsafeRawPointer(s.utf8Start)
+                tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+            case .location(let file, let line):
+                tc.pointee.flags &= ~_Flag.nameHasNewPrefix
+                TallocContext.setLocationName(tc, file, line, newPrefix: false)
+            case .none:
+                tc.pointee.name = nil
+                tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+            case .keep:
+                break
+            }
+        }
+    }
+
+    /// talloc_realloc: resizes `context` (which may move), or allocates under `parent` when `context` is
+    /// nil, or — with `byteCount == 0` — removes `parent` from the context's parents (`unlink`) and
+    /// returns nil.
+    ///
+    /// Inside a pool the paths are talloc's (§2.6): shrink in place; move to the pool's start when it is
+    /// the only chunk; grow in place when the aligned size is unchanged or it is the last chunk and there
+    /// is room; else a new chunk from the same pool; else the heap. A heap chunk shrinks in place when it
+    /// gains under 1 KiB (and no memory limit governs it), else `realloc()`. Only the moving paths rename.
+    /// The corresponding talloc functions are `talloc_realloc()`, `talloc_realloc_size()`,
+    /// `talloc_realloc_fn()`.
+    /// - Throws: `referenced`, `isPool`, `sizeTooLarge`, `outOfMemory`, `beingFreed`.
+    @discardableResult
+    public static func reallocate(
+        _ context: TallocContext?, parent: TallocContext?, byteCount: Int, name: ReallocName
+    ) throws(TallocError) -> TallocContext? {
+        if byteCount == 0 {
+            if let context { _ = _Core.unlink(context.chunk, from: TallocContext.chunk(parent)) }
+            return nil
+        }
+        if byteCount < 0 || byteCount >= _maxSize { throw .sizeTooLarge }
+        guard let context else {
+            let tc = try make(parent, byteCount)
+            name.apply(tc)
+            return TallocContext(chunk: tc)
+        }
+        switch _Core.reallocate(context.chunk, size: byteCount, rename: { name.apply($0) }) {
+        case .success(let tc): return TallocContext(chunk: tc)
+        case .failure(.referenced): throw .referenced
+        case .failure(.isPool): throw .isPool
+        case .failure(.tooLarge): throw .sizeTooLarge
+        case .failure(.outOfMemory): throw .outOfMemory
+        case .failure(.beingFreed): throw .beingFreed
+        }
+    }
+
+    /// Resizes the context in place or moves it (then `self` is updated), naming it "FILE:LINE" when it
+    /// moves, as talloc_realloc_size. `byteCount` must be positive; use `free()` to free.
+    public mutating func reallocate(
+        byteCount: Int, file: StaticString = #fileID, line: UInt = #line
+    ) throws(TallocError) {
+        if byteCount <= 0 { throw .sizeTooLarge }
+        self = try TallocContext.reallocate(self, parent: nil, byteCount: byteCount, name: .location(file: file, line: line))!
+    }
+
+    /// Resizes with talloc_realloc's rules, keeping the name on every path. Newly added bytes are zeroed
+    /// when `zeroFill` is set (talloc_realloc_zero).
+    public mutating func resize(byteCount: Int, zeroFill: Bool = false) throws(TallocError) {
+        if byteCount <= 0 { throw .sizeTooLarge }
+        let old = size
+        self = try TallocContext.reallocate(self, parent: nil, byteCount: byteCount, name: .keep)!
+        if zeroFill && byteCount > old { memset(unsafePointer + old, 0, byteCount - old) }
+    }
+}
+
+// MARK: - Strings
+
+extension TallocContext {
+    static func strlendup(_ parent: TallocContext?, _ bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
+        let tc = try make(parent, bytes.count + 1)
+        if bytes.count > 0 { memcpy(tc.body, bytes.baseAddress!, bytes.count) }
+        tc.body.storeBytes(of: 0, toByteOffset: bytes.count, as: UInt8.self)
+        tc.pointee.name = UnsafeRawPointer(tc.body)
+        return TallocContext(chunk: tc)
+    }
+
+    /// A NUL-terminated copy of `string`, named by its contents.
+    ///
+    /// The corresponding talloc function is `talloc_strdup()`.
+    public static func strdup(parent: TallocContext?, _ string: String) throws(TallocError) -> TallocContext {
+        var s = string
+        return try s.withUTF8 { b -> Result<TallocContext, TallocError> in
+            let n = b.firstIndex(of: 0) ?? b.count  // strlen: stop at an embedded NUL
+            return Result { () throws(TallocError) in
+                try strlendup(parent, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[0..<n]))
+            }
+        }.get()
+    }
+
+    /// A copy of `bytes` up to the first NUL (strlen), plus a NUL, named by its contents.
+    public static func strdup(parent: TallocContext?, bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
+        let n = bytes.firstIndex(of: 0) ?? bytes.count
+        return try strlendup(parent, UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+    }
+
+    /// A copy of at most `n` bytes of `string` (strnlen), plus a NUL, named by its contents.
+    ///
+    /// The corresponding talloc function is `talloc_strndup()`.
+    public static func strndup(parent: TallocContext?, _ string: String, _ n: Int) throws(TallocError) -> TallocContext {
+        var s = string
+        return try s.withUTF8 { b -> Result<TallocContext, TallocError> in
+            let limit = Swift.min(Swift.max(n, 0), b.count)
+            let len = b[0..<limit].firstIndex(of: 0) ?? limit
+            return Result { () throws(TallocError) in
+                try strlendup(parent, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[0..<len]))
+            }
+        }.get()
+    }
+
+    /// printf-style formatting into a new string named by its contents.
+    ///
+    /// The corresponding talloc function is `talloc_asprintf()`.
+    public static func asprintf(parent: TallocContext?, _ format: String, _ arguments: CVarArg...) throws(TallocError) -> TallocContext {
+        let text = vformat(format, arguments)
+        return try strdup(parent, bytes: text)
+    }
+
+    static func strdup(_ parent: TallocContext?, bytes: [UInt8]) throws(TallocError) -> TallocContext {
+        try bytes.withUnsafeBytes { b in Result { () throws(TallocError) in try strlendup(parent, b) } }.get()
+    }
+
+    static func vformat(_ format: String, _ arguments: [CVarArg]) -> [UInt8] {
+        withVaList(arguments) { va -> [UInt8] in
+            var buf = [CChar](repeating: 0, count: 1024)
+            let n = withVaList(arguments) { va2 in vsnprintf(&buf, buf.count, format, va2) }
+            if n < 0 { return [] }
+            if Int(n) >= buf.count {
+                buf = [CChar](repeating: 0, count: Int(n) + 1)
+                _ = vsnprintf(&buf, buf.count, format, va)
+            }
+            return buf[0..<Int(n)].map { UInt8(bitPattern: $0) }
+        }
+    }
+
+    /// Appends at `offset` and renames the string to its new contents (__talloc_strlendup_append).
+    mutating func append(at offset: Int, _ bytes: UnsafeRawBufferPointer) throws(TallocError) {
+        let total = offset + bytes.count + 1
+        self = try TallocContext.reallocate(self, parent: nil, byteCount: total, name: .keep)!
+        let tc = chunk
+        if bytes.count > 0 { memcpy(tc.body + offset, bytes.baseAddress!, bytes.count) }
+        tc.body.storeBytes(of: 0, toByteOffset: offset + bytes.count, as: UInt8.self)
+        tc.pointee.name = UnsafeRawPointer(tc.body)
+        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+    }
+
+    var stringLength: Int { strnlen(unsafePointer.assumingMemoryBound(to: CChar.self), size) }
+
+    var bufferEnd: Int { Swift.max(size - 1, 0) }
+
+    /// Appends `string` after the string's end (strlen). The context may move; `self` is updated.
+    ///
+    /// The corresponding talloc function is `talloc_strdup_append()`.
+    public mutating func strdupAppend(_ string: String) throws(TallocError) {
+        try appendString(string, at: stringLength, limit: Int.max)
+    }
+
+    /// Appends `string` after the buffer's end (size - 1), not the string's.
+    ///
+    /// The corresponding talloc function is `talloc_strdup_append_buffer()`.
+    public mutating func strdupAppendBuffer(_ string: String) throws(TallocError) {
+        try appendString(string, at: bufferEnd, limit: Int.max)
+    }
+
+    /// Appends at most `n` bytes of `string`. The corresponding talloc function is `talloc_strndup_append()`.
+    public mutating func strndupAppend(_ string: String, _ n: Int) throws(TallocError) {
+        try appendString(string, at: stringLength, limit: n)
+    }
+
+    /// The buffer variant of `strndupAppend`. The corresponding talloc function is
+    /// `talloc_strndup_append_buffer()`.
+    public mutating func strndupAppendBuffer(_ string: String, _ n: Int) throws(TallocError) {
+        try appendString(string, at: bufferEnd, limit: n)
+    }
+
+    mutating func appendString(_ string: String, at offset: Int, limit: Int) throws(TallocError) {
+        var s = string
+        let bytes: [UInt8] = s.withUTF8 { b in
+            let lim = Swift.min(Swift.max(limit, 0), b.count)
+            let n = b[0..<lim].firstIndex(of: 0) ?? lim
+            return Array(b[0..<n])
+        }
+        var me = self
+        try bytes.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: offset, b) } }.get()
+        self = me
+    }
+
+    /// Appends printf-style output after the string's end; empty output leaves the string unchanged.
+    ///
+    /// The corresponding talloc function is `talloc_asprintf_append()`.
+    public mutating func asprintfAppend(_ format: String, _ arguments: CVarArg...) throws(TallocError) {
+        let text = TallocContext.vformat(format, arguments)
+        if text.isEmpty { return }
+        let at = stringLength
+        var me = self
+        try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
+        self = me
+    }
+
+    /// Appends printf-style output after the buffer's end (size - 1).
+    ///
+    /// The corresponding talloc function is `talloc_asprintf_append_buffer()`.
+    public mutating func asprintfAppendBuffer(_ format: String, _ arguments: CVarArg...) throws(TallocError) {
+        let text = TallocContext.vformat(format, arguments)
+        if text.isEmpty { return }
+        let at = bufferEnd
+        var me = self
+        try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
+        self = me
+    }
+
+    /// Appends raw bytes after the string's end (strlen) and renames to the contents. For bindings whose
+    /// strings are already formatted (a NUL in `bytes` ends the appended text, as with C strings).
+    public mutating func appendString(bytes: UnsafeRawBufferPointer, atBufferEnd: Bool) throws(TallocError) {
+        let n = bytes.firstIndex(of: 0) ?? bytes.count
+        try append(at: atBufferEnd ? bufferEnd : stringLength, UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+    }
+}

@@ -1,0 +1,265 @@
+// luatalloc — TallocCore
+// SPDX-License-Identifier: MIT
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A talloc context: a handle on one chunk of a hierarchical allocation tree.
+///
+/// Every chunk has a parent (or none: it is a top-level context), and freeing a chunk frees its whole
+/// subtree, children newest first, after running destructors. Chunks can be carved from memory pools,
+/// moved between parents (`steal`), given extra parents (`reference`), and measured (`totalSize`).
+///
+/// `TallocContext` is a plain value holding the chunk's address, like a file descriptor: you are
+/// responsible for freeing it (or an ancestor), and for not using it after that. Using a freed context
+/// traps with talloc's abort message ("Bad talloc magic value - access after free"), as talloc aborts;
+/// callers that must not trap use the throwing twin `validate()` first, or keep their own record of
+/// what they freed (the Lua binding does).
+///
+/// Not thread-safe, like talloc: one tree belongs to one thread at a time. Null tracking, the log and
+/// abort handlers are process-wide.
+public struct TallocContext: Hashable, @unchecked Sendable {
+    /// The address of the chunk's body, as talloc returns it.
+    public let unsafePointer: UnsafeMutableRawPointer
+
+    @inline(__always) @usableFromInline
+    init(_ body: UnsafeMutableRawPointer) { self.unsafePointer = body }
+
+    @inline(__always) @usableFromInline
+    init(chunk: _Chunk) { self.unsafePointer = chunk.body }
+
+    /// Wraps a body pointer returned earlier by `unsafePointer`. Nothing is checked until it is used.
+    public init(unsafePointer: UnsafeMutableRawPointer) { self.unsafePointer = unsafePointer }
+
+    /// The chunk, validated (talloc_chunk_from_ptr): aborts on a freed or foreign pointer.
+    @inline(__always) @usableFromInline
+    var chunk: _Chunk { _Core.chunk(unsafePointer) }
+
+    /// Checks that the context is a live talloc chunk, without trapping.
+    ///
+    /// - Throws: `TallocError.accessAfterFree` when it was freed and its header still reads so (pool
+    ///   memory, or memory not yet reused), `TallocError.unknownValue` otherwise.
+    /// - warning: Like talloc's check, this reads the header in front of the pointer: it is reliable for
+    ///   live chunks and best-effort for freed ones. Bindings should track frees themselves.
+    public func validate() throws(TallocError) {
+        switch _Core.checkedChunk(unsafePointer) {
+        case .success: return
+        case .failure(let e): throw e
+        }
+    }
+
+    /// Whether `validate()` would succeed.
+    public var isValid: Bool {
+        if case .success = _Core.checkedChunk(unsafePointer) { return true }
+        return false
+    }
+
+    @inline(__always) @usableFromInline
+    static func chunk(_ c: TallocContext?) -> _Chunk? { c.map { $0.chunk } }
+}
+
+extension TallocContext: CustomStringConvertible {
+    public var description: String {
+        guard isValid else { return "TallocContext(freed \(_Walk.pointerText(unsafePointer)))" }
+        return "TallocContext('\(name)', \(size) bytes, \(_Walk.pointerText(unsafePointer)))"
+    }
+}
+
+// MARK: - Allocation
+
+extension TallocContext {
+    @inline(__always) @usableFromInline
+    static func make(_ parent: TallocContext?, _ size: Int) throws(TallocError) -> _Chunk {
+        if size < 0 || size >= _maxSize { throw .sizeTooLarge }
+        guard let tc = _Core.allocate(chunk(parent), size: size) else { throw .outOfMemory }
+        return tc
+    }
+
+    @inline(__always) @usableFromInline
+    static func setLocationName(_ tc: _Chunk, _ file: StaticString, _ line: UInt, newPrefix: Bool) {
+        tc.pointee.name = UnsafeRawPointer(file.utf8Start)
+        tc.pointee.line = UInt32(truncatingIfNeeded: line)
+        tc.pointee.flags |= newPrefix ? (_Flag.nameIsLocation | _Flag.nameHasNewPrefix) : _Flag.nameIsLocation
+    }
+
+    /// A new empty context, named `"talloc_new: FILE:LINE"` after the caller.
+    ///
+    /// The corresponding talloc function is `talloc_new()`.
+    /// - Parameter parent: The new context's parent; `nil` makes a top-level context (a child of the
+    ///   null context when null tracking is on).
+    @inlinable
+    public static func new(
+        parent: TallocContext? = nil, file: StaticString = #fileID, line: UInt = #line
+    ) throws(TallocError) -> TallocContext {
+        let tc = try make(parent, 0)
+        setLocationName(tc, file, line, newPrefix: true)
+        return TallocContext(chunk: tc)
+    }
+
+    /// A new empty context with a constant name. The corresponding talloc call is
+    /// `talloc_named_const(parent, 0, name)`.
+    @inlinable
+    public static func new(parent: TallocContext? = nil, name: StaticString) throws(TallocError) -> TallocContext {
+        try allocate(parent: parent, byteCount: 0, name: name)
+    }
+
+    /// `byteCount` uninitialised bytes named by a constant string (stored, not copied).
+    ///
+    /// The corresponding talloc function is `talloc_named_const()`.
+    @inlinable
+    public static func allocate(
+        parent: TallocContext?, byteCount: Int, name: StaticString
+    ) throws(TallocError) -> TallocContext {
+        let tc = try make(parent, byteCount)
+        tc.pointee.name = UnsafeRawPointer(name.utf8Start)
+        return TallocContext(chunk: tc)
+    }
+
+    /// `byteCount` uninitialised bytes named `"FILE:LINE"` after the caller.
+    ///
+    /// The corresponding talloc macro is `talloc_size()`.
+    @inlinable
+    public static func allocate(
+        parent: TallocContext?, byteCount: Int, file: StaticString = #fileID, line: UInt = #line
+    ) throws(TallocError) -> TallocContext {
+        let tc = try make(parent, byteCount)
+        setLocationName(tc, file, line, newPrefix: false)
+        return TallocContext(chunk: tc)
+    }
+
+    /// Unnamed bytes (the name reads "UNNAMED"). The corresponding talloc function is `_talloc()`.
+    public static func allocateUnnamed(parent: TallocContext?, byteCount: Int) throws(TallocError) -> TallocContext {
+        TallocContext(chunk: try make(parent, byteCount))
+    }
+
+    /// `byteCount` zeroed bytes named `"FILE:LINE"`. The corresponding talloc macro is `talloc_zero_size()`.
+    public static func allocateZeroed(
+        parent: TallocContext?, byteCount: Int, file: StaticString = #fileID, line: UInt = #line
+    ) throws(TallocError) -> TallocContext {
+        let c = try allocate(parent: parent, byteCount: byteCount, file: file, line: line)
+        memset(c.unsafePointer, 0, byteCount)
+        return c
+    }
+
+    /// `byteCount` zeroed bytes with a constant name. The corresponding talloc function is `_talloc_zero()`.
+    public static func allocateZeroed(
+        parent: TallocContext?, byteCount: Int, name: StaticString
+    ) throws(TallocError) -> TallocContext {
+        let c = try allocate(parent: parent, byteCount: byteCount, name: name)
+        memset(c.unsafePointer, 0, byteCount)
+        return c
+    }
+
+    /// Room for `count` values of `T`, named after the type (talloc names them by the stringified type).
+    ///
+    /// The corresponding talloc macros are `talloc()` (count 1), `talloc_array()` and `talloc_zero_array()`.
+    /// - Throws: `TallocError.sizeTooLarge` when `count >= MAX_TALLOC_SIZE / MemoryLayout<T>.stride`.
+    public static func allocate<T>(
+        parent: TallocContext?, of type: T.Type, count: Int = 1, zeroed: Bool = false
+    ) throws(TallocError) -> TallocContext {
+        let stride = Swift.max(MemoryLayout<T>.stride, 1)
+        if count < 0 || count >= _maxSize / stride { throw .sizeTooLarge }
+        let tc = try make(parent, stride * count)
+        tc.pointee.name = UnsafeRawPointer(_InternedNames.cString(String(describing: type)))
+        if zeroed { memset(tc.body, 0, stride * count) }
+        return TallocContext(chunk: tc)
+    }
+
+    /// Bytes named with a copy of `name`, kept in a ".name" child as `talloc_set_name` does.
+    ///
+    /// The corresponding talloc function is `talloc_named()`.
+    public static func named(parent: TallocContext?, byteCount: Int, name: String) throws(TallocError) -> TallocContext {
+        let c = TallocContext(chunk: try make(parent, byteCount))
+        do { try c.setName(name) } catch {
+            _ = _Core.free(c.chunk)
+            throw error
+        }
+        return c
+    }
+
+    /// A top-level empty context named with a copy of `name`. The corresponding talloc function is
+    /// `talloc_init()`.
+    public static func initContext(name: String) throws(TallocError) -> TallocContext {
+        let tc = _Core.allocate(nil, size: 0)
+        guard let tc else { throw .outOfMemory }
+        let c = TallocContext(chunk: tc)
+        do { try c.setName(name) } catch {
+            _ = _Core.free(tc)
+            throw error
+        }
+        return c
+    }
+
+    /// A copy of `bytes`, named `"FILE:LINE"`. The corresponding talloc macro is `talloc_memdup()`.
+    public static func memdup(
+        parent: TallocContext?, _ bytes: UnsafeRawBufferPointer, file: StaticString = #fileID, line: UInt = #line
+    ) throws(TallocError) -> TallocContext {
+        let c = try allocate(parent: parent, byteCount: bytes.count, file: file, line: line)
+        if let base = bytes.baseAddress, bytes.count > 0 { memcpy(c.unsafePointer, base, bytes.count) }
+        return c
+    }
+
+    /// A copy of `bytes` with a constant name. The corresponding talloc function is `_talloc_memdup()`.
+    public static func memdup(
+        parent: TallocContext?, _ bytes: UnsafeRawBufferPointer, name: StaticString
+    ) throws(TallocError) -> TallocContext {
+        let c = try allocate(parent: parent, byteCount: bytes.count, name: name)
+        if let base = bytes.baseAddress, bytes.count > 0 { memcpy(c.unsafePointer, base, bytes.count) }
+        return c
+    }
+}
+
+// MARK: - Memory
+
+extension TallocContext {
+    /// The chunk's bytes (`size` of them).
+    ///
+    /// - warning: The buffer is valid only while the context is alive and not reallocated. Do not keep it.
+    public var unsafeMutableBytes: UnsafeMutableRawBufferPointer {
+        let tc = chunk
+        return UnsafeMutableRawBufferPointer(start: tc.body, count: Int(tc.pointee.size))
+    }
+
+    /// Calls `body` with the chunk's bytes.
+    ///
+    /// - warning: Do not escape the buffer from the closure.
+    public func withUnsafeMutableBytes<R, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try body(unsafeMutableBytes)
+    }
+
+    /// Calls `body` with the chunk's bytes, read-only.
+    ///
+    /// - warning: Do not escape the buffer from the closure.
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(unsafeMutableBytes))
+    }
+
+    /// The bytes up to the first NUL (or all of them), decoded as UTF-8 (invalid sequences repaired).
+    public var stringValue: String {
+        let bytes = UnsafeRawBufferPointer(unsafeMutableBytes)
+        let n = bytes.firstIndex(of: 0) ?? bytes.count
+        return String(decoding: bytes[0..<n], as: UTF8.self)
+    }
+}
+
+/// Permanent C strings for type names (talloc names typed allocations by the type's spelling).
+enum _InternedNames {
+    nonisolated(unsafe) private static var table: [String: UnsafeMutablePointer<CChar>] = [:]
+    nonisolated(unsafe) private static var lock = pthread_mutex_t()
+    private static let once: Void = { pthread_mutex_init(&lock, nil) }()
+
+    static func cString(_ s: String) -> UnsafePointer<CChar> {
+        _ = once
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        if let p = table[s] { return UnsafePointer(p) }
+        let p = strdup(s)!
+        table[s] = p
+        return UnsafePointer(p)
+    }
+}
