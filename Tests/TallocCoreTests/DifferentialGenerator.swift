@@ -188,6 +188,10 @@ struct DiffGenerator {
     /// Per live object: what the generator knows (kind, destructor mode, pool).
     var modes: [Int: DestructorMode] = [:]
     var isString: Set<Int> = []
+    /// Objects whose name points into their own body (strdup, asprintf, the appenders): a shrinking realloc
+    /// would leave the name reading past the chunk, into bytes that legitimately differ between the two
+    /// libraries (headers of different sizes), so these are only grown.
+    var selfNamed: Set<Int> = []
     var isPoolObject: Set<Int> = []
     /// The pool whose memory the object lives in (set at allocation, cleared when realloc moves it out).
     var poolOf: [Int: Int] = [:]
@@ -267,6 +271,7 @@ struct DiffGenerator {
         for id in Array(modes.keys) where !live.contains(id) {
             modes[id] = nil
             isString.remove(id)
+            selfNamed.remove(id)
             poolOf[id] = nil
         }
         for id in isPoolObject where !live.contains(id) { isPoolObject.remove(id) }
@@ -428,7 +433,8 @@ struct DiffGenerator {
             return .unlink(x, from: from)
         case 73..<81:
             guard let x = anyLive() else { return nil }
-            let s = rng.chance(15) ? 0 : size()
+            var s = rng.chance(15) ? 0 : size()
+            if selfNamed.contains(x), s != 0, s < oracle.size(x) { s = oracle.size(x) + rng.below(40) }
             let ctx: Int? = rng.chance(70) ? oracle.parentID(x) : parentOrNull()
             if s == 0 {
                 let owners = oracle.referenceOwners(x)

@@ -19,11 +19,10 @@ import Glibc
 
 /// The destructor hook and the log hook are C function pointers: they find the active oracle here.
 /// The differential suite is serialized, so one oracle is active at a time.
-nonisolated(unsafe) var activeOracle: CTallocSubject?
+nonisolated(unsafe) var activeOracles: [CTallocSubject] = []
 nonisolated(unsafe) var capturedTallocLog: [String] = []
 
 final class CTallocSubject: DifferentialSubject {
-    let label = "libtalloc"
     private var pointers: [Int: UnsafeMutableRawPointer] = [:]
     private var ids: [UnsafeMutableRawPointer: Int] = [:]
     private var modes: [Int: DestructorMode] = [:]
@@ -31,27 +30,38 @@ final class CTallocSubject: DifferentialSubject {
     private(set) var liveIDs: Set<Int> = []
     let nullContext: UnsafeMutableRawPointer
 
-    /// Turns null tracking on and installs the hooks. Call `shutdown()` when done.
-    init() {
-        talloc_enable_null_tracking_no_autofree()
+    let label: String
+    private let primary: Bool
+
+    /// Turns null tracking on and installs the hooks. Call `shutdown()` when done. A second, non-primary
+    /// instance may share the library (the harness self-test runs libtalloc against itself).
+    init(primary: Bool = true) {
+        self.primary = primary
+        label = primary ? "libtalloc" : "libtalloc (second instance)"
+        if primary {
+            talloc_enable_null_tracking_no_autofree()
+            ctalloc_set_destructor_hook { ptr in
+                guard let ptr else { return 0 }
+                for oracle in activeOracles where oracle.ids[ptr] != nil { return oracle.destructorCalled(ptr) }
+                return activeOracles.first?.destructorCalled(ptr) ?? 0
+            }
+            ctalloc_set_log_hook { message in
+                if let message { capturedTallocLog.append(String(cString: message)) }
+            }
+        }
         let probe = ctalloc_named_const(nil, 0, "probe")!
         nullContext = talloc_parent(probe)!
         _ = ctalloc_free(probe)
-        activeOracle = self
-        ctalloc_set_destructor_hook { ptr in
-            guard let ptr, let oracle = activeOracle else { return 0 }
-            return oracle.destructorCalled(ptr)
-        }
-        ctalloc_set_log_hook { message in
-            if let message { capturedTallocLog.append(String(cString: message)) }
-        }
+        activeOracles.append(self)
     }
 
     func shutdown() {
-        ctalloc_set_destructor_hook(nil)
-        ctalloc_set_log_hook(nil)
-        talloc_disable_null_tracking()
-        activeOracle = nil
+        activeOracles.removeAll { $0 === self }
+        if primary {
+            ctalloc_set_destructor_hook(nil)
+            ctalloc_set_log_hook(nil)
+            talloc_disable_null_tracking()
+        }
     }
 
     private func destructorCalled(_ ptr: UnsafeMutableRawPointer) -> Int32 {

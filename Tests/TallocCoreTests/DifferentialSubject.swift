@@ -70,25 +70,33 @@ protocol DifferentialSubject: AnyObject {
 
 /// Replaces every `0x…` token of a report by `#id` when the address is a tracked object, else `#?`.
 func maskAddresses(_ text: String, _ lookup: (UInt) -> Int?) -> String {
-    var out = ""
-    out.reserveCapacity(text.utf8.count)
-    var i = text.startIndex
-    while i < text.endIndex {
-        let c = text[i]
-        let n = text.index(after: i)
-        if c == "0", n < text.endIndex, text[n] == "x" {
-            var j = text.index(after: n)
+    let bytes = Array(text.utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count)
+    var i = 0
+    while i < bytes.count {
+        if bytes[i] == UInt8(ascii: "0"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "x") {
+            var j = i + 2
             var value: UInt = 0
-            while j < text.endIndex, let d = text[j].hexDigitValue {
-                value = value &* 16 &+ UInt(d)
-                j = text.index(after: j)
+            while j < bytes.count {
+                let b = bytes[j]
+                let d: UInt
+                switch b {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt(b - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt(b - UInt8(ascii: "a") + 10)
+                default: d = 16
+                }
+                if d == 16 { break }
+                value = value &* 16 &+ d
+                j += 1
             }
-            out += lookup(value).map { "#\($0)" } ?? "#?"
+            out.append(UInt8(ascii: "#"))
+            if let id = lookup(value) { out.append(contentsOf: String(id).utf8) } else { out.append(UInt8(ascii: "?")) }
             i = j
         } else {
-            out.append(c)
-            i = n
+            out.append(bytes[i])
+            i += 1
         }
     }
-    return out
+    return String(decoding: out, as: UTF8.self)
 }

@@ -21,7 +21,7 @@ final class TallocCoreSubject: DifferentialSubject {
     private func ctx(_ id: Int?) -> TallocContext? { id.flatMap { contexts[$0] } }
     private func context(_ id: Int) -> TallocContext { contexts[id]! }
 
-    private func register(_ id: Int, _ make: () throws(TallocError) -> TallocContext?) -> OpResult {
+    private func register(_ id: Int, _ make: () throws -> TallocContext?) -> OpResult {
         do {
             guard let c = try make() else { return .failed }
             contexts[id] = c
@@ -42,7 +42,7 @@ final class TallocCoreSubject: DifferentialSubject {
         }
     }
 
-    private func attempt(_ body: () throws(TallocError) -> Void) -> OpResult {
+    private func attempt(_ body: () throws -> Void) -> OpResult {
         do {
             try body()
             return .ok
@@ -64,42 +64,45 @@ final class TallocCoreSubject: DifferentialSubject {
     func perform(_ op: DiffOp) -> OpResult {
         switch op {
         case .new(let id, let p, let n):
-            return register(id) { () throws(TallocError) in try TallocContext.new(parent: ctx(p), name: DiffNames.table[n]) }
+            return register(id) { try TallocContext.new(parent: ctx(p), name: DiffNames.table[n]) }
         case .allocate(let id, let p, let size, let n):
-            return register(id) { () throws(TallocError) in
+            return register(id) { () in
                 try TallocContext.allocate(parent: ctx(p), byteCount: size, name: DiffNames.table[n])
             }
         case .pool(let id, let p, let capacity):
-            return register(id) { () throws(TallocError) in try TallocContext.pool(parent: ctx(p), capacity: capacity) }
+            return register(id) { try TallocContext.pool(parent: ctx(p), capacity: capacity) }
         case .pooledObject(let id, let p, let size, let n, let k, let bytes):
-            return register(id) { () throws(TallocError) in
+            return register(id) { () in
                 try TallocContext.pooledObject(parent: ctx(p), byteCount: size, name: DiffNames.table[n],
                                                subobjects: k, subobjectBytes: bytes)
             }
         case .strdup(let id, let p, let text):
-            return register(id) { () throws(TallocError) in try TallocContext.strdup(parent: ctx(p), text) }
+            return register(id) { try TallocContext.strdup(parent: ctx(p), text) }
         case .asprintf(let id, let p, let text):
-            return register(id) { () throws(TallocError) in try TallocContext.asprintf(parent: ctx(p), text) }
+            return register(id) { () in
+                try text.withCString { s in try TallocContext.asprintf(parent: ctx(p), "%s", s) }
+            }
         case .reallocNull(let id, let p, let size, let n):
-            return register(id) { () throws(TallocError) in
-                try TallocContext.reallocate(nil, parent: ctx(p), byteCount: size, name: DiffNames.table[n])
+            return register(id) { () in
+                try TallocContext.reallocate(nil, parent: ctx(p), byteCount: size, name: .constant(DiffNames.table[n]))
             }
         case .free(let x):
-            return attempt { () throws(TallocError) in try context(x).free() }
+            return attempt { try context(x).free() }
         case .freeChildren(let x):
             context(x).freeChildren()
             return .void
         case .steal(let x, let to), .stealIntoOwnSubtree(let x, let to as Int?):
-            return attempt { () throws(TallocError) in try context(x).steal(to: ctx(to)) }
+            return attempt { try context(x).steal(to: ctx(to)) }
         case .reparent(let x, let from, let to):
-            return attempt { () throws(TallocError) in try context(x).reparent(from: ctx(from), to: ctx(to)) }
+            return attempt { try context(x).reparent(from: ctx(from), to: ctx(to)) }
         case .reference(let x, let owner):
-            return attempt { () throws(TallocError) in try context(x).reference(from: ctx(owner)) }
+            return attempt { try context(x).reference(from: ctx(owner)) }
         case .unlink(let x, let from):
-            return attempt { () throws(TallocError) in try context(x).unlink(from: ctx(from)) }
+            return attempt { try context(x).unlink(from: ctx(from)) }
         case .realloc(let x, let c, let size, let n):
             do {
-                let r = try TallocContext.reallocate(context(x), parent: ctx(c), byteCount: size, name: DiffNames.table[n])
+                let r = try TallocContext.reallocate(context(x), parent: ctx(c), byteCount: size,
+                                                    name: .constant(DiffNames.table[n]))
                 if size == 0 { return .void }
                 guard let r else { return .failed }
                 moved(x, to: r)
@@ -116,25 +119,24 @@ final class TallocCoreSubject: DifferentialSubject {
             }
             return .void
         case .setName(let x, let text):
-            return attempt { () throws(TallocError) in try context(x).setName(text) }
+            return attempt { _ = try context(x).setName(text) }
         case .setNameConst(let x, let n):
             context(x).setNameConst(DiffNames.table[n])
             return .void
         case .append(let x, let kind, let text):
-            do {
-                let c = context(x)
-                let r: TallocContext
+            var c = context(x)
+            let r = attempt { () in
                 switch kind {
-                case .strdupAppend: r = try c.strdupAppend(text)
-                case .strdupAppendBuffer: r = try c.strdupAppendBuffer(text)
-                case .asprintfAppend: r = try c.asprintfAppend(text)
-                case .asprintfAppendBuffer: r = try c.asprintfAppendBuffer(text)
+                case .strdupAppend: try c.strdupAppend(text)
+                case .strdupAppendBuffer: try c.strdupAppendBuffer(text)
+                case .asprintfAppend:
+                    try text.withCString { s in try c.asprintfAppend("%s", s) }
+                case .asprintfAppendBuffer:
+                    try text.withCString { s in try c.asprintfAppendBuffer("%s", s) }
                 }
-                moved(x, to: r)
-                return .ok
-            } catch {
-                return .failed
             }
+            moved(x, to: c)
+            return r
         }
     }
 
