@@ -148,17 +148,22 @@ extension TallocContext {
         try bytes.withUnsafeBytes { b in Result { () throws(TallocError) in try strlendup(parent, b) } }.get()
     }
 
+    /// vsnprintf into bytes. Swift `String` arguments are passed as C strings (for `%s`).
     static func vformat(_ format: String, _ arguments: [CVarArg]) -> [UInt8] {
-        withVaList(arguments) { va -> [UInt8] in
-            var buf = [CChar](repeating: 0, count: 1024)
-            let n = withVaList(arguments) { va2 in vsnprintf(&buf, buf.count, format, va2) }
-            if n < 0 { return [] }
-            if Int(n) >= buf.count {
-                buf = [CChar](repeating: 0, count: Int(n) + 1)
-                _ = vsnprintf(&buf, buf.count, format, va)
-            }
-            return buf[0..<Int(n)].map { UInt8(bitPattern: $0) }
+        var owned: [UnsafeMutablePointer<CChar>] = []
+        defer { owned.forEach { Glibc.free($0) } }
+        let args: [CVarArg] = arguments.map { arg in
+            if let s = arg as? String, let p = Glibc.strdup(s) { owned.append(p); return UnsafePointer(p) }
+            return arg
         }
+        var buf = [CChar](repeating: 0, count: 1024)
+        let n = withVaList(args) { va in vsnprintf(&buf, buf.count, format, va) }
+        if n < 0 { return [] }
+        if Int(n) >= buf.count {
+            buf = [CChar](repeating: 0, count: Int(n) + 1)
+            _ = withVaList(args) { va in vsnprintf(&buf, buf.count, format, va) }
+        }
+        return buf[0..<Int(n)].map { UInt8(bitPattern: $0) }
     }
 
     /// Appends at `offset` and renames the string to its new contents (__talloc_strlendup_append).
