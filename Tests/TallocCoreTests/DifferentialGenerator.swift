@@ -169,14 +169,21 @@ enum OpResult: Equatable, CustomStringConvertible {
 ///
 /// So `isPoolMemory` is compared for every chunk, after every step.
 struct PoolBudget {
-    var capacity: Int
+    /// talloc's bump space and ours. Equal for `talloc_pool`; for a pooled object each library sizes the
+    /// pool with its own header sizes, so ours is smaller.
+    var cCapacity: Int
+    var ourCapacity: Int
     var used: Int = 0
+    init(capacity: Int) { (cCapacity, ourCapacity) = (capacity, capacity) }
+    init(cCapacity: Int, ourCapacity: Int) { (self.cCapacity, self.ourCapacity) = (cCapacity, ourCapacity) }
     static func cost(_ size: Int, prefix: Int = 0) -> Int { (96 + size + prefix + 15) & ~15 }
     static func ourCost(_ size: Int, prefix: Int = 0) -> Int { (64 + size + prefix + 15) & ~15 }
-    func fits(_ cost: Int) -> Bool { used + cost <= capacity }
-    /// Too big for the pool even when it is empty, on both sides.
-    /// `ourPrefix` is TallocCore's pool header (16) where talloc's is 32.
-    func neverFits(_ size: Int, ourPrefix: Int = 0) -> Bool { Self.ourCost(size, prefix: ourPrefix) > capacity }
+    func fits(_ cost: Int) -> Bool { used + cost <= min(cCapacity, ourCapacity) }
+    /// Too big for the pool even when it is empty, on both sides. `prefix` is talloc's pool header (32)
+    /// for a nested pool; ours is 16.
+    func neverFits(_ size: Int, prefix: Int = 0) -> Bool {
+        Self.cost(size, prefix: prefix) > cCapacity && Self.ourCost(size, prefix: prefix / 2) > ourCapacity
+    }
 }
 
 // MARK: - Generator
@@ -197,6 +204,10 @@ struct DiffGenerator {
     var poolOf: [Int: Int] = [:]
     /// Budgets by pool id; kept after the pool is freed (its members may pin it).
     var budgets: [Int: PoolBudget] = [:]
+    /// Whether references may be owned by the NULL context (`talloc_reference(NULL, p)`, reparenting a
+    /// handle to NULL). On by default; `TALLOC_DIFF_NO_NULL_REFS=1` turns it off to look past that
+    /// divergence class.
+    var nullReferences = DiffEnv.int("TALLOC_DIFF_NO_NULL_REFS") == nil
     /// Whether TallocCore-only divergence ops (steal into own subtree) are generated.
     var allowDivergenceOps: Bool
     /// Our own bump space for a pooled object, when TallocCore's formula is smaller than talloc's.
@@ -245,7 +256,7 @@ struct DiffGenerator {
             budgets[pool] = b
             return true
         }
-        return heapFallbackAllowed && b.neverFits(size, ourPrefix: prefix == 0 ? 0 : 16)
+        return heapFallbackAllowed && b.neverFits(size, prefix: prefix)
     }
 
     /// May `x` (pool memory) be reallocated to `size`? Charges the budget.
@@ -407,12 +418,16 @@ struct DiffGenerator {
             default: from = parentOrNull()
             }
             let to = parentOrNull()
+            if to == nil, !nullReferences, owners.contains(where: { $0 == from }), from != oracle.parentID(x) {
+                return nil
+            }
             // Into its own subtree: talloc builds a loop, we refuse (DESIGN §8); not generated for reparent.
             if let to, oracle.isAncestor(x, of: to) { return nil }
             return .reparent(x, from: from, to: to)
         case 60..<67:
             guard let x = anyLive() else { return nil }
             let owner = parentOrNull()
+            if owner == nil, !nullReferences { return nil }
             guard owner != x || rng.chance(30) else { return nil }
             if let owner, modes[x] == .refuse, oracle.isAncestor(x, of: owner) { return nil }
             guard admit(owner, size: 32, oracle) else { return nil }

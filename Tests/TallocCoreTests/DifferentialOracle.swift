@@ -189,7 +189,10 @@ final class CTallocSubject: DifferentialSubject {
         case .steal(let x, let to):
             return ctalloc_steal(pointerIfLive(to), pointer(x)) != nil ? .ok : .failed
         case .reparent(let x, let from, let to):
-            return talloc_reparent(pointerIfLive(from), pointerIfLive(to), pointer(x)) != nil ? .ok : .failed
+            // With null tracking on, "no parent" is the null_context: talloc_reparent compares old_parent
+            // with talloc_parent(p) literally, so NULL must be spelled null_context here.
+            let old = pointerIfLive(from) ?? nullContext
+            return talloc_reparent(old, pointerIfLive(to), pointer(x)) != nil ? .ok : .failed
         case .reference(let x, let owner):
             return ctalloc_reference(pointerIfLive(owner), pointer(x)) != nil ? .ok : .failed
         case .unlink(let x, let from):

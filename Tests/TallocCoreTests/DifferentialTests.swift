@@ -33,6 +33,17 @@ struct DiffStats {
     var sequences = 0
     var divergences: [String: Int] = [:]
     var failures: [String] = []
+    /// Failing sequences grouped by signature (operation kind + what differed), with the shortest example.
+    var signatures: [String: (count: Int, steps: Int, text: String)] = [:]
+
+    mutating func record(signature: String, step: Int, text: String) {
+        failures.append(text)
+        if let s = signatures[signature] {
+            signatures[signature] = (s.count + 1, min(s.steps, step), step < s.steps ? text : s.text)
+        } else {
+            signatures[signature] = (1, step, text)
+        }
+    }
 }
 
 enum DiffEnv {
@@ -57,11 +68,21 @@ func runDifferentialSequence(
     var history: [String] = []
     var stepsDone = 0
     var failure: String?
+    var signature = ""
+    var failStep = 0
     // Reports are the slowest observation (text on both sides); they are compared every 4th step, at
     // every failure, and in the dedicated report tests. Everything else is compared after every step.
     let reportEvery = DiffEnv.int("TALLOC_DIFF_REPORT_EVERY") ?? 4
 
     func fail(_ step: Int, _ op: DiffOp, _ what: String) -> String {
+        let kind = String(op.description.split(separator: "(")[0].split(separator: " ").last ?? "")
+        let category = what.hasPrefix("result") ? "result" : what.hasPrefix("destructor") ? "destructors"
+            : what.hasPrefix("TallocCore did not") ? "refusal" : "state"
+        var fields: [String] = []
+        for line in what.split(separator: "\n") where line.hasPrefix("  libtalloc  #") { fields.append("x") }
+        signature = "\(kind) → \(category)"
+        failStep = step
+        _ = fields
         var text = "DIFFERENTIAL FAILURE seed=\(seed) step=\(step) op: \(op)\n\(what)\n"
         text += "repro: TALLOC_DIFF_SEED=\(seed) TALLOC_DIFF_STEPS=\(step + 1) swift test --filter Differential\n"
         text += "op log (last 40):\n" + history.suffix(40).joined(separator: "\n")
@@ -138,7 +159,7 @@ func runDifferentialSequence(
                 gen.isPoolObject.insert(id)
                 let cCapacity = size + bytes + (96 + 32 + 15) * (k + 1) - ((size + 15) & ~15)
                 let ours = TallocCoreSubject.pooledObjectCapacity(size, k, bytes)
-                gen.budgets[id] = PoolBudget(capacity: min(cCapacity, ours))
+                gen.budgets[id] = PoolBudget(cCapacity: cCapacity, ourCapacity: ours)
             default: break
             }
         }
@@ -216,7 +237,7 @@ func runDifferentialSequence(
     }
     stats.operations += step
     stats.sequences += 1
-    if let failure { stats.failures.append(failure) }
+    if let failure { stats.record(signature: signature.isEmpty ? "cleanup" : signature, step: failStep, text: failure) }
     return failure
 }
 
@@ -284,7 +305,7 @@ struct DifferentialTests {
             _ = runDifferentialSequence(seed: seed, steps: steps, stats: &stats,
                                         makeSubject: { TallocCoreSubject() })
             seed += 1
-            if stats.failures.count >= 200 { break }
+            if stats.failures.count >= 500 { break }
         }
         let elapsed = ContinuousClock.now - started
         let div = stats.divergences.values.reduce(0, +)
@@ -294,9 +315,9 @@ struct DifferentialTests {
             \(stats.failures.count) failing sequences; \(div) documented divergences: \
             \(stats.divergences.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             """)
-        for f in stats.failures.prefix(5) { Issue.record(Comment(rawValue: f)) }
-        if stats.failures.count > 5 {
-            Issue.record("… and \(stats.failures.count - 5) more failing sequences")
+        for (sig, s) in stats.signatures.sorted(by: { $0.value.count > $1.value.count }) {
+            print("differential: \(s.count) failing sequences of kind [\(sig)]")
+            Issue.record(Comment(rawValue: "[\(sig)] \(s.count) sequences; shortest:\n" + s.text))
         }
     }
 }
