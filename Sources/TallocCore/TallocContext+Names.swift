@@ -54,6 +54,24 @@ extension TallocContext {
         tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
     }
 
+    /// Names the context with a copy of `bytes` (up to a NUL) that the chunk owns and frees with itself —
+    /// talloc_set_name_const semantics (no ".name" child, nothing counted), without keeping the caller's
+    /// string alive. Returns false when memory runs out (the name is then unchanged).
+    @discardableResult
+    public func setNameCopy(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let tc = chunk
+        let n = bytes.firstIndex(of: 0) ?? bytes.count
+        guard let e = tc.makeExtra(), let copy = malloc(n + 1)?.assumingMemoryBound(to: CChar.self) else { return false }
+        if n > 0 { memcpy(copy, bytes.baseAddress!, n) }
+        copy[n] = 0
+        let previous = e.pointee.ownedName
+        e.pointee.ownedName = copy
+        tc.pointee.name = UnsafeRawPointer(copy)
+        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        if let previous { Glibc.free(previous) }
+        return true
+    }
+
     /// Names the context "FILE:LINE" (or "talloc_new: FILE:LINE"), formatted only when read. `file` must
     /// outlive the context. For bindings whose callers' positions name contexts, as talloc's `__location__`.
     public func unsafeSetNameLocation(file: UnsafePointer<CChar>, line: Int, talloc_new: Bool) {

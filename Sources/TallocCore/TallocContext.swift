@@ -212,6 +212,34 @@ extension TallocContext {
     }
 }
 
+// MARK: - External memory
+
+extension TallocContext {
+    /// A context that accounts for memory held outside talloc (for example a Lua heap): its `size` is
+    /// what you report with `unsafeAdjustExternalSize`, its body is empty, and memory limits above it
+    /// count those bytes (plus its header) as if talloc held them.
+    public static func newExternal(parent: TallocContext?, name: StaticString) throws(TallocError) -> TallocContext {
+        let tc = try make(parent, 0)
+        tc.pointee.flags |= _Flag.external
+        tc.pointee.name = UnsafeRawPointer(name.utf8Start)
+        return TallocContext(chunk: tc)
+    }
+
+    /// Adds `delta` bytes (negative: removes them) to an external context, checking growth against every
+    /// memory limit above it. Returns false, changing nothing, when a limit refuses.
+    @inline(__always)
+    public func unsafeAdjustExternalSize(by delta: Int) -> Bool {
+        let tc = _Chunk.from(body: unsafePointer)
+        let f = tc.pointee.flags
+        if f & (_Flag.hasLimit | _Flag.underLimit) != 0 {
+            if delta > 0 && !_Core.limitAllows(tc, delta) { return false }
+            _Core.limitAdjust(tc, delta)
+        }
+        tc.pointee.size = UInt32(truncatingIfNeeded: Int(tc.pointee.size) &+ delta)
+        return true
+    }
+}
+
 // MARK: - Memory
 
 extension TallocContext {
@@ -220,7 +248,8 @@ extension TallocContext {
     /// - warning: The buffer is valid only while the context is alive and not reallocated. Do not keep it.
     public var unsafeMutableBytes: UnsafeMutableRawBufferPointer {
         let tc = chunk
-        return UnsafeMutableRawBufferPointer(start: tc.body, count: Int(tc.pointee.size))
+        let count = tc.pointee.flags & _Flag.external != 0 ? 0 : Int(tc.pointee.size)
+        return UnsafeMutableRawBufferPointer(start: tc.body, count: count)
     }
 
     /// Calls `body` with the chunk's bytes.

@@ -42,7 +42,7 @@ struct _ChunkHeader {
     @usableFromInline var line: UInt32
 }
 
-/// Flag bits in the low 13 bits of `flags`; the upper 19 bits hold the magic.
+/// Flag bits in the low 14 bits of `flags`; the upper 18 bits hold the magic.
 @usableFromInline
 enum _Flag {
     @usableFromInline static let free: UInt32 = 0x001
@@ -67,8 +67,10 @@ enum _Flag {
     @usableFromInline static let destructorReplaced: UInt32 = 0x800
     /// On the path of a subtree walk (totals, reports): makes walks terminate on detached loops.
     @usableFromInline static let walk: UInt32 = 0x1000
+    /// Its `size` counts bytes held outside talloc (a Lua heap); the body itself is empty.
+    @usableFromInline static let external: UInt32 = 0x2000
 
-    @usableFromInline static let mask: UInt32 = 0x1FFF
+    @usableFromInline static let mask: UInt32 = 0x3FFF
     @usableFromInline static let magicMask: UInt32 = ~mask
 }
 
@@ -80,14 +82,14 @@ enum _Flag {
 @inline(__always) @usableFromInline
 func _align16(_ n: Int) -> Int { (n &+ 15) & ~15 }
 
-/// The per-process magic: random, low 13 bits clear (talloc: random from AT_RANDOM, low 4 bits clear).
+/// The per-process magic: random, low 14 bits clear (talloc: random from AT_RANDOM, low 4 bits clear).
 @usableFromInline let _magic: UInt32 = {
     var m = UInt32.random(in: 0...UInt32.max) & _Flag.magicMask
-    if m == 0 || m == _magicFree { m = 0xA110_E000 }
+    if m == 0 || m == _magicFree { m = 0xA110_C000 }
     return m
 }()
 /// Freed chunks carry this non-random magic so a read after free cannot leak the real one (bug 13211).
-@usableFromInline let _magicFree: UInt32 = 0xE814_E000
+@usableFromInline let _magicFree: UInt32 = 0xE814_C000
 
 extension UnsafeMutablePointer where Pointee == _ChunkHeader {
     @inline(__always) @usableFromInline

@@ -250,6 +250,11 @@ enum _Core {
         let newParent = newParentIn ?? _Globals.nullContext
         if let np = newParent, np == tc { return }
         let old = tc.pointee.parent
+        defer {
+            if let e = tc.pointee.extra, let obs = e.pointee.observer, tc.pointee.parent != old {
+                obs(tc.body, 2, e.pointee.observerTag, e.pointee.observerContext)
+            }
+        }
         if old == newParent && old != nil && old!.pointee.child == tc { return }
         if old == nil && newParent == nil { unlinkFromSiblings(tc); return }
         let oldLimited = tc.pointee.flags & _Flag.underLimit != 0
@@ -348,8 +353,11 @@ enum _Core {
         let flags = tc.pointee.flags
         if flags & _Flag.loop != 0 { return .alreadyFreeing }
         if flags & _Flag.inDestructor != 0 { return .refused }
-        if let e = tc.pointee.extra, e.pointee.hasDestructor {
-            if runDestructor(tc, e) == .refuse { return .refused }
+        if let e = tc.pointee.extra {
+            if e.pointee.hasDestructor && runDestructor(tc, e) == .refuse { return .refused }
+            if let e2 = tc.pointee.extra, let obs = e2.pointee.observer {
+                obs(tc.body, 3, e2.pointee.observerTag, e2.pointee.observerContext)  // about to die
+            }
         }
         unlinkFromSiblings(tc)
         tc.pointee.flags |= _Flag.loop
@@ -518,6 +526,7 @@ enum _Core {
             obs(tc.body, 0, e.pointee.observerTag, e.pointee.observerContext)
         }
         if let box = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(box).release() }
+        if let n = e.pointee.ownedName { Glibc.free(n) }
         tc.pointee.extra = nil
         e.deinitialize(count: 1)
         Glibc.free(e)
@@ -560,7 +569,7 @@ enum _Core {
     static func reallocate(_ tc: _Chunk, size: Int, rename: (_Chunk) -> Void) -> Result<_Chunk, ReallocFailure> {
         if size >= _maxSize { return .failure(.tooLarge) }
         if tc.refs != nil { return .failure(.referenced) }
-        if tc.isPool { return .failure(.isPool) }
+        if tc.pointee.flags & (_Flag.pool | _Flag.external) != 0 { return .failure(.isPool) }
         if tc.pointee.flags & _Flag.loop != 0 { return .failure(.beingFreed) }
         let oldSize = Int(tc.pointee.size)
         let limited = tc.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0

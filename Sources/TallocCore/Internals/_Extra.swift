@@ -13,9 +13,10 @@ import Darwin
 /// A destructor written as a C function: `fn(body, context)` returns 0 to allow the free, -1 to refuse.
 public typealias TallocUnsafeDestructor = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32
 
-/// Called once when a chunk that carries an observer is really freed (or its pool is), or moves.
-///
-/// `event` is 0 when the chunk is freed, 1 when it moved (`body` is then the new body pointer).
+/// Called when a chunk that carries an observer changes: `event` is 0 when it is freed (its memory goes
+/// right after), 1 when a realloc moved it (`body` is the new body), 2 when its parent changed (a steal,
+/// or talloc's re-homing during a free), 3 when its free has begun (its destructor allowed it; its
+/// subtree is still intact).
 public typealias TallocUnsafeObserver = @convention(c) (UnsafeMutableRawPointer, Int32, Int, UnsafeMutableRawPointer?) -> Void
 
 @usableFromInline
@@ -41,6 +42,8 @@ struct _Extra {
     @usableFromInline var observer: TallocUnsafeObserver? = nil
     @usableFromInline var observerContext: UnsafeMutableRawPointer? = nil
     @usableFromInline var observerTag: Int = 0
+    /// A name copy the chunk owns (`setNameCopy`), freed with it.
+    @usableFromInline var ownedName: UnsafeMutablePointer<CChar>? = nil
 
     @inline(__always) @usableFromInline
     var hasDestructor: Bool { swiftDestructor != nil || cDestructor != nil }
