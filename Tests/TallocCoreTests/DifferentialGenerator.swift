@@ -291,14 +291,27 @@ struct DiffGenerator {
     // MARK: guards against the C library's own crashes and documented divergences
 
     /// Whether freeing `x` (or its children, `includeSelf == false`) could make libtalloc build a
-    /// detached loop, touch freed memory or hang (TALLOC-SEMANTICS §8.5): some chunk in the subtree has a
-    /// reference owned inside its own subtree, and either refuses to die or has a second reference.
+    /// detached loop, touch freed memory or hang (TALLOC-SEMANTICS §8.5). talloc re-homes a referenced
+    /// chunk to the owner of its newest reference, computed before freeing it; when that owner is inside
+    /// the subtree being freed, later re-homings can move it under the chunk itself (seed 7147 of the
+    /// 1M run: two chunks referencing each other, re-homed into each other's subtree, leaked as a loop).
+    /// TallocCore refuses such targets by design (DESIGN §8 "Loops through references"). Conservatively:
+    /// at most one chunk of the subtree may have a reference owned inside the subtree, and that chunk must
+    /// have one reference only and allow its destructor; and no refusing (or twice-referenced) chunk may
+    /// have a reference owned inside its own subtree.
     func freeCouldLoop(_ x: Int, includeSelf: Bool, _ oracle: CTallocSubject) -> Bool {
-        for c in oracle.subtree(x) where includeSelf || c != x {
+        let s = oracle.subtree(x)
+        let inS = Set(s)
+        var insideRefs = 0
+        for c in s where includeSelf || c != x {
             let owners = oracle.referenceOwners(c)
             guard !owners.isEmpty else { continue }
             let inside = owners.contains { o in o.map { oracle.isAncestor(c, of: $0) } ?? false }
             if inside && (modes[c] == .refuse || owners.count > 1) { return true }
+            if c != x, owners.contains(where: { o in o.map { inS.contains($0) } ?? false }) {
+                insideRefs += 1
+                if insideRefs > 1 || modes[c] == .refuse || owners.count > 1 { return true }
+            }
         }
         return false
     }
