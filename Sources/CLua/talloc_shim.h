@@ -128,8 +128,8 @@ static inline ltc_Box *ltc_newbox (lua_State *L) {
 
 /*
 ** The trampoline of functions that create a context: the handle is made first (it may raise: no Swift
-** frame yet), then the Swift body fills it and returns 1, or fails and leaves it empty (its __gc
-** gives the slot back).
+** frame yet) and put at index 1, under the arguments (argument n is at index n + 1); then the Swift
+** body fills it and returns 1, or fails and leaves it empty (its __gc gives the slot back).
 */
 static inline int ltc_create_trampoline (lua_State *L) {
   clua_Outcome out;
@@ -137,6 +137,7 @@ static inline int ltc_create_trampoline (lua_State *L) {
   int n;
   if (ltc_state(L)->closed) return luaL_error(L, "talloc: the Lua state is closing");
   ltc_newbox(L);
+  lua_insert(L, 1);
   out.kind = CLUA_RETURN;
   out.arg = 0;
   out.message[0] = '\0';
@@ -311,7 +312,7 @@ typedef void (*ltc_CloseHook) (lua_State *L, ltc_State *S);
 
 /* __gc of the state userdata: runs last at lua_close. */
 static inline int ltc_state_gc (lua_State *L) {
-  ltc_State *S = (ltc_State *)lua_touserdata(L, 1);
+  ltc_State *S = (ltc_State *)lua_touserdata(L, lua_upvalueindex(LTC_UPV_STATE));
   if (S != NULL && !S->closed && S->closehook != NULL) {
     S->currentL = L;
     ((ltc_CloseHook)S->closehook)(L, S);
@@ -347,14 +348,21 @@ static inline int ltc_openlib_k (lua_State *L) {
   S->L = L;
   S->currentL = L;
   S->closehook = (void *)hook;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, ltc_state_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, state);
   lua_newtable(L); extra = lua_gettop(L);
   lua_pushboolean(L, 0);
   lua_rawseti(L, extra, 0);  /* the key of the pending destructor error exists from the start */
   lua_newtable(L); slots = lua_gettop(L);
+  /* the state's __gc closes the module; it shares the module's upvalues, as observers need them */
+  lua_createtable(L, 0, 1);
+  lua_pushlightuserdata(L, NULL);
+  lua_pushvalue(L, meta);
+  lua_pushvalue(L, handles);
+  lua_pushvalue(L, state);
+  lua_pushvalue(L, extra);
+  lua_pushvalue(L, slots);
+  lua_pushcclosure(L, ltc_state_gc, LTC_NUPVALUES);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, state);
   lua_newtable(L); module = lua_gettop(L);
   lua_newtable(L); methods = lua_gettop(L);
   /* keep the state reachable from the registry too, so it is finalized only at lua_close */
@@ -375,6 +383,8 @@ static inline int ltc_openlib_k (lua_State *L) {
   }
   lua_pushvalue(L, methods);
   lua_setfield(L, meta, "__index");
+  lua_getfield(L, module, "_next_child");  /* the iterator of children(), reachable from Swift */
+  lua_rawseti(L, extra, -1);
   lua_pushvalue(L, meta);
   lua_setfield(L, module, "_metatable");
   lua_pushvalue(L, module);

@@ -1,0 +1,144 @@
+// luatalloc — the `talloc` Lua module
+// SPDX-License-Identifier: MIT
+//
+// Reading arguments and reporting failures from Swift bodies. Everything here uses only Lua API
+// functions that cannot raise ('-' in the manual); failures are written into the clua_Outcome and the
+// C trampoline raises once the Swift frame has returned (DESIGN §4).
+
+import CLua
+import Glibc
+import TallocCore
+
+public typealias LuaState = OpaquePointer
+typealias Out = UnsafeMutablePointer<clua_Outcome>
+
+extension UnsafeMutablePointer where Pointee == clua_Outcome {
+    /// Asks the trampoline for `luaL_error(L, "%s", message)` (the position is prepended). Returns 0.
+    @discardableResult
+    func error(_ message: String) -> Int32 {
+        pointee.kind = Int32(CLUA_ERROR)
+        setMessage(message)
+        return 0
+    }
+
+    /// Asks for `luaL_argerror(L, arg, message)`: "bad argument #arg to 'f' (message)". Returns 0.
+    @discardableResult
+    func argError(_ arg: Int32, _ message: String) -> Int32 {
+        pointee.kind = Int32(CLUA_ARGERROR)
+        pointee.arg = arg
+        setMessage(message)
+        return 0
+    }
+
+    /// Asks for `lua_error(L)` with the error object the body left on the top. Returns 0.
+    @discardableResult
+    func rethrow() -> Int32 {
+        pointee.kind = Int32(CLUA_RETHROW)
+        return 0
+    }
+
+    private func setMessage(_ message: String) {
+        withUnsafeMutableBytes(of: &pointee.message) { buf in
+            var i = 0
+            for b in message.utf8 {
+                if i >= buf.count - 1 { break }
+                buf[i] = b
+                i += 1
+            }
+            buf[i] = 0
+        }
+    }
+}
+
+enum Lua {
+    @inline(__always) static func top(_ L: LuaState) -> Int32 { lua_gettop(L) }
+
+    @inline(__always) static func type(_ L: LuaState, _ i: Int32) -> Int32 { lua_type(L, i) }
+
+    @inline(__always) static func isNoneOrNil(_ L: LuaState, _ i: Int32) -> Bool { lua_type(L, i) <= 0 }
+
+    static func typeName(_ L: LuaState, _ i: Int32) -> String {
+        let t = lua_type(L, i)
+        if t == LUA_TLIGHTUSERDATA { return "light userdata" }
+        if t == LUA_TUSERDATA, ltc_tobox(L, i) != nil { return "talloc.context" }
+        return String(cString: lua_typename(L, t))
+    }
+
+    /// "X expected, got Y", as luaL_typeerror words it.
+    static func typeError(_ L: LuaState, _ out: Out, _ i: Int32, _ expected: String, arg: Int32? = nil) -> Int32 {
+        out.argError(arg ?? i, "\(expected) expected, got \(lua_type(L, i) == LUA_TNONE ? "no value" : typeName(L, i))")
+    }
+
+    /// An integer argument (integral floats accepted, as luaL_checkinteger).
+    static func integer(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32? = nil) -> Int? {
+        var ok: Int32 = 0
+        let v = lua_tointegerx(L, i, &ok)
+        if ok != 0 && lua_type(L, i) == LUA_TNUMBER { return Int(v) }
+        if lua_type(L, i) == LUA_TNUMBER {
+            _ = out.argError(arg ?? i, "number has no integer representation")
+        } else {
+            _ = typeError(L, out, i, "number", arg: arg)
+        }
+        return nil
+    }
+
+    static func optInteger(_ L: LuaState, _ out: Out, _ i: Int32, _ def: Int, arg: Int32? = nil) -> Int? {
+        isNoneOrNil(L, i) ? def : integer(L, out, i, arg: arg)
+    }
+
+    /// A string argument (only real strings: converting a number would allocate).
+    static func bytes(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32? = nil) -> UnsafeRawBufferPointer? {
+        var len = 0
+        guard let p = clua_tostring_strict(L, i, &len) else {
+            if lua_type(L, i) == LUA_TNUMBER { return numberText(L, i) }
+            _ = typeError(L, out, i, "string", arg: arg)
+            return nil
+        }
+        return UnsafeRawBufferPointer(start: p, count: len)
+    }
+
+    /// Numbers passed where strings are expected, converted without touching the Lua stack.
+    private static func numberText(_ L: LuaState, _ i: Int32) -> UnsafeRawBufferPointer {
+        let text: String
+        if lua_isinteger(L, i) != 0 {
+            text = String(lua_tointegerx(L, i, nil))
+        } else {
+            text = formatNumber(lua_tonumberx(L, i, nil))
+        }
+        numberScratch = Array(text.utf8)
+        return numberScratch.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) }
+    }
+    nonisolated(unsafe) private static var numberScratch: [UInt8] = []
+
+    /// Lua's "%.14g".
+    static func formatNumber(_ d: Double) -> String {
+        var buf = [CChar](repeating: 0, count: 64)
+        _ = withVaList([d]) { vsnprintf(&buf, 64, "%.14g", $0) }
+        var s = String(cString: buf)
+        if !s.contains(where: { $0 == "." || $0 == "e" || $0 == "n" || $0 == "i" }) { s += ".0" }
+        return s
+    }
+
+    static func string(_ L: LuaState, _ out: Out, _ i: Int32) -> String? {
+        guard let b = bytes(L, out, i) else { return nil }
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    /// Pushes a string through the protected helper; false (error object on the top) on a memory error.
+    @discardableResult
+    static func push(_ L: LuaState, _ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { b in push(L, bytes: UnsafeRawBufferPointer(b)) }
+    }
+
+    private static let emptyBytes: UnsafePointer<CChar> = {
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+        p.pointee = 0
+        return UnsafePointer(p)
+    }()
+
+    static func push(_ L: LuaState, bytes: UnsafeRawBufferPointer) -> Bool {
+        let p = bytes.baseAddress.map { $0.assumingMemoryBound(to: CChar.self) } ?? emptyBytes
+        return clua_pushlstring(L, p, bytes.count) == LUA_OK
+    }
+}
