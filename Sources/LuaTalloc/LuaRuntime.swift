@@ -28,11 +28,15 @@ public final class LuaRuntime {
         public var openStandardLibraries: Bool
         /// Make the module the global `talloc` (it is always `require "talloc"`-able).
         public var tallocGlobal: Bool
+        /// Open the standard libraries and the module now (false: call `openLibraries()` later).
+        public var openLibrariesNow: Bool
 
-        public init(memoryLimit: Int? = nil, openStandardLibraries: Bool = true, tallocGlobal: Bool = true) {
+        public init(memoryLimit: Int? = nil, openStandardLibraries: Bool = true, tallocGlobal: Bool = true,
+                    openLibrariesNow: Bool = true) {
             self.memoryLimit = memoryLimit
             self.openStandardLibraries = openStandardLibraries
             self.tallocGlobal = tallocGlobal
+            self.openLibrariesNow = openLibrariesNow
         }
     }
 
@@ -78,13 +82,27 @@ public final class LuaRuntime {
             do { try root.setMemoryLimit(limit) } catch { lua_close(L); try? root.free(); throw .outOfMemory }
         }
         state = L
-        if options.openStandardLibraries {
-            let st = clua_openlibs(L)
+        self.options = options
+        if options.openLibrariesNow {
+            let st = openLibraries()
             if st != LUA_OK { let m = LuaRuntime.popMessage(L); close(); throw .lua(status: st, message: m) }
         }
+    }
+
+    private let options: Options
+
+    /// Opens the standard libraries (if the options ask for them) and the `talloc` module, in protected
+    /// mode. Returns a Lua status; on failure the error object is on the top of the stack.
+    public func openLibraries() -> Int32 {
+        guard let L = state else { return LUA_ERRRUN }
+        if options.openStandardLibraries {
+            let st = clua_openlibs(L)
+            if st != LUA_OK { return st }
+        }
         let st = LuaTallocModule.open(L, root: contexts, ownsRoot: false, setGlobal: options.tallocGlobal)
-        if st != LUA_OK { let m = LuaRuntime.popMessage(L); close(); throw .lua(status: st, message: m) }
+        if st != LUA_OK { return st }
         clua_pop(L, 1)
+        return LUA_OK
     }
 
     deinit { close() }
