@@ -88,6 +88,14 @@ static inline void ltc_clearslot (lua_State *L, int tableidx, lua_Integer slot) 
 }
 
 /*
+** why: as ltc_clearslot, replacing the value of a key that exists (here the pending-error slot 0 of the
+** extra table, created when the module opened) never allocates.  Pops the value.
+*/
+static inline void ltc_setexisting (lua_State *L, int tableidx, lua_Integer key) {
+  lua_rawseti(L, tableidx, key);
+}
+
+/*
 ** why: as ltc_clearslot, luaL_unref only writes keys that exist (t[ref] and t[0], which luaL_ref
 ** created), so it does not allocate.  It is '-' in the 5.4 manual.
 */

@@ -13,7 +13,7 @@ public typealias LuaState = OpaquePointer
 typealias Out = UnsafeMutablePointer<clua_Outcome>
 
 extension UnsafeMutablePointer where Pointee == clua_Outcome {
-    /// Asks the trampoline for `luaL_error(L, "%s", message)` (the position is prepended). Returns 0.
+    /// Asks the trampoline to raise `message` with luaL_error (which prepends the position). Returns 0.
     @discardableResult
     func error(_ message: String) -> Int32 {
         pointee.kind = Int32(CLUA_ERROR)
@@ -21,7 +21,7 @@ extension UnsafeMutablePointer where Pointee == clua_Outcome {
         return 0
     }
 
-    /// Asks for `luaL_argerror(L, arg, message)`: "bad argument #arg to 'f' (message)". Returns 0.
+    /// Asks the trampoline for luaL_argerror: "bad argument #arg to 'f' (message)". Returns 0.
     @discardableResult
     func argError(_ arg: Int32, _ message: String) -> Int32 {
         pointee.kind = Int32(CLUA_ARGERROR)
@@ -30,7 +30,7 @@ extension UnsafeMutablePointer where Pointee == clua_Outcome {
         return 0
     }
 
-    /// Asks for `lua_error(L)` with the error object the body left on the top. Returns 0.
+    /// Asks the trampoline to raise (lua_error) the error object the body left on the top. Returns 0.
     @discardableResult
     func rethrow() -> Int32 {
         pointee.kind = Int32(CLUA_RETHROW)

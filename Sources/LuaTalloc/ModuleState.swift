@@ -89,7 +89,7 @@ enum ModuleState {
             }
             if S.pointee.hasError == 0 {
                 // key 0 exists since the module opened: this assignment cannot allocate
-                lua_rawseti(L, ltc_upvalue(LTC_UPV_EXTRA), 0)
+                ltc_setexisting(L, ltc_upvalue(LTC_UPV_EXTRA), 0)
                 S.pointee.hasError = 1
             } else {
                 clua_pop(L, 1)
@@ -121,7 +121,7 @@ enum ModuleState {
         S.pointee.hasError = 0
         lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), 0)
         lua_pushboolean(L, 0)
-        lua_rawseti(L, ltc_upvalue(LTC_UPV_EXTRA), 0)  // existing key: no allocation
+        ltc_setexisting(L, ltc_upvalue(LTC_UPV_EXTRA), 0)
         return true
     }
 

@@ -30,7 +30,13 @@ final class LineReader {
     /// Shows `prompt` and reads one line, without its newline; nil at end of input.
     func readLine(prompt: [CChar]) -> [CChar]? {
         if usesEditor {
-            guard let line = readline(prompt) else { return nil }
+            guard let line = readline(prompt) else {
+                // GNU readline ends the line at end of input; libedit leaves the cursor after its "^D"
+                // echo, so the next message would start on the same line.
+                fputs("\n", stdout)
+                fflush(stdout)
+                return nil
+            }
             defer { free(line) }
             return Array(UnsafeBufferPointer(start: line, count: strlen(line)))
         }
