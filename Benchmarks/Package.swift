@@ -5,6 +5,13 @@
 // SPDX-License-Identifier: MIT
 import PackageDescription
 
+/// SwiftPM names a path dependency after its directory (lowercased): "luatalloc" for a clone of that
+/// name, but any checkout directory works.
+let mainPackage: String = {
+    let parent = Context.packageDirectory.split(separator: "/").dropLast().last.map(String.init) ?? "luatalloc"
+    return parent.lowercased()
+}()
+
 let package = Package(
     name: "luatalloc-benchmarks",
     products: [
@@ -21,11 +28,17 @@ let package = Package(
         // where Debian's pkg-config files for `talloc` and `lua5.4` point.
         .target(
             name: "CBench",
-            linkerSettings: [.linkedLibrary("talloc"), .linkedLibrary("lua5.4"), .linkedLibrary("m")]),
+            // libtalloc by soname: the main package's `talloc` product (the Lua module) is also a
+            // libtalloc.so, and must never be what the C rows link against.
+            linkerSettings: [.unsafeFlags(["-l:libtalloc.so.2"]), .linkedLibrary("lua5.4"), .linkedLibrary("m")]),
         .target(name: "PeakMem"),
         .executableTarget(
             name: "talloc-bench",
-            dependencies: ["CBench"],
+            dependencies: [
+                "CBench",
+                .product(name: "TallocCore", package: mainPackage),
+                .product(name: "LuaTalloc", package: mainPackage),
+            ],
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

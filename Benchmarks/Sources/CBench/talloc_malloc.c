@@ -10,6 +10,7 @@
 #include <talloc.h>
 
 const char cb_str41[42] = "0123456789abcdefghijklmnopqrstuvwxyzABCDE";
+const char *cb_string41(void) { return cb_str41; }
 
 size_t cb_heap_in_use(void) {
     struct mallinfo2 m = mallinfo2();

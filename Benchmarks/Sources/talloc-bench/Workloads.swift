@@ -120,7 +120,8 @@ func luaLoopRow(_ id: String, impl: String, expr: String, counterpart: String? =
 
 /// A W7 row: binary-trees in a fresh state per iteration.
 func binaryTreesRow(_ id: String, impl: String, depth: Int,
-                    newState: @escaping () -> UnsafeMutableRawPointer) -> Row {
+                    newState: @escaping () -> UnsafeMutableRawPointer,
+                    close: @escaping (UnsafeMutableRawPointer) -> Void = { cb_lua_close($0) }) -> Row {
     let nodes = binaryTreesNodes(depth)
     let r = Row(id, impl: impl, variant: "binary-trees \(depth)", unit: "node", opsPerIter: nodes,
                 iters: 1, callgrindIters: 1) { n in
@@ -128,7 +129,7 @@ func binaryTreesRow(_ id: String, impl: String, depth: Int,
             let L = newState()
             let built = cb_lua_binarytrees(L, Int32(depth))
             precondition(built == nodes, "binary-trees built \(built) nodes, expected \(nodes)")
-            cb_lua_close(L)
+            close(L)
         }
     }
     r.bytes = { childPeak(id, w7Depth: depth).map(Double.init) }

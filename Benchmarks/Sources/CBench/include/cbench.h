@@ -11,6 +11,7 @@
 
 /* The 41-byte string of W1 (plus its NUL). */
 extern const char cb_str41[42];
+const char *cb_string41(void);
 
 /* Bytes in use in glibc's heap (mallinfo2: uordblks + hblkhd), to measure memory by difference. */
 size_t cb_heap_in_use(void);
