@@ -55,6 +55,7 @@ enum DiffEnv {
 /// Runs one seeded sequence of `steps` operations. Returns the failure text, if any (stops at the first).
 func runDifferentialSequence(
     seed: UInt64, steps: Int, stats: inout DiffStats, verbose: Bool = false, documented: Bool = true,
+    script: [DiffOp]? = nil, nullReferences: Bool? = nil, reportDepths: [(Int, Int)] = [],
     makeSubject: () -> DifferentialSubject
 ) -> String? {
     let oracle = CTallocSubject()
@@ -65,6 +66,7 @@ func runDifferentialSequence(
     }
     var gen = DiffGenerator(seed: seed, allowDivergenceOps: documented,
                             ourPooledObjectCapacity: TallocCoreSubject.pooledObjectCapacity)
+    if let nullReferences { gen.nullReferences = nullReferences }
     var history: [String] = []
     var stepsDone = 0
     var failure: String?
@@ -197,9 +199,10 @@ func runDifferentialSequence(
     }
 
     var step = 0
+    let steps = script?.count ?? steps
     while step < steps {
-        var op: DiffOp?
-        for _ in 0..<30 {
+        var op: DiffOp? = script?[step]
+        for _ in 0..<30 where script == nil {
             op = gen.next(oracle)
             if op != nil { break }
         }
@@ -207,6 +210,24 @@ func runDifferentialSequence(
         if let f = apply(op, step: step) { failure = f; break }
         step += 1
         stepsDone += 1
+    }
+
+    // Report text at several depths, for every live object (talloc_report_depth_file(p, depth, max)).
+    if failure == nil, !reportDepths.isEmpty {
+        outer: for id in oracle.liveIDs.sorted() {
+            for (depth, maxDepth) in reportDepths {
+                let a = oracle.reportText(id, depth: depth, maxDepth: maxDepth)
+                let b = subject.reportText(id, depth: depth, maxDepth: maxDepth)
+                if a != b {
+                    signature = "report(depth \(depth), max \(maxDepth))"
+                    failStep = step
+                    failure = "REPORT MISMATCH seed=\(seed) after step \(step), #\(id), depth \(depth), max_depth \(maxDepth)\n"
+                        + "libtalloc:\n\(a)TallocCore:\n\(b)op log (last 40):\n" + history.suffix(40).joined(separator: "\n")
+                    break outer
+                }
+                stats.divergences["(reports compared)", default: 0] += 1
+            }
+        }
     }
 
     // Clean up through the same comparison: destructors off, references dropped, top level freed.
@@ -280,6 +301,97 @@ struct DifferentialTests {
             seed += 1
         }
         print("differential harness self-test: \(stats.operations) operations, libtalloc vs libtalloc")
+    }
+
+    /// Report text: byte-identical to libtalloc once addresses are masked (they are mapped to ids, which
+    /// is stricter), for every live object of varied random trees, at several depth settings.
+    @Test("report text of random trees is byte-identical to libtalloc's")
+    func reportsOfRandomTrees() {
+        var stats = DiffStats()
+        let depths = [(0, -1), (0, 1), (0, 0), (1, -1), (0, 2), (2, 3), (3, -1)]
+        for seed in UInt64(2_000_001)...UInt64(2_000_150) {
+            _ = runDifferentialSequence(seed: seed, steps: 120, stats: &stats, nullReferences: false,
+                                        reportDepths: depths, makeSubject: { TallocCoreSubject() })
+        }
+        print("differential reports: \(stats.divergences["(reports compared)"] ?? 0) reports compared "
+              + "in \(stats.sequences) random trees, \(stats.failures.count) failing")
+        for (sig, s) in stats.signatures.sorted(by: { $0.value.count > $1.value.count }) {
+            Issue.record(Comment(rawValue: "[\(sig)] \(s.count) sequences; shortest:\n" + s.text))
+        }
+    }
+
+    /// A hand-built tree with every kind of report line: long (> 30 columns) and empty names, unnamed
+    /// pools and their members, a pooled object, `.name` children, references ("reference to:"), a
+    /// nested chain, zero-size contexts and strings.
+    @Test("report text of a varied hand-built tree is byte-identical to libtalloc's")
+    func reportsOfVariedTree() {
+        var ops: [DiffOp] = [
+            .new(id: 1, parent: nil, name: 4),
+            .allocate(id: 2, parent: 1, size: 34, name: 7),
+            .allocate(id: 3, parent: 2, size: 17, name: 0),
+            .strdup(id: 4, parent: 2, text: "I am Foo"),
+            .pool(id: 5, parent: 1, capacity: 1024),
+            .allocate(id: 6, parent: 5, size: 512, name: 8),
+            .allocate(id: 7, parent: 6, size: 1024, name: 3),
+            .allocate(id: 8, parent: 6, size: 200, name: 5),
+            .pooledObject(id: 9, parent: 1, size: 24, name: 4, subobjects: 3, subobjectBytes: 30),
+            .strdup(id: 10, parent: 9, text: "a string that is definitely longer than thirty characters"),
+            .asprintf(id: 11, parent: 9, text: "%s %d %%"),
+            .setName(8, "renamed with set_name"),
+            .reference(3, owner: 1),
+            .reference(10, owner: 2),
+            .reference(10, owner: 6),
+            .new(id: 12, parent: nil, name: 7),
+            .reference(12, owner: 4),
+        ]
+        var parent = 12
+        for id in 13...20 {
+            ops.append(.new(id: id, parent: parent, name: id % 2 == 0 ? 0 : 2))
+            parent = id
+        }
+        ops.append(.reference(1, owner: 20))
+        var stats = DiffStats()
+        let depths = [(0, -1), (0, 1), (0, 0), (1, -1), (1, 2), (0, 3), (4, -1), (0, 100)]
+        if let f = runDifferentialSequence(seed: 0, steps: 0, stats: &stats, script: ops, reportDepths: depths,
+                                           makeSubject: { TallocCoreSubject() }) {
+            Issue.record(Comment(rawValue: f))
+        }
+    }
+
+    /// talloc re-homes a child whose newest reference is owned by the NULL context like an unreferenced
+    /// refusing child: to the parent of the chunk being freed (talloc.c `_tc_free_children_internal`:
+    /// a NULL owner leaves `new_parent == null_context`, which falls back to `talloc_parent_chunk(ptr)`),
+    /// freeing that NULL-owned handle. TALLOC-SEMANTICS §3.3 (2f) orders the choices the same way.
+    @Test("a child referenced only by NULL moves to the freed chunk's parent (free)")
+    func nullOwnedReferenceOnFree() {
+        let ops: [DiffOp] = [
+            .new(id: 1, parent: nil, name: 1),
+            .new(id: 2, parent: 1, name: 2),
+            .new(id: 3, parent: 2, name: 5),
+            .reference(3, owner: nil),
+            .free(2),
+        ]
+        var stats = DiffStats()
+        if let f = runDifferentialSequence(seed: 0, steps: 0, stats: &stats, script: ops,
+                                           makeSubject: { TallocCoreSubject() }) {
+            Issue.record(Comment(rawValue: f))
+        }
+    }
+
+    @Test("a child referenced only by NULL moves to the parent (free_children)")
+    func nullOwnedReferenceOnFreeChildren() {
+        let ops: [DiffOp] = [
+            .new(id: 1, parent: nil, name: 1),
+            .new(id: 2, parent: 1, name: 2),
+            .new(id: 3, parent: 2, name: 5),
+            .reference(3, owner: nil),
+            .freeChildren(2),
+        ]
+        var stats = DiffStats()
+        if let f = runDifferentialSequence(seed: 0, steps: 0, stats: &stats, script: ops,
+                                           makeSubject: { TallocCoreSubject() }) {
+            Issue.record(Comment(rawValue: f))
+        }
     }
 
     @Test("random operation sequences agree after every step")
