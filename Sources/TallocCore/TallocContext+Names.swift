@@ -22,6 +22,7 @@ extension TallocContext {
     public func setName(_ name: String) throws(TallocError) -> TallocContext {
         let tc = chunk
         let bytes = Array(name.utf8)
+        if bytes.count + 1 >= _maxSize { throw .sizeTooLarge }
         guard let child = _Core.allocate(tc, size: bytes.count + 1) else {
             tc.pointee.name = nil
             tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)

@@ -103,23 +103,33 @@ extension TallocContext {
         return TallocContext(chunk: tc)
     }
 
+    /// strlen over a buffer: the bytes before the first NUL.
+    @inline(__always)
+    static func cLength(_ b: UnsafeRawBufferPointer) -> Int {
+        guard let base = b.baseAddress, b.count > 0 else { return 0 }
+        if let nul = memchr(base, 0, b.count) { return UnsafeRawPointer(nul) - base }
+        return b.count
+    }
+
     /// A NUL-terminated copy of `string`, named by its contents.
     ///
     /// The corresponding talloc function is `talloc_strdup()`.
     public static func strdup(parent: TallocContext?, _ string: String) throws(TallocError) -> TallocContext {
         var s = string
-        return try s.withUTF8 { b -> Result<TallocContext, TallocError> in
-            let n = b.firstIndex(of: 0) ?? b.count  // strlen: stop at an embedded NUL
-            return Result { () throws(TallocError) in
-                try strlendup(parent, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[0..<n]))
-            }
-        }.get()
+        var result: TallocContext? = nil
+        var failure: TallocError = .outOfMemory
+        s.withUTF8 { b in
+            let raw = UnsafeRawBufferPointer(b)
+            do throws(TallocError) { result = try strlendup(parent, UnsafeRawBufferPointer(rebasing: raw[0..<cLength(raw)])) }
+            catch { failure = error }
+        }
+        guard let result else { throw failure }
+        return result
     }
 
     /// A copy of `bytes` up to the first NUL (strlen), plus a NUL, named by its contents.
     public static func strdup(parent: TallocContext?, bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
-        let n = bytes.firstIndex(of: 0) ?? bytes.count
-        return try strlendup(parent, UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+        try strlendup(parent, UnsafeRawBufferPointer(rebasing: bytes[0..<cLength(bytes)]))
     }
 
     /// A copy of at most `n` bytes of `string` (strnlen), plus a NUL, named by its contents.

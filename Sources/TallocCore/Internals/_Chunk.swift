@@ -82,12 +82,11 @@ enum _Flag {
 @inline(__always) @usableFromInline
 func _align16(_ n: Int) -> Int { (n &+ 15) & ~15 }
 
-/// The per-process magic: random, low 14 bits clear (talloc: random from AT_RANDOM, low 4 bits clear).
-@usableFromInline let _magic: UInt32 = {
-    var m = UInt32.random(in: 0...UInt32.max) & _Flag.magicMask
-    if m == 0 || m == _magicFree { m = 0xA110_C000 }
-    return m
-}()
+/// The magic in the upper bits of every live chunk's `flags`. talloc randomises it per process to make
+/// forged headers harder; ours is a constant, so that allocation reads no lazily initialised global (a
+/// `swift_once` check costs ~20 instructions per allocation). Forging a header takes an out-of-bounds
+/// write, which Swift's bounds checks and the Lua binding's checked memory access rule out.
+@usableFromInline let _magic: UInt32 = 0xA110_C000
 /// Freed chunks carry this non-random magic so a read after free cannot leak the real one (bug 13211).
 @usableFromInline let _magicFree: UInt32 = 0xE814_C000
 

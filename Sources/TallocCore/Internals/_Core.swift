@@ -15,10 +15,10 @@ import Darwin
 /// functions are shared; trees must not be shared between threads.
 @usableFromInline
 enum _Globals {
-    @usableFromInline nonisolated(unsafe) static var nullContext: _Chunk? = nil
-    nonisolated(unsafe) static var logHandler: ((String) -> Void)? = nil
-    nonisolated(unsafe) static var abortHandler: ((String) -> Void)? = nil
-    nonisolated(unsafe) static var autofreeContext: _Chunk? = nil
+    @exclusivity(unchecked) @usableFromInline nonisolated(unsafe) static var nullContext: _Chunk? = nil
+    @exclusivity(unchecked) nonisolated(unsafe) static var logHandler: ((String) -> Void)? = nil
+    @exclusivity(unchecked) nonisolated(unsafe) static var abortHandler: ((String) -> Void)? = nil
+    @exclusivity(unchecked) nonisolated(unsafe) static var autofreeContext: _Chunk? = nil
 }
 
 @usableFromInline
@@ -116,54 +116,65 @@ enum _Core {
 
     /// __talloc_with_prefix: a new chunk of `size` bytes under `parent` (nil = top level or the null
     /// context), carved from the nearest pool when it fits, else malloc'd. `prefix` is the room kept in
-    /// front of the header (a pool header). Nil on failure (size, memory limit, malloc).
+    /// front of the header (a pool header). Nil on failure (memory limit, malloc). The caller has checked
+    /// `0 <= size < MAX_TALLOC_SIZE`.
     @inline(__always) @usableFromInline
     static func allocate(_ parentIn: _Chunk?, size: Int, prefix: Int = 0) -> _Chunk? {
-        if _slowPath(size >= _maxSize || size < 0) { return nil }
         let parent = parentIn ?? _Globals.nullContext
-        var tc: _Chunk? = nil
-        var inherited: UInt32 = 0
+        if let p = parent,
+           _slowPath(p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) != 0) {
+            return allocateSlow(p, size: size, prefix: prefix)
+        }
+        guard let raw = malloc(_headerSize + size + prefix) else { return nil }
+        let tc = (raw + prefix).assumingMemoryBound(to: _ChunkHeader.self)
+        let first = parent?.pointee.child
+        tc.initialize(to: _ChunkHeader(
+            next: first, prev: nil, parent: parent, child: nil, name: nil, extra: nil,
+            size: UInt32(truncatingIfNeeded: size), flags: _magic, poolOffset: 0, line: 0))
         if let p = parent {
-            let pf = p.pointee.flags
-            inherited = (pf & (_Flag.hasLimit | _Flag.underLimit)) != 0 ? _Flag.underLimit : 0
-            if pf & (_Flag.pool | _Flag.poolMem) != 0, let pool = pool(for: p) {
-                tc = carve(from: pool, chunkSize: _align16(_headerSize + size + prefix), prefix: prefix)
-            }
+            if let first { first.pointee.prev = tc }
+            p.pointee.child = tc
+        }
+        return tc
+    }
+
+    /// The same for a parent that is (or is carved from) a pool, or that a memory limit governs.
+    @inline(never)
+    static func allocateSlow(_ p: _Chunk, size: Int, prefix: Int) -> _Chunk? {
+        let pf = p.pointee.flags
+        let inherited: UInt32 = (pf & (_Flag.hasLimit | _Flag.underLimit)) != 0 ? _Flag.underLimit : 0
+        var tc: _Chunk? = nil
+        if pf & (_Flag.pool | _Flag.poolMem) != 0, let pool = pool(for: p) {
+            tc = carve(from: pool, chunkSize: _align16(_headerSize + size + prefix), prefix: prefix)
         }
         if tc == nil {
             let total = _headerSize + size + prefix
-            if _slowPath(inherited != 0) {
-                if !limitAllows(parent!, total) { return nil }
-            }
+            if inherited != 0 && !limitAllows(p, total) { return nil }
             guard let raw = malloc(total) else { return nil }
             tc = (raw + prefix).assumingMemoryBound(to: _ChunkHeader.self)
             tc!.pointee.flags = _magic
             tc!.pointee.poolOffset = 0
-            if _slowPath(inherited != 0) { limitGrow(parent!, total) }
+            if inherited != 0 { limitGrow(p, total) }
         }
         let c = tc!
         c.pointee.flags |= inherited
-        c.pointee.size = UInt32(size)
+        c.pointee.size = UInt32(truncatingIfNeeded: size)
         c.pointee.name = nil
         c.pointee.extra = nil
         c.pointee.line = 0
         c.pointee.child = nil
         c.pointee.prev = nil
-        if let p = parent {
-            c.pointee.parent = p
-            let first = p.pointee.child
-            c.pointee.next = first
-            if let first { first.pointee.prev = c }
-            p.pointee.child = c
-        } else {
-            c.pointee.parent = nil
-            c.pointee.next = nil
-        }
+        c.pointee.parent = p
+        let first = p.pointee.child
+        c.pointee.next = first
+        if let first { first.pointee.prev = c }
+        p.pointee.child = c
         return c
     }
 
     /// _talloc_pool: a pool of `capacity` bytes of bump space. The pool itself counts as one object.
     static func makePool(_ parent: _Chunk?, capacity: Int) -> _Chunk? {
+        if capacity < 0 || capacity >= _maxSize { return nil }
         guard let tc = allocate(parent, size: capacity, prefix: _poolPrefixSize) else { return nil }
         tc.pointee.flags |= _Flag.pool
         tc.pointee.size = 0
@@ -413,6 +424,13 @@ enum _Core {
     /// _tc_free_internal, iteratively: 0 when freed (or already being freed), -1 when refused.
     @usableFromInline
     static func free(_ tc0: _Chunk) -> Int32 {
+        if tc0.pointee.extra == nil && tc0.pointee.flags & (_Flag.loop | _Flag.inDestructor) == 0 {
+            unlinkFromSiblings(tc0)
+            tc0.pointee.flags |= _Flag.loop
+            if tc0.pointee.child != nil { freeChildren(of: tc0, isFreeing: true) }
+            release(tc0)
+            return 0
+        }
         switch enter(tc0) {
         case .proceed: break
         case .alreadyFreeing: return 0
@@ -432,6 +450,15 @@ enum _Core {
         var cur = root
         while true {
             if let child = cur.pointee.child {
+                if child.pointee.extra == nil && child.pointee.child == nil
+                    && child.pointee.flags & (_Flag.loop | _Flag.inDestructor) == 0 {
+                    // A leaf with no destructor, references or observer: nothing can refuse or run.
+                    let next = child.pointee.next
+                    cur.pointee.child = next
+                    if let next { next.pointee.prev = nil }
+                    release(child)
+                    continue
+                }
                 if !registered, cur == root, child.pointee.extra != nil || child.pointee.child != nil {
                     // User code may run from here on: let a free of root's parent find us.
                     registered = true
@@ -482,8 +509,21 @@ enum _Core {
     }
 
     /// The second half of _tc_free_internal: the chunk has no children left; give its memory back.
+    @inline(__always)
     static func release(_ tc: _Chunk) {
         let flags = tc.pointee.flags
+        if _fastPath(flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit
+                              | _Flag.pool | _Flag.poolMem) == 0 && tc.pointee.extra == nil) {
+            // A plain heap chunk: stamp it freed (a double free then reads "access after free") and go.
+            tc.pointee.flags = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
+            Glibc.free(UnsafeMutableRawPointer(tc))
+            return
+        }
+        releaseSlow(tc, flags)
+    }
+
+    @inline(never)
+    static func releaseSlow(_ tc: _Chunk, _ flags: UInt32) {
         if flags & _Flag.reference != 0 { detachHandle(tc) }
         if let e = tc.pointee.extra {
             releaseExtra(tc, e)
