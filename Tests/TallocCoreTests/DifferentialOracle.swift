@@ -187,7 +187,9 @@ final class CTallocSubject: DifferentialSubject {
             talloc_free_children(pointer(x))
             return .void
         case .steal(let x, let to):
-            return ctalloc_steal(pointerIfLive(to), pointer(x)) != nil ? .ok : .failed
+            // NULL spelled null_context, as in reparent: talloc_steal's "with references" warning compares
+            // talloc_parent(p) (null_context for top level) with new_ctx literally.
+            return ctalloc_steal(pointerIfLive(to) ?? nullContext, pointer(x)) != nil ? .ok : .failed
         case .reparent(let x, let from, let to):
             // With null tracking on, "no parent" is the null_context: talloc_reparent compares old_parent
             // with talloc_parent(p) literally, so NULL must be spelled null_context here.

@@ -7,6 +7,9 @@
 //   TALLOC_DIFF_STEPS=N    operations per sequence (default 250)
 //   TALLOC_DIFF_SEED=S     run only sequence S (a repro), with the op log printed
 //   TALLOC_DIFF_FIRST_SEED=S  first seed of the range (default 1)
+//   TALLOC_DIFF_NO_NULL_REFS=1  no references owned by the NULL context (to look past that divergence)
+//   TALLOC_DIFF_LOGS=1     also compare talloc's log lines after each operation (locations cut off)
+//   TALLOC_DIFF_REPORT_EVERY=N  compare report_full text every N steps (default 4; 1 = every step)
 //
 // Where TallocCore deliberately differs from libtalloc (DESIGN §8), the driver compares against the
 // documented expectation instead of the C result, and counts the event as a "documented divergence":
@@ -27,6 +30,8 @@ import Foundation
 import Testing
 
 @testable import TallocCore
+
+nonisolated(unsafe) var swiftTallocLog: [String] = []
 
 struct DiffStats {
     var operations = 0
@@ -67,6 +72,17 @@ func runDifferentialSequence(
     var gen = DiffGenerator(seed: seed, allowDivergenceOps: documented,
                             ourPooledObjectCapacity: TallocCoreSubject.pooledObjectCapacity)
     if let nullReferences { gen.nullReferences = nullReferences }
+    // Log lines ("ERROR: talloc_free with references at LOC", "WARNING: talloc_steal with references",
+    // "\treference at LOC"), locations cut off. Opt-in (TALLOC_DIFF_LOGS=1): TallocCore's log handler is
+    // process-wide and other suites may set it while this one runs.
+    let compareLogs = DiffEnv.int("TALLOC_DIFF_LOGS") == 1 && subject is TallocCoreSubject
+    if compareLogs { Talloc.setLogHandler { swiftTallocLog.append($0) } }
+    defer { if compareLogs { Talloc.setLogHandler(nil) } }
+    func normalisedLog(_ lines: [String]) -> [String] {
+        lines.flatMap { $0.split(separator: "\n") }.map { line in
+            String(line.range(of: " at ").map { line[..<$0.lowerBound] } ?? line[...])
+        }
+    }
     var history: [String] = []
     var stepsDone = 0
     var failure: String?
@@ -112,8 +128,13 @@ func runDifferentialSequence(
             oracle.moveToHead(x)
         }
 
+        capturedTallocLog.removeAll()
+        swiftTallocLog.removeAll()
         let rC = oracle.perform(op)
         let rS = subject.perform(op)
+        if compareLogs, normalisedLog(capturedTallocLog) != normalisedLog(swiftTallocLog) {
+            return fail(step, op, "log lines:\n  libtalloc  \(capturedTallocLog)\n  TallocCore \(swiftTallocLog)\n")
+        }
         bookkeeping(op, rC)
         let live = oracle.liveIDs
         gen.forgetDead(live)
