@@ -70,6 +70,9 @@ enum AppendKind: CaseIterable, CustomStringConvertible {
 enum DiffOp: CustomStringConvertible {
     case new(id: Int, parent: Int?, name: Int)
     case allocate(id: Int, parent: Int?, size: Int, name: Int)
+    /// talloc_size / talloc_new: named by the call site, "fake.c:LINE" / "talloc_new: fake.c:LINE".
+    case allocateAt(id: Int, parent: Int?, size: Int, line: Int)
+    case newAt(id: Int, parent: Int?, line: Int)
     case pool(id: Int, parent: Int?, capacity: Int)
     case pooledObject(id: Int, parent: Int?, size: Int, name: Int, subobjects: Int, subobjectBytes: Int)
     case strdup(id: Int, parent: Int?, text: String)
@@ -95,6 +98,7 @@ enum DiffOp: CustomStringConvertible {
     var createdID: Int? {
         switch self {
         case .new(let id, _, _), .allocate(let id, _, _, _), .pool(let id, _, _),
+            .allocateAt(let id, _, _, _), .newAt(let id, _, _),
             .pooledObject(let id, _, _, _, _, _), .strdup(let id, _, _), .asprintf(let id, _, _),
             .reallocNull(let id, _, _, _):
             return id
@@ -108,6 +112,8 @@ enum DiffOp: CustomStringConvertible {
         switch self {
         case .new(let id, let p, let name): return "#\(id) = new(\(o(p)), \(n(name)))"
         case .allocate(let id, let p, let s, let name): return "#\(id) = named_const(\(o(p)), \(s), \(n(name)))"
+        case .allocateAt(let id, let p, let s, let line): return "#\(id) = talloc_size(\(o(p)), \(s)) at fake.c:\(line)"
+        case .newAt(let id, let p, let line): return "#\(id) = talloc_new(\(o(p))) at fake.c:\(line)"
         case .pool(let id, let p, let c): return "#\(id) = pool(\(o(p)), \(c))"
         case .pooledObject(let id, let p, let s, let name, let k, let b):
             return "#\(id) = pooled_object(\(o(p)), \(s), \(n(name)), \(k), \(b))"
@@ -349,11 +355,13 @@ struct DiffGenerator {
         case 0..<6:
             let p = parentOrNull()
             guard admit(p, size: 0, oracle) else { return nil }
+            if rng.chance(25) { return .newAt(id: take(), parent: p, line: 1 + rng.below(5)) }
             return .new(id: take(), parent: p, name: rng.below(DiffNames.table.count))
         case 6..<16:
             let p = parentOrNull()
             let s = size()
             guard admit(p, size: s, oracle) else { return nil }
+            if rng.chance(25) { return .allocateAt(id: take(), parent: p, size: s, line: 1 + rng.below(5)) }
             return .allocate(id: take(), parent: p, size: s, name: rng.below(DiffNames.table.count))
         case 16..<21:
             let p = parentOrNull()

@@ -155,6 +155,16 @@ final class CTallocSubject: DifferentialSubject {
         }
     }
 
+    /// "fake.c:LINE" and "talloc_new: fake.c:LINE" as static C strings (talloc keeps the pointer).
+    nonisolated(unsafe) private static var locationNames: [String: UnsafePointer<CChar>] = [:]
+    private func locationName(_ line: Int, new: Bool) -> UnsafePointer<CChar> {
+        let text = (new ? "talloc_new: " : "") + "fake.c:\(line)"
+        if let p = Self.locationNames[text] { return p }
+        let p = UnsafePointer(strdup(text)!)
+        Self.locationNames[text] = p
+        return p
+    }
+
     private func name(_ i: Int) -> UnsafePointer<CChar> {
         UnsafeRawPointer(DiffNames.table[i].utf8Start).assumingMemoryBound(to: CChar.self)
     }
@@ -171,6 +181,10 @@ final class CTallocSubject: DifferentialSubject {
             return register(id, ctalloc_named_const(pointerIfLive(p), 0, name(n)))
         case .allocate(let id, let p, let size, let n):
             return register(id, ctalloc_named_const(pointerIfLive(p), size, name(n)))
+        case .allocateAt(let id, let p, let size, let line):
+            return register(id, ctalloc_named_const(pointerIfLive(p), size, locationName(line, new: false)))
+        case .newAt(let id, let p, let line):
+            return register(id, ctalloc_named_const(pointerIfLive(p), 0, locationName(line, new: true)))
         case .pool(let id, let p, let capacity):
             return register(id, ctalloc_pool(pointerIfLive(p), capacity))
         case .pooledObject(let id, let p, let size, let n, let k, let bytes):

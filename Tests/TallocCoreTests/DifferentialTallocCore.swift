@@ -69,6 +69,10 @@ final class TallocCoreSubject: DifferentialSubject {
             return register(id) { () in
                 try TallocContext.allocate(parent: ctx(p), byteCount: size, name: DiffNames.table[n])
             }
+        case .allocateAt(let id, let p, let size, let line):
+            return register(id) { try TallocContext.allocate(parent: ctx(p), byteCount: size, file: "fake.c", line: UInt(line)) }
+        case .newAt(let id, let p, let line):
+            return register(id) { try TallocContext.new(parent: ctx(p), file: "fake.c", line: UInt(line)) }
         case .pool(let id, let p, let capacity):
             return register(id) { try TallocContext.pool(parent: ctx(p), capacity: capacity) }
         case .pooledObject(let id, let p, let size, let n, let k, let bytes):

@@ -166,6 +166,7 @@ func runDifferentialSequence(
             let parent: Int?
             switch op {
             case .new(_, let p, _), .allocate(_, let p, _, _), .pool(_, let p, _), .pooledObject(_, let p, _, _, _, _),
+                .allocateAt(_, let p, _, _), .newAt(_, let p, _),
                 .strdup(_, let p, _), .asprintf(_, let p, _), .reallocNull(_, let p, _, _):
                 parent = p
             default: parent = nil
