@@ -476,7 +476,9 @@ enum _Core {
                     continue
                 case .refusedByReference(let owner):
                     if child.pointee.parent != cur { continue }
-                    steal(child, to: owner)
+                    // A reference owned by the null context names no owner: talloc then falls back to the
+                    // parent of the chunk being freed, as for a refusing child.
+                    steal(child, to: owner == _Globals.nullContext ? cur.pointee.parent : owner)
                     continue
                 case .refused:
                     // A destructor that already moved its chunk elsewhere is obeyed.
