@@ -42,6 +42,11 @@ typedef struct ltc_State {
   lua_State *L;          /* the main thread */
   lua_State *currentL;   /* the thread running the module right now */
   void *closehook;       /* the module's close procedure (Swift), called by the state's __gc */
+  lua_Integer nextslot;  /* the next never-used slot */
+  lua_Integer *freeslots;/* slots given back, reused first (malloc'd; freed at close) */
+  int nfree, capfree;
+  const char *lastSource;/* the chunk source whose interned short_src is 'lastFile' (a name cache) */
+  const char *lastFile;
 } ltc_State;
 
 /* Upvalues shared by every function of the module. */
@@ -50,7 +55,7 @@ typedef struct ltc_State {
 #define LTC_UPV_HANDLES   3   /* slot -> userdata, weak values */
 #define LTC_UPV_STATE     4   /* the ltc_State userdata */
 #define LTC_UPV_EXTRA     5   /* slot -> destructor function; [0] error slot; strong */
-#define LTC_UPV_SLOTS     6   /* luaL_ref allocation table for slots */
+#define LTC_UPV_SLOTS     6   /* reserved */
 #define LTC_NUPVALUES     6
 
 static inline ltc_State *ltc_state (lua_State *L) {
@@ -96,11 +101,29 @@ static inline void ltc_setexisting (lua_State *L, int tableidx, lua_Integer key)
 }
 
 /*
-** why: as ltc_clearslot, luaL_unref only writes keys that exist (t[ref] and t[0], which luaL_ref
-** created), so it does not allocate.  It is '-' in the 5.4 manual.
+** Slots: integer keys of the handles table, one per chunk Lua has seen.  A free list in the state, so
+** taking and giving back a slot touches no Lua table.  Giving back never raises (a slot that does not
+** fit in the list is simply never reused).
 */
+static inline lua_Integer ltc_takeslot (ltc_State *S) {
+  if (S->nfree > 0) return S->freeslots[--S->nfree];
+  return ++S->nextslot;
+}
+
+static inline void ltc_giveslot (ltc_State *S, lua_Integer slot) {
+  if (slot <= 0) return;
+  if (S->nfree == S->capfree) {
+    int cap = S->capfree ? S->capfree * 2 : 64;
+    lua_Integer *p = (lua_Integer *)realloc(S->freeslots, (size_t)cap * sizeof(lua_Integer));
+    if (p == NULL) return;
+    S->freeslots = p;
+    S->capfree = cap;
+  }
+  S->freeslots[S->nfree++] = slot;
+}
+
 static inline void ltc_releaseslot (lua_State *L, lua_Integer slot) {
-  luaL_unref(L, lua_upvalueindex(LTC_UPV_SLOTS), (int)slot);
+  ltc_giveslot(ltc_state(L), slot);
 }
 
 /*
@@ -108,11 +131,11 @@ static inline void ltc_releaseslot (lua_State *L, lua_Integer slot) {
 ** of the metatable and of the two tables.  It raises on memory errors, so it runs in a trampoline
 ** before the Swift body, or in a protected helper.
 */
-static inline ltc_Box *ltc_newbox_at (lua_State *L, int meta, int handles, int slots) {
+static inline ltc_Box *ltc_newbox_at (lua_State *L, int meta, int handles, int state) {
   ltc_Box *b;
+  ltc_State *S = (ltc_State *)lua_touserdata(L, state);
   meta = lua_absindex(L, meta);
   handles = lua_absindex(L, handles);
-  slots = lua_absindex(L, slots);
   b = (ltc_Box *)lua_newuserdatauv(L, sizeof(ltc_Box), 1);
   b->body = NULL;
   b->slot = 0;
@@ -122,16 +145,16 @@ static inline ltc_Box *ltc_newbox_at (lua_State *L, int meta, int handles, int s
   b->freedName[0] = '\0';
   lua_pushvalue(L, meta);
   lua_setmetatable(L, -2);
-  lua_pushboolean(L, 1);
-  b->slot = luaL_ref(L, slots);  /* 'm' */
   lua_pushvalue(L, -1);
-  lua_rawseti(L, handles, b->slot);  /* 'm' */
+  /* the slot is peeked, stored ('m': may raise), and only then taken */
+  lua_rawseti(L, handles, S->nfree > 0 ? S->freeslots[S->nfree - 1] : S->nextslot + 1);
+  b->slot = ltc_takeslot(S);
   return b;
 }
 
 static inline ltc_Box *ltc_newbox (lua_State *L) {
   return ltc_newbox_at(L, lua_upvalueindex(LTC_UPV_META), lua_upvalueindex(LTC_UPV_HANDLES),
-                       lua_upvalueindex(LTC_UPV_SLOTS));
+                       lua_upvalueindex(LTC_UPV_STATE));
 }
 
 /*
@@ -165,7 +188,7 @@ static inline int ltc_trampoline (lua_State *L) {
   return clua_trampoline(L);
 }
 
-/* (protected part of ltc_pushhandle) [meta, handles, slots, body] -> handle */
+/* (protected part of ltc_pushhandle) [meta, handles, state, body] -> handle */
 static inline int ltc_pushhandle_k (lua_State *L) {
   void *body = lua_touserdata(L, 4);
   ltc_Box *b = ltc_newbox_at(L, 1, 2, 3);
@@ -182,7 +205,7 @@ static inline int ltc_pushhandle (lua_State *L, void *body) {
   lua_pushcfunction(L, ltc_pushhandle_k);
   lua_pushvalue(L, lua_upvalueindex(LTC_UPV_META));
   lua_pushvalue(L, lua_upvalueindex(LTC_UPV_HANDLES));
-  lua_pushvalue(L, lua_upvalueindex(LTC_UPV_SLOTS));
+  lua_pushvalue(L, lua_upvalueindex(LTC_UPV_STATE));
   lua_pushlightuserdata(L, body);
   return lua_pcall(L, 4, 1, 0);
 }
@@ -325,7 +348,12 @@ static inline int ltc_state_gc (lua_State *L) {
     S->currentL = L;
     ((ltc_CloseHook)S->closehook)(L, S);
   }
-  if (S != NULL) S->closed = 1;
+  if (S != NULL) {
+    S->closed = 1;
+    free(S->freeslots);
+    S->freeslots = NULL;
+    S->nfree = S->capfree = 0;
+  }
   return 0;
 }
 
@@ -443,5 +471,304 @@ static inline int ltc_preload (lua_State *L, int setglobal) {
   lua_pushboolean(L, setglobal);
   return lua_pcall(L, 2, 0, 0);
 }
+
+
+/*
+** {======================================================================
+** host API: what LuaRuntime (Swift hosts, issue 5) needs beyond the module
+** =======================================================================
+**
+** Prefix 'lth_'.  Same rules as above: a helper that may raise runs under lua_pcall and returns the
+** status; the budget hook is C because it raises ("instruction budget exhausted") from inside the
+** running Lua code, where no Swift frame can be.
+*/
+#include <time.h>
+
+/* The standard libraries, one bit each, in luaL_openlibs's order (LuaRuntime.Libraries mirrors them). */
+#define LTH_LIB_BASE       0x001
+#define LTH_LIB_PACKAGE    0x002
+#define LTH_LIB_COROUTINE  0x004
+#define LTH_LIB_TABLE      0x008
+#define LTH_LIB_IO         0x010
+#define LTH_LIB_OS         0x020
+#define LTH_LIB_STRING     0x040
+#define LTH_LIB_MATH       0x080
+#define LTH_LIB_UTF8       0x100
+#define LTH_LIB_DEBUG      0x200
+
+/* (protected part of lth_openlibs) [mask] */
+static inline int lth_openlibs_k (lua_State *L) {
+  static const struct { int bit; const char *name; lua_CFunction open; } libs[] = {
+    {LTH_LIB_BASE, LUA_GNAME, luaopen_base},
+    {LTH_LIB_PACKAGE, LUA_LOADLIBNAME, luaopen_package},
+    {LTH_LIB_COROUTINE, LUA_COLIBNAME, luaopen_coroutine},
+    {LTH_LIB_TABLE, LUA_TABLIBNAME, luaopen_table},
+    {LTH_LIB_IO, LUA_IOLIBNAME, luaopen_io},
+    {LTH_LIB_OS, LUA_OSLIBNAME, luaopen_os},
+    {LTH_LIB_STRING, LUA_STRLIBNAME, luaopen_string},
+    {LTH_LIB_MATH, LUA_MATHLIBNAME, luaopen_math},
+    {LTH_LIB_UTF8, LUA_UTF8LIBNAME, luaopen_utf8},
+    {LTH_LIB_DEBUG, LUA_DBLIBNAME, luaopen_debug},
+  };
+  int mask = (int)lua_tointeger(L, 1);
+  size_t i;
+  for (i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+    if (mask & libs[i].bit) {
+      luaL_requiref(L, libs[i].name, libs[i].open, 1);  /* as luaL_openlibs, one by one */
+      lua_pop(L, 1);
+    }
+  }
+  return 0;
+}
+
+/* why: luaL_requiref allocates and runs the openers ('e').  Opens the libraries in 'mask'. */
+static inline int lth_openlibs (lua_State *L, int mask) {
+  lua_pushcfunction(L, lth_openlibs_k);
+  lua_pushinteger(L, mask);
+  return lua_pcall(L, 1, 0, 0);
+}
+
+/* The sandbox's 'load': the original (upvalue 1) with mode "t", so no binary chunk is ever loaded
+   (a crafted bytecode can crash the VM). */
+static inline int lth_loadtext (lua_State *L) {
+  int n = lua_gettop(L);
+  if (n < 3) { lua_settop(L, 3); n = 3; }  /* an absent env stays absent (n counts it) */
+  lua_pushliteral(L, "t");
+  lua_replace(L, 3);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* The sandbox's 'setmetatable': the original (upvalue 1), refusing metatables with a __gc field.
+   Finalizers run with hooks off, so a looping __gc would escape the instruction budget. */
+static inline int lth_setmetatable (lua_State *L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "__gc metamethods are not allowed in the sandbox");
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/* A function the sandbox removed: raises "'NAME' is not available in the sandbox" (NAME: upvalue 1). */
+static inline int lth_unavailable (lua_State *L) {
+  return luaL_error(L, "'%s' is not available in the sandbox", lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* (protected part of lth_sandbox) [module or nil] */
+static inline int lth_sandbox_k (lua_State *L) {
+  lua_pushglobaltable(L);                      /* 2 */
+  lua_pushnil(L); lua_setfield(L, 2, "dofile");
+  lua_pushnil(L); lua_setfield(L, 2, "loadfile");
+  if (lua_getfield(L, 2, "load") == LUA_TFUNCTION) {
+    lua_pushcclosure(L, lth_loadtext, 1);
+    lua_setfield(L, 2, "load");
+  } else lua_pop(L, 1);
+  if (lua_getfield(L, 2, "setmetatable") == LUA_TFUNCTION) {
+    lua_pushcclosure(L, lth_setmetatable, 1);
+    lua_setfield(L, 2, "setmetatable");
+  } else lua_pop(L, 1);
+  if (lua_istable(L, 1)) {
+    /* Lua destructors may run from the collector, where hooks are off: not in the sandbox.  The
+       metatable of contexts is locked and unlisted, so no script can give it a Lua __gc. */
+    lua_pushliteral(L, "set_destructor");
+    lua_pushcclosure(L, lth_unavailable, 1);   /* 3 */
+    lua_pushvalue(L, 3); lua_setfield(L, 1, "set_destructor");
+    luaL_getmetatable(L, LTC_METATABLE);       /* 4 */
+    if (lua_istable(L, 4)) {
+      if (lua_getfield(L, 4, "__index") == LUA_TTABLE) {
+        lua_pushvalue(L, 3);
+        lua_setfield(L, -2, "set_destructor");
+      }
+      lua_pop(L, 1);
+      lua_pushliteral(L, LTC_METATABLE);
+      lua_setfield(L, 4, "__metatable");
+    }
+    lua_pushnil(L); lua_setfield(L, 1, "_metatable");
+  }
+  return 0;
+}
+
+/*
+** why: changing globals allocates ('m').  Makes the state a sandbox: no dofile/loadfile, text-only
+** load, no Lua finalizers (setmetatable refuses __gc, no talloc destructors, the contexts' metatable
+** locked).  The module table (or nil) is on the top; it is popped.
+*/
+static inline int lth_sandbox (lua_State *L) {
+  lua_pushcfunction(L, lth_sandbox_k);
+  lua_insert(L, -2);
+  return lua_pcall(L, 1, 0, 0);
+}
+
+/*
+** The instruction and time budget of one entry from Swift into Lua.  A pointer to it lives in the
+** main thread's extra space, which every coroutine copies when it is created, so the count hook
+** finds it in any thread.
+*/
+typedef struct lth_Budget {
+  long long remaining;   /* instructions left (when 'limited') */
+  double deadline;       /* CLOCK_MONOTONIC seconds; 0 = none */
+  int limited;           /* an instruction limit is set */
+  int armed;             /* an entry from Swift is running */
+  int exhausted;         /* 1: instructions, 2: time */
+  int step;              /* the hook's count */
+} lth_Budget;
+
+static inline double lth_now (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+** why: a hook that stops the script must raise ('v') from inside the running Lua code (as lua.c's
+** 'lstop').  Once the budget is spent, the hook runs at every instruction, so a script that catches
+** the error with pcall is stopped again at its next instruction.
+*/
+static inline void lth_budgethook (lua_State *L, lua_Debug *ar) {
+  lth_Budget *b;
+  (void)ar;
+  memcpy(&b, lua_getextraspace(L), sizeof(b));
+  if (b == NULL || !b->armed) return;
+  if (b->limited) {
+    b->remaining -= lua_gethookcount(L);
+    if (b->remaining <= 0) {
+      b->remaining = 0;
+      if (!b->exhausted) b->exhausted = 1;
+      lua_sethook(L, lth_budgethook, LUA_MASKCOUNT, 1);
+      luaL_error(L, "instruction budget exhausted");
+    }
+  }
+  if (b->deadline > 0 && (b->exhausted == 2 || lth_now() >= b->deadline)) {
+    b->exhausted = 2;
+    lua_sethook(L, lth_budgethook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "time budget exhausted");
+  }
+}
+
+/* why: the hook is a C function Swift must not write.  Installs it on 'L' (every 'step' instructions)
+   with its budget; threads created afterwards inherit both. */
+static inline void lth_installbudget (lua_State *L, lth_Budget *b) {
+  memcpy(lua_getextraspace(L), &b, sizeof(b));
+  lua_sethook(L, lth_budgethook, LUA_MASKCOUNT, b->step);
+}
+
+/* (protected part of lth_next) [table, key] */
+static inline int lth_next_k (lua_State *L) {
+  return lua_next(L, 1) ? 2 : 0;
+}
+
+/*
+** why: lua_next raises on a key that is not in the table ('v').  Pops the key on the top and pushes
+** the next key and value of the table at 'idx' (*more = 1), or nothing (*more = 0); or the error object.
+*/
+static inline int lth_next (lua_State *L, int idx, int *more) {
+  int top, status;
+  idx = lua_absindex(L, idx);
+  top = lua_gettop(L) - 1;
+  lua_pushcfunction(L, lth_next_k);
+  lua_pushvalue(L, idx);
+  lua_rotate(L, -3, -1);  /* key, f, t -> f, t, key */
+  status = lua_pcall(L, 2, LUA_MULTRET, 0);
+  *more = (status == LUA_OK && lua_gettop(L) > top);
+  return status;
+}
+
+/*
+** Upvalues of a *bound* function: the module's six (so the module's Swift helpers work in it, as in
+** any module function), then the host table and one light userdata for the Swift side.
+*/
+#define LTH_UPV_HOST    (LTC_NUPVALUES + 1)
+#define LTH_UPV_EXTRA   (LTC_NUPVALUES + 2)
+#define LTH_NUPVALUES   (LTC_NUPVALUES + 2)
+
+/* The host table (kept in the registry, integer keys so Swift reads it with lua_rawgeti). */
+#define LTH_HOST_MODULE   1   /* the module table */
+#define LTH_HOST_META     2   /* the metatable of contexts */
+#define LTH_HOST_PINS     3   /* handle -> light userdata (the body lent): handles the GC must keep */
+#define LTH_HOST_SOURCE   4   /* a module function: where bound functions copy the upvalues from */
+#define LTH_HOST_PERFORM  5   /* the bound function that runs Swift work inside the module */
+
+/* why: upvalue indices are macro arithmetic. */
+static inline int lth_upvalue (int i) { return lua_upvalueindex(i); }
+
+/* [-0, +1, m] pushes a bound function of 'body' over the host table at 'host'; 'extra' is its
+   light userdata.  Only for protected helpers. */
+static inline void lth_pushbound (lua_State *L, int host, clua_Body body, void *extra) {
+  int i;
+  host = lua_absindex(L, host);
+  lua_pushlightuserdata(L, (void *)body);
+  lua_rawgeti(L, host, LTH_HOST_SOURCE);
+  for (i = 2; i <= LTC_NUPVALUES; i++) {
+    lua_getupvalue(L, -1 - (i - 2), i);  /* the source moves down as upvalues are pushed */
+  }
+  lua_remove(L, -LTC_NUPVALUES);  /* the source function */
+  lua_pushvalue(L, host);
+  lua_pushlightuserdata(L, extra);
+  lua_pushcclosure(L, ltc_trampoline, LTH_NUPVALUES);
+}
+
+/* (protected part of lth_hostinit) [module, perform body] */
+static inline int lth_hostinit_k (lua_State *L) {
+  int host;
+  lua_createtable(L, 5, 0);
+  host = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, host, LTH_HOST_MODULE);
+  luaL_getmetatable(L, LTC_METATABLE);
+  lua_rawseti(L, host, LTH_HOST_META);
+  lua_newtable(L);
+  lua_rawseti(L, host, LTH_HOST_PINS);
+  lua_pushliteral(L, "new");
+  lua_rawget(L, 1);
+  if (lua_type(L, -1) != LUA_TFUNCTION) return luaL_error(L, "talloc module without 'new'");
+  lua_rawseti(L, host, LTH_HOST_SOURCE);
+  lth_pushbound(L, host, (clua_Body)lua_touserdata(L, 2), NULL);
+  lua_rawseti(L, host, LTH_HOST_PERFORM);
+  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+  return 1;
+}
+
+/*
+** why: tables, closures and a registry reference allocate.  Builds the host table for the module on
+** the top (popped); '*ref' is its registry reference (lua_rawgeti(L, LUA_REGISTRYINDEX, ref)).
+*/
+static inline int lth_hostinit (lua_State *L, clua_Body perform, int *ref) {
+  int status;
+  lua_pushcfunction(L, lth_hostinit_k);
+  lua_insert(L, -2);
+  lua_pushlightuserdata(L, (void *)perform);
+  status = lua_pcall(L, 2, 1, 0);
+  if (status == LUA_OK) {
+    *ref = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+/* (protected part of lth_bind) [host, body, extra] */
+static inline int lth_bind_k (lua_State *L) {
+  lth_pushbound(L, 1, (clua_Body)lua_touserdata(L, 2), lua_touserdata(L, 3));
+  return 1;
+}
+
+/* why: a closure with upvalues allocates ('m').  Pushes a bound function of 'body' (or the error
+   object) over the host table at 'host'. */
+static inline int lth_bind (lua_State *L, int host, clua_Body body, void *extra) {
+  host = lua_absindex(L, host);
+  lua_pushcfunction(L, lth_bind_k);
+  lua_pushvalue(L, host);
+  lua_pushlightuserdata(L, (void *)body);
+  lua_pushlightuserdata(L, extra);
+  return lua_pcall(L, 3, 1, 0);
+}
+
+/* }====================================================================== */
 
 #endif

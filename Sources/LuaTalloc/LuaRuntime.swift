@@ -5,61 +5,64 @@ import CLua
 import Glibc
 import TallocCore
 
-/// A Lua 5.4 state whose heap is accounted in TallocCore, with the `talloc` module loaded.
+/// A Lua 5.4 state whose heap is accounted in TallocCore, with the `talloc` module loaded: the way a
+/// Swift program embeds Lua and talloc (`import LuaTalloc`).
 ///
 /// The tree of a runtime:
 ///
 ///     luatalloc runtime          <- `root`: the memory limit (if any) sits here
-///     ├── lua contexts           <- the parent of every top-level context a script makes
-///     └── lua heap               <- Lua's own memory: an external-size context
+///     ├── lua contexts           <- `contexts`: the parent of every top-level context a script makes
+///     └── lua heap               <- `heap`: Lua's own memory, an external-size context
 ///
 /// Lua's allocations go through `lua_Alloc` to malloc, and each one is charged to the "lua heap"
 /// context before it happens, so one memory limit covers Lua's heap and the script's contexts, and
 /// `talloc.report()` shows both. (A TallocCore chunk per Lua object would put a 64-byte header on every
 /// string and table: accounting keeps Lua's memory as lean as with the stock allocator.)
 ///
-/// A script that exceeds the limit gets Lua's "not enough memory" error; the runtime stays usable.
-/// Not thread-safe: use a runtime from one thread at a time.
+/// What a host does with it:
+///
+///     let lua = try LuaRuntime(options: .sandbox(memoryLimit: 8 << 20, instructionLimit: 10_000_000))
+///     try lua.register("greet") { args in ["hello, " + (args.first?.stringValue ?? "?")] }
+///     let results = try lua.run("return greet('lua'), 6 * 7")   // ["hello, lua", 42]
+///
+/// - Errors: a script that fails — a Lua error, "not enough memory" over the memory limit, a spent
+///   budget — throws `RuntimeError`; the runtime stays usable. A Lua error never unwinds a Swift frame:
+///   Swift calls only the Lua API functions that cannot raise, and every other call runs in C under
+///   `lua_pcall` (DESIGN §4).
+/// - Contexts: a context a script makes belongs to Lua (its garbage collector frees it when no Lua value
+///   reaches it; closing the runtime frees everything left). A context the host passes in is *lent*:
+///   see `LuaValue.context`, `withContexts(_:)` and docs/EMBEDDING.md for who frees what.
+///
+/// - warning: Not thread-safe, like talloc and Lua: use a runtime from one thread at a time.
 public final class LuaRuntime {
-    public struct Options: Sendable {
-        /// Bytes for Lua's heap plus every context (headers included); nil: no limit.
-        public var memoryLimit: Int?
-        /// Open the standard libraries.
-        public var openStandardLibraries: Bool
-        /// Make the module the global `talloc` (it is always `require "talloc"`-able).
-        public var tallocGlobal: Bool
-        /// Open the standard libraries and the module now (false: call `openLibraries()` later).
-        public var openLibrariesNow: Bool
-
-        public init(memoryLimit: Int? = nil, openStandardLibraries: Bool = true, tallocGlobal: Bool = true,
-                    openLibrariesNow: Bool = true) {
-            self.memoryLimit = memoryLimit
-            self.openStandardLibraries = openStandardLibraries
-            self.tallocGlobal = tallocGlobal
-            self.openLibrariesNow = openLibrariesNow
-        }
-    }
-
-    public enum RuntimeError: Error, CustomStringConvertible {
-        case outOfMemory
-        case lua(status: Int32, message: String)
-        public var description: String {
-            switch self {
-            case .outOfMemory: return "not enough memory"
-            case .lua(_, let m): return m
-            }
-        }
-    }
-
     /// The runtime's root context ("luatalloc runtime"); the memory limit is set on it.
     public let root: TallocContext
-    /// The parent of the script's top-level contexts ("lua contexts").
+    /// The parent of the script's top-level contexts ("lua contexts"): what is under it is Lua's.
     public let contexts: TallocContext
     /// Lua's heap, as an external-size context ("lua heap").
     public let heap: TallocContext
-    /// The Lua state. Valid until `close()`.
+    /// The Lua state (for the C API, `-` functions only). Valid until `close()`.
     public private(set) var state: LuaState?
+    /// The options the runtime was made with.
+    public let options: Options
 
+    /// The registry reference of the host table (module, metatable, pins, bound helpers); 0 before
+    /// the module is open.
+    var hostRef: Int32 = 0
+    /// The budget the count hook reads (nil: no budget, no hook).
+    var budget: UnsafeMutablePointer<lth_Budget>?
+    /// Entries from Swift into Lua that are running (the outermost arms the budget).
+    var entryDepth = 0
+    /// The threads that Swift functions called from Lua run on, innermost last: a host call made from
+    /// inside one (a nested `run`) uses that thread, not the main one.
+    var threads: [LuaState] = []
+    /// The Swift functions registered with Lua; released when the runtime closes.
+    var functions: [_FunctionBox] = []
+
+    /// Makes the state, the runtime's tree and (with `openLibrariesNow`) the libraries and the module.
+    ///
+    /// The corresponding Lua function is `luaL_newstate` (then `lua_setallocf`).
+    /// - Throws: `RuntimeError.outOfMemory`, or `.lua` if opening the libraries failed.
     public init(options: Options = Options()) throws(RuntimeError) {
         do {
             root = try TallocContext.new(parent: nil, name: "luatalloc runtime")
@@ -68,6 +71,7 @@ public final class LuaRuntime {
         } catch {
             throw .outOfMemory
         }
+        self.options = options
         guard let L = luaL_newstate() else {
             try? root.free()
             throw .outOfMemory
@@ -82,37 +86,61 @@ public final class LuaRuntime {
             do { try root.setMemoryLimit(limit) } catch { lua_close(L); try? root.free(); throw .outOfMemory }
         }
         state = L
-        self.options = options
+        if options.instructionLimit != nil || options.timeLimit != nil {
+            installBudget(L)
+        }
         if options.openLibrariesNow {
             let st = openLibraries()
             if st != LUA_OK { let m = LuaRuntime.popMessage(L); close(); throw .lua(status: st, message: m) }
         }
     }
 
-    private let options: Options
-
-    /// Opens the standard libraries (if the options ask for them) and the `talloc` module, in protected
-    /// mode. Returns a Lua status; on failure the error object is on the top of the stack.
+    /// Opens the standard libraries the options ask for and the `talloc` module, in protected mode, then
+    /// hardens the globals of a sandbox. Returns a Lua status; on failure the error object is on the top
+    /// of the stack.
+    ///
+    /// The corresponding Lua functions are `luaL_requiref` with each `luaopen_*` (as `luaL_openlibs`).
     public func openLibraries() -> Int32 {
         guard let L = state else { return LUA_ERRRUN }
-        if options.openStandardLibraries {
-            let st = clua_openlibs(L)
+        if !options.libraries.isEmpty {
+            let st = lth_openlibs(L, options.libraries.rawValue)
             if st != LUA_OK { return st }
         }
         let st = LuaTallocModule.open(L, root: contexts, ownsRoot: false, setGlobal: options.tallocGlobal)
         if st != LUA_OK { return st }
-        clua_pop(L, 1)
+        lua_pushvalue(L, -1)
+        var ref: Int32 = 0
+        let hs = lth_hostinit(L, LuaRuntime.performBody, &ref)
+        if hs != LUA_OK { clua_remove(L, -2); return hs }
+        hostRef = ref
+        if options.sandboxed {
+            let ss = lth_sandbox(L)  // pops the module
+            if ss != LUA_OK { return ss }
+        } else {
+            clua_pop(L, 1)
+        }
         return LUA_OK
     }
 
     deinit { close() }
 
-    /// Closes the state: every context the script made is freed (destructors run once more, refusals are
-    /// overridden), then Lua's heap; the runtime's tree goes last.
+    /// Closes the state: every context the scripts made is freed (destructors run once more, refusals are
+    /// overridden), then Lua's heap; the runtime's tree goes last. Lent contexts stay the host's, with
+    /// whatever Lua made under them (their Lua destructors are dropped). Registered Swift functions are
+    /// released. Calling it again does nothing.
+    ///
+    /// The corresponding Lua function is `lua_close`.
     public func close() {
         guard let L = state else { return }
+        releaseLentTrees(L)
         state = nil
+        hostRef = 0
         lua_close(L)
+        functions.removeAll()
+        if let budget {
+            budget.deallocate()
+            self.budget = nil
+        }
         try? root.free()
     }
 
@@ -137,52 +165,131 @@ public final class LuaRuntime {
         return p
     }
 
+    /// The message of the error object on the top (popped).
     static func popMessage(_ L: LuaState) -> String {
-        let m = clua_tostring(L, -1).map { String(cString: $0) } ?? "(error object is not a string)"
+        let m: String
+        if let s = clua_tostring(L, -1) {
+            m = String(cString: s)
+        } else {
+            m = "(error object is a \(String(cString: lua_typename(L, lua_type(L, -1)))) value)"
+        }
         clua_pop(L, 1)
         return m
     }
 
-    /// Runs a chunk of Lua source with a traceback on errors; its results are discarded.
-    ///
-    /// - Throws: `RuntimeError.lua` with Lua's message (and traceback) when it fails to load or run.
-    public func run(_ code: String, chunkName: String = "=(string)") throws(RuntimeError) {
+    /// The thread host calls run on: the one a Swift function called from Lua is running on, else the
+    /// main thread.
+    func currentThread() throws(RuntimeError) -> LuaState {
+        if let L = threads.last { return L }
         guard let L = state else { throw .lua(status: LUA_ERRRUN, message: "the runtime is closed") }
-        let base = lua_gettop(L)
-        defer { lua_settop(L, base) }
-        var code = code
-        let st = code.withUTF8 { b in
-            b.withMemoryRebound(to: CChar.self) { c in clua_loadbuffer(L, c.baseAddress, c.count, chunkName) }
-        }
-        if st != LUA_OK { throw .lua(status: st, message: LuaRuntime.popMessage(L)) }
-        lua_pushcclosure(L, clua_msghandler, 0)
-        clua_insert(L, base + 1)
-        let rs = clua_pcall(L, 0, 0, base + 1)
-        if rs != LUA_OK { throw .lua(status: rs, message: LuaRuntime.popMessage(L)) }
+        return L
     }
 
-    /// Runs a Lua file (as `lua script.lua` would, without arguments).
-    public func run(file path: String) throws(RuntimeError) {
-        guard let L = state else { throw .lua(status: LUA_ERRRUN, message: "the runtime is closed") }
+    // MARK: - Running code
+
+    /// Runs a chunk of Lua source and returns what it returns, as Swift values.
+    ///
+    /// Errors get a traceback. The chunk's varargs are `arguments`.
+    ///
+    /// The corresponding Lua functions are `luaL_loadbufferx` and `lua_pcall`.
+    /// - Parameters:
+    ///   - code: Lua source text (binary chunks are refused in a sandbox).
+    ///   - chunkName: the chunk's name in messages: `"=name"` as is, `"@file"` as a file name.
+    ///   - arguments: the chunk's `...`.
+    /// - Returns: the chunk's results.
+    /// - Throws: `RuntimeError.lua` (syntax or run-time error, "not enough memory"), `.budgetExhausted`,
+    ///   `.conversion` (a result that cannot be copied into Swift).
+    @discardableResult
+    public func run(_ code: String, chunkName: String = "=(string)", arguments: [LuaValue] = []) throws(RuntimeError) -> [LuaValue] {
+        let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
+        guard lua_checkstack(L, 8) != 0 else { throw .lua(status: LUA_ERRMEM, message: "stack overflow") }
+        var code = code
+        let mode: String = options.sandboxed ? "t" : "bt"
+        let st = code.withUTF8 { b in
+            b.withMemoryRebound(to: CChar.self) { c in luaL_loadbufferx(L, c.baseAddress, c.count, chunkName, mode) }
+        }
+        if st != LUA_OK { throw .lua(status: st, message: LuaRuntime.popMessage(L)) }
+        try pushArguments(L, arguments)
+        return try execute(L, base: base, nargs: Int32(arguments.count))
+    }
+
+    /// Runs a Lua file (as `lua script.lua` would, without arguments) and returns what it returns.
+    ///
+    /// The corresponding Lua function is `luaL_loadfilex` (then `lua_pcall`).
+    @discardableResult
+    public func run(file path: String, arguments: [LuaValue] = []) throws(RuntimeError) -> [LuaValue] {
+        let L = try currentThread()
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        guard lua_checkstack(L, 8) != 0 else { throw .lua(status: LUA_ERRMEM, message: "stack overflow") }
         let st = clua_loadfile(L, path)
         if st != LUA_OK { throw .lua(status: st, message: LuaRuntime.popMessage(L)) }
+        try pushArguments(L, arguments)
+        return try execute(L, base: base, nargs: Int32(arguments.count))
+    }
+
+    /// Calls the global function `name` with `arguments` and returns its results.
+    ///
+    /// The corresponding Lua functions are `lua_getglobal` and `lua_pcall`.
+    @discardableResult
+    public func call(_ name: String, _ arguments: [LuaValue] = []) throws(RuntimeError) -> [LuaValue] {
+        let L = try currentThread()
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        guard lua_checkstack(L, 8) != 0 else { throw .lua(status: LUA_ERRMEM, message: "stack overflow") }
+        let gs = entered { clua_getglobal(L, name) }
+        if gs != LUA_OK { throw classify(gs, LuaRuntime.popMessage(L)) }
+        try pushArguments(L, arguments)
+        return try execute(L, base: base, nargs: Int32(arguments.count))
+    }
+
+    /// Calls the global function `name` with `arguments` and returns its results.
+    @discardableResult
+    public func call(_ name: String, _ arguments: LuaValue...) throws(RuntimeError) -> [LuaValue] {
+        try call(name, arguments)
+    }
+
+    /// Pushes `arguments` above the function that is on the top.
+    private func pushArguments(_ L: LuaState, _ arguments: [LuaValue]) throws(RuntimeError) {
+        if arguments.isEmpty { return }
+        let st = pushValues(L, arguments)
+        if st != LUA_OK { throw classify(st, LuaRuntime.popMessage(L)) }
+    }
+
+    /// Calls the function at `base + 1` with the `nargs` values above it, with the traceback handler and
+    /// the budget; returns its results as Swift values. The caller restores the stack.
+    func execute(_ L: LuaState, base: Int32, nargs: Int32) throws(RuntimeError) -> [LuaValue] {
         lua_pushcclosure(L, clua_msghandler, 0)
         clua_insert(L, base + 1)
-        let rs = clua_pcall(L, 0, 0, base + 1)
-        if rs != LUA_OK { throw .lua(status: rs, message: LuaRuntime.popMessage(L)) }
+        let rs = entered { clua_pcall(L, nargs, LUA_MULTRET, base + 1) }
+        if rs != LUA_OK { throw classify(rs, LuaRuntime.popMessage(L)) }
+        clua_remove(L, base + 1)
+        return try readValues(L, from: base + 1, to: lua_gettop(L))
     }
+
+    /// The error of a failed entry: a spent budget, or Lua's status and message.
+    func classify(_ status: Int32, _ message: String) -> RuntimeError {
+        if let b = budget, b.pointee.exhausted != 0 { return .budgetExhausted(message: message) }
+        return .lua(status: status, message: message)
+    }
+
+    // MARK: - Reports
 
     /// Bytes Lua's heap holds now.
     public var luaHeapSize: Int { heap.size }
 
-    /// talloc_report_full of the runtime: Lua's heap and every context.
+    /// The full report of the runtime: Lua's heap and every context.
+    ///
+    /// The corresponding talloc function is `talloc_report_full()` (on the runtime's root).
     public func reportFull(addresses: Bool = true) -> String { root.reportFull(addresses: addresses) }
 
-    /// talloc_report of the script's top-level contexts.
+    /// The report of the runtime's root: Lua's heap and the scripts' contexts, one level.
+    ///
+    /// The corresponding talloc function is `talloc_report()`.
     public func report(addresses: Bool = true) -> String { root.report(addresses: addresses) }
 
-    /// Graphviz source of the runtime's tree.
+    /// Graphviz source of the runtime's tree (as Lua's `talloc.dot()`).
     public func dot() -> String { root.dot() }
 }

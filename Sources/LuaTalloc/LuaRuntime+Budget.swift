@@ -1,0 +1,57 @@
+// luatalloc — the embeddable runtime: the instruction and time budget
+// SPDX-License-Identifier: MIT
+//
+// The budget is a count hook in C (`lth_budgethook` in talloc_shim.h): it raises "instruction budget
+// exhausted" or "time budget exhausted" inside the running Lua code, where only C frames can be
+// unwound. Swift only arms it before an entry into Lua and disarms it after.
+
+import CLua
+import Glibc
+
+extension LuaRuntime {
+    /// Installs the hook on the main thread before any script runs, so every coroutine inherits it.
+    func installBudget(_ L: LuaState) {
+        let b = UnsafeMutablePointer<lth_Budget>.allocate(capacity: 1)
+        let step: Int
+        if let n = options.instructionLimit { step = Swift.max(1, Swift.min(1_000, n / 10)) } else { step = 1_000 }
+        b.initialize(to: lth_Budget(remaining: 0, deadline: 0, limited: 0, armed: 0, exhausted: 0, step: Int32(step)))
+        budget = b
+        lth_installbudget(L, b)
+    }
+
+    /// Runs `body` (an entry into Lua) with the budget armed, unless an outer entry armed it already.
+    func entered<R>(_ body: () -> R) -> R {
+        entryDepth += 1
+        if entryDepth == 1, let b = budget {
+            b.pointee.exhausted = 0
+            if let n = options.instructionLimit {
+                b.pointee.limited = 1
+                b.pointee.remaining = Int64(Swift.max(n, 1))
+            } else {
+                b.pointee.limited = 0
+            }
+            if let t = options.timeLimit {
+                let c = t.components
+                b.pointee.deadline = lth_now() + Double(c.seconds) + Double(c.attoseconds) * 1e-18
+            } else {
+                b.pointee.deadline = 0
+            }
+            b.pointee.armed = 1
+        }
+        defer {
+            entryDepth -= 1
+            if entryDepth == 0, let b = budget, let L = state {
+                b.pointee.armed = 0
+                lth_installbudget(L, b)  // the main thread's hook back to its normal count
+            }
+        }
+        return body()
+    }
+
+    /// Instructions left in the running entry's budget (nil without an instruction limit or outside an
+    /// entry). For Swift functions called from Lua that want to know.
+    public var remainingInstructions: Int? {
+        guard let b = budget, b.pointee.armed != 0, b.pointee.limited != 0 else { return nil }
+        return Int(b.pointee.remaining)
+    }
+}

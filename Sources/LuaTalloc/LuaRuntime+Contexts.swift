@@ -1,0 +1,152 @@
+// luatalloc — the embeddable runtime: contexts shared between the host and Lua
+// SPDX-License-Identifier: MIT
+//
+// Ownership (docs/EMBEDDING.md, "Contexts"):
+//
+// - A context under `contexts` ("lua contexts") is Lua's: the collector frees a top-level one no Lua
+//   value reaches, and closing the runtime frees them all. The host may read one it got back
+//   (`LuaValue.context`) until Lua runs again.
+// - Any other context the host passes to Lua is *lent*. Its handle, and the handle of the top of its
+//   tree, are pinned (kept reachable from the registry) so the collector never frees the host's tree.
+//   Lua may use the whole tree as talloc lets C code (children, steal, free): lend a context made for
+//   the script. When the runtime closes, lent trees stay the host's with what Lua made in them; their
+//   handles are emptied and Lua destructors and observers dropped, so nothing points at the closed state.
+// - While the runtime is open, the host changes a lent tree only inside `withContexts` (or from a Swift
+//   function called by Lua): the module's observer, which empties a handle when its context is freed,
+//   runs inside the module.
+
+import CLua
+import TallocCore
+
+extension LuaRuntime {
+    /// Runs `body` inside the `talloc` module, so that what it does to contexts Lua can see (free,
+    /// steal, reparent, realloc of a lent context or anything in its tree) reaches Lua's handles: a
+    /// context freed here reads as freed in Lua, never as a dangling pointer. Lua destructors set on
+    /// those contexts run (under `lua_pcall`).
+    ///
+    /// Not needed inside a Swift function called from Lua, which already runs in the module.
+    ///
+    /// - warning: While the runtime is open, freeing or moving a context Lua has a handle on *outside*
+    ///   this method (or a registered function) is undefined behaviour.
+    /// - Throws: what `body` throws, or `RuntimeError` if the module is not open.
+    public func withContexts<R>(_ body: () throws -> R) throws -> R {
+        let L = try currentThread()
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        var result: Result<R, any Error>? = nil
+        let st = withoutActuallyEscaping(body) { body in
+            perform(L, nargs: 0, nresults: 0) { L, _ in
+                _ = ModuleState.enter(L)
+                result = Result { try body() }
+                return 0
+            }
+        }
+        if st != LUA_OK { throw classify(st, LuaRuntime.popMessage(L)) }
+        guard let result else { throw RuntimeError.lua(status: LUA_ERRRUN, message: "withContexts: body did not run") }
+        return try result.get()
+    }
+
+    /// What became of a context the host lent to Lua: the context (at its current address: a `realloc`
+    /// from Lua may move it), or nil once it was freed — by Lua, by a free of its tree, or because the
+    /// host never lent it. Valid while the runtime is open.
+    public func lentContext(_ original: TallocContext) -> TallocContext? {
+        guard let L = state ?? threads.last, lua_checkstack(L, 6) != 0 else { return nil }
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        guard pushHostTable(L) else { return nil }
+        lua_rawgeti(L, -1, lua_Integer(LTH_HOST_PINS))
+        let pins = lua_gettop(L)
+        lua_pushnil(L)
+        while true {
+            var more: Int32 = 0
+            guard lth_next(L, pins, &more) == LUA_OK, more != 0 else { return nil }
+            if lua_touserdata(L, -1) == original.unsafePointer {
+                let b = lua_touserdata(L, -2)!.assumingMemoryBound(to: ltc_Box.self)
+                return b.pointee.body.map { TallocContext(unsafePointer: $0) }
+            }
+            clua_pop(L, 1)
+        }
+    }
+
+    /// The number of contexts lent to Lua (pinned handles, tree tops included).
+    public var lentContextCount: Int {
+        guard let L = state, lua_checkstack(L, 4) != 0 else { return 0 }
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        guard pushHostTable(L) else { return 0 }
+        lua_rawgeti(L, -1, lua_Integer(LTH_HOST_PINS))
+        let pins = lua_gettop(L)
+        var n = 0
+        lua_pushnil(L)
+        while true {
+            var more: Int32 = 0
+            guard lth_next(L, pins, &more) == LUA_OK, more != 0 else { return n }
+            n += 1
+            clua_pop(L, 1)
+        }
+    }
+
+    /// Before `lua_close`: hands every lent tree back to the host. References from lent trees to Lua's
+    /// contexts are dropped (closing would otherwise re-home those contexts into the host's tree); every
+    /// chunk Lua knew is emptied of its handle, its Lua destructor and its observer.
+    func releaseLentTrees(_ L: LuaState) {
+        guard hostRef > 0 else { return }
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        let contexts = self.contexts
+        _ = perform(L, nargs: 0, nresults: 0) { L, out in
+            let S = ModuleState.enter(L)
+            _ = S
+            guard lua_checkstack(L, 8) != 0 else { return 0 }
+            lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
+            let pins = lua_gettop(L)
+            var tops: [TallocContext] = []
+            lua_pushnil(L)
+            while true {
+                var more: Int32 = 0
+                guard lth_next(L, pins, &more) == LUA_OK else { return 0 }
+                if more == 0 { break }
+                let b = lua_touserdata(L, -2)!.assumingMemoryBound(to: ltc_Box.self)
+                if let body = b.pointee.body {
+                    var top = TallocContext(unsafePointer: body)
+                    if !top.isParent(contexts) {
+                        var steps = 0
+                        while let p = top.parent, steps < 10_000_000 { top = p; steps += 1 }
+                        if !tops.contains(top) { tops.append(top) }
+                    }
+                }
+                clua_pop(L, 1)
+            }
+            for top in tops { LuaRuntime.release(tree: top, L, contexts: contexts) }
+            return 0
+        }
+    }
+
+    /// Walks `top`'s tree (iteratively) and detaches it from this state.
+    private static func release(tree top: TallocContext, _ L: LuaState, contexts: TallocContext) {
+        var stack = [top]
+        while let x = stack.popLast() {
+            for r in x.referencedContexts where r.isParent(contexts) {
+                try? r.unlink(from: x)
+            }
+            if let tag = x.observerTag {
+                if Handles.pushExisting(L, slot: tag, body: x.unsafePointer) {
+                    let b = lua_touserdata(L, -1)!.assumingMemoryBound(to: ltc_Box.self)
+                    Handles.saveName(b, x)
+                    b.pointee.body = nil
+                    b.pointee.slot = 0
+                    clua_pop(L, 1)
+                }
+                lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), lua_Integer(tag))
+                if lua_type(L, -1) == LUA_TFUNCTION { _ = x.unsafeSetDestructor(nil, context: nil) }
+                clua_pop(L, 1)
+                _ = x.unsafeSetObserver(nil, context: nil, tag: 0)
+            }
+            var child = x.firstChild
+            while let c = child {
+                stack.append(c)
+                child = c.nextSibling
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+// luatalloc — the embeddable runtime: globals and Swift functions callable from Lua
+// SPDX-License-Identifier: MIT
+
+import CLua
+import TallocCore
+
+/// A Swift function registered with Lua, kept alive by its runtime (`functions`) until it closes; the
+/// Lua closure holds it as a light userdata (upvalue LTH_UPV_EXTRA).
+final class _FunctionBox {
+    let name: String
+    let body: ([LuaValue]) throws -> [LuaValue]
+    weak var runtime: LuaRuntime?
+
+    init(name: String, body: @escaping ([LuaValue]) throws -> [LuaValue], runtime: LuaRuntime) {
+        self.name = name
+        self.body = body
+        self.runtime = runtime
+    }
+}
+
+/// An error a Swift function registered with Lua may throw to choose the message Lua sees exactly
+/// (any other error is shown with `String(describing:)`).
+public struct LuaError: Error, CustomStringConvertible {
+    /// The message, after which Lua adds nothing but the caller's position.
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension LuaRuntime {
+    // MARK: - Globals
+
+    /// The value of the global `name`, copied into Swift.
+    ///
+    /// The corresponding Lua function is `lua_getglobal` (the globals' `__index` may run, under the budget).
+    public func global(_ name: String) throws(RuntimeError) -> LuaValue {
+        let L = try currentThread()
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        guard lua_checkstack(L, 4) != 0 else { throw .lua(status: LUA_ERRMEM, message: "stack overflow") }
+        let st = entered { clua_getglobal(L, name) }
+        if st != LUA_OK { throw classify(st, LuaRuntime.popMessage(L)) }
+        return try readValues(L, from: lua_gettop(L), to: lua_gettop(L))[0]
+    }
+
+    /// Sets the global `name` to a copy of `value` (`.nil` removes it). A context is passed as its
+    /// handle (see `LuaValue.context` for lending).
+    ///
+    /// The corresponding Lua function is `lua_setglobal`.
+    public func setGlobal(_ name: String, _ value: LuaValue) throws(RuntimeError) {
+        let L = try currentThread()
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        let ps = pushValues(L, [value])
+        if ps != LUA_OK { throw classify(ps, LuaRuntime.popMessage(L)) }
+        let st = entered { clua_setglobal(L, name) }
+        if st != LUA_OK { throw classify(st, LuaRuntime.popMessage(L)) }
+    }
+
+    // MARK: - Swift functions
+
+    /// Makes `body` the global Lua function `name`.
+    ///
+    /// Lua's arguments arrive as Swift values; the returned values are Lua's results. An error thrown by
+    /// `body` becomes a Lua error with the caller's position (`"chunk:3: message"`), which a script can
+    /// catch with `pcall`: the C trampoline raises it after `body` has returned, so no Lua error ever
+    /// unwinds a Swift frame. The closure is kept until the runtime closes.
+    ///
+    /// Inside `body`, the runtime may be used again (`run`, `call`, globals): those calls run on the
+    /// thread that called `body` and share the running entry's budget.
+    ///
+    /// The corresponding Lua functions are `lua_pushcclosure` and `lua_setglobal`.
+    /// - Throws: `RuntimeError` if the module is not open yet, or on a memory error.
+    public func register(_ name: String, _ body: @escaping ([LuaValue]) throws -> [LuaValue]) throws(RuntimeError) {
+        let L = try currentThread()
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        guard lua_checkstack(L, 4) != 0, pushHostTable(L) else {
+            throw .lua(status: LUA_ERRRUN, message: "the talloc module is not open (call openLibraries())")
+        }
+        let box = _FunctionBox(name: name, body: body, runtime: self)
+        let bs = lth_bind(L, -1, LuaRuntime.functionBody, Unmanaged.passUnretained(box).toOpaque())
+        if bs != LUA_OK { throw classify(bs, LuaRuntime.popMessage(L)) }
+        functions.append(box)
+        let st = entered { clua_setglobal(L, name) }
+        if st != LUA_OK { throw classify(st, LuaRuntime.popMessage(L)) }
+    }
+
+    /// The body of every registered function (a bound function: the module's helpers work in it).
+    static let functionBody: clua_Body = { L, out in
+        let L = L!, out = out!
+        let S = ModuleState.enter(L)
+        guard let raw = lua_touserdata(L, lth_upvalue(LTH_UPV_EXTRA)) else { return out.error("talloc host: no function") }
+        let box = Unmanaged<_FunctionBox>.fromOpaque(raw).takeUnretainedValue()
+        guard let runtime = box.runtime, runtime.state != nil else { return out.error("the Lua runtime is closed") }
+        return runtime.callFunction(box, L, out, S)
+    }
+
+    func callFunction(_ box: _FunctionBox, _ L: LuaState, _ out: Out, _ S: StatePtr) -> Int32 {
+        let n = lua_gettop(L)
+        var reader = _LuaReader(L, meta: ltc_upvalue(LTC_UPV_META), maxDepth: options.maxTableDepth)
+        var args: [LuaValue] = []
+        args.reserveCapacity(Int(n))
+        if n > 0 {
+            for i in 1...n {
+                do { args.append(try reader.read(i)) } catch {
+                    return out.argError(i, LuaRuntime.describe(error))
+                }
+            }
+        }
+        threads.append(L)
+        let result = Result { try box.body(args) }
+        threads.removeLast()
+        switch result {
+        case .failure(let error):
+            let message = (error as? LuaError)?.message ?? String(describing: error)
+            return raise(L, out, message)
+        case .success(let values):
+            let count = Int32(values.count)
+            guard lua_checkstack(L, count + 8) != 0 else { return out.error("too many results") }
+            lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
+            var w = _LuaWriter(L, S: S, pins: lua_gettop(L), contexts: contexts)
+            for v in values { guard w.push(v) else { return out.rethrow() } }
+            return count
+        }
+    }
+
+    /// Asks the trampoline to raise "position: message" (any length: the message is a Lua string).
+    private func raise(_ L: LuaState, _ out: Out, _ message: String) -> Int32 {
+        var prefix = ""
+        if ltc_where(L, 1) == LUA_OK, let p = clua_tostring(L, -1) { prefix = String(cString: p) }
+        clua_pop(L, 1)
+        _ = Lua.push(L, prefix + message)  // on a memory error, that error is the object raised
+        return out.rethrow()
+    }
+}

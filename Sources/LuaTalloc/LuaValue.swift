@@ -1,0 +1,227 @@
+// luatalloc — the embeddable runtime: Lua values as Swift values
+// SPDX-License-Identifier: MIT
+
+import TallocCore
+
+/// A Lua value copied out of (or into) a `LuaRuntime`.
+///
+/// Scalars and strings are copied. A table becomes a dictionary of its raw contents (no metamethods
+/// run); a `talloc.context` handle becomes the `TallocContext` it names. Functions, coroutines and other
+/// userdata have no Swift counterpart and come out as `.opaque` markers (they cannot be passed back).
+///
+/// Tables are copied with a depth limit (`LuaRuntime.Options.maxTableDepth`), never by unbounded
+/// recursion. A table that contains itself, directly or further down, is a **cycle**: the inner
+/// occurrence becomes `.cycle(levelsUp:)`, a reference to the table that many levels up from the entry
+/// (`t.self = t` gives `["self": .cycle(levelsUp: 1)]`), and passing the value back to Lua rebuilds
+/// the same cycle. A table reached twice without a cycle (shared, not recursive) is copied twice, in
+/// Swift as copy-on-write storage that is shared, so a graph with much sharing stays cheap to convert.
+///
+/// As a dictionary key, a value hashes as Lua compares keys for everything but floats: Lua turns a
+/// float key with an integral value into an integer key, so `1.0` arrives from Lua as `.integer(1)`.
+public enum LuaValue: Hashable, Sendable {
+    /// `nil` (also what a missing value reads as).
+    case `nil`
+    /// A boolean.
+    case boolean(Bool)
+    /// An integer (a Lua number with an integer subtype, `lua_isinteger`).
+    case integer(Int)
+    /// A float (a Lua number with a float subtype).
+    case number(Double)
+    /// A string that is valid UTF-8.
+    case string(String)
+    /// A string that is not valid UTF-8: the bytes as they are (Lua strings are byte strings).
+    case bytes([UInt8])
+    /// A table: its raw key/value pairs.
+    case table([LuaValue: LuaValue])
+    /// A reference to an enclosing table of the value being converted: 1 is the table holding this entry.
+    case cycle(levelsUp: Int)
+    /// A live `talloc.context` handle: the context it names. See `LuaRuntime` on who owns it.
+    case context(TallocContext)
+    /// A value with no Swift counterpart: a function, a coroutine, a userdata, a freed context handle.
+    case opaque(LuaOpaque)
+}
+
+/// A Lua value the runtime cannot copy into Swift: its kind and the address Lua gives it
+/// (`lua_topointer`), which tells two such values apart while they live. It cannot be passed back.
+public struct LuaOpaque: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case function, thread, userdata
+        case lightUserdata = "light userdata"
+        /// A `talloc.context` handle whose context was freed (Lua's `talloc.is_freed(c)` is true).
+        case freedContext = "freed talloc.context"
+    }
+
+    /// What the value is.
+    public var kind: Kind
+    /// Its address (`lua_topointer`); 0 for a freed context.
+    public var address: UInt
+
+    public init(kind: Kind, address: UInt) {
+        self.kind = kind
+        self.address = address
+    }
+
+    public var description: String { "\(kind.rawValue): 0x\(String(address, radix: 16))" }
+}
+
+// MARK: - Reading values
+
+extension LuaValue {
+    /// Whether the value is `nil`.
+    public var isNil: Bool { if case .nil = self { return true } else { return false } }
+
+    /// The boolean, for `.boolean`.
+    public var boolValue: Bool? { if case .boolean(let b) = self { return b } else { return nil } }
+
+    /// Lua's truth: everything but `nil` and `false` is true.
+    public var isTruthy: Bool {
+        switch self {
+        case .nil: return false
+        case .boolean(let b): return b
+        default: return true
+        }
+    }
+
+    /// The integer, for `.integer` or a `.number` with an integral value (as `lua_tointegerx`).
+    public var intValue: Int? {
+        switch self {
+        case .integer(let i): return i
+        case .number(let d):
+            guard d.rounded() == d, d >= -9.223372036854775808e18, d < 9.223372036854775808e18 else { return nil }
+            return Int(d)
+        default: return nil
+        }
+    }
+
+    /// The number, for `.integer` and `.number`.
+    public var doubleValue: Double? {
+        switch self {
+        case .integer(let i): return Double(i)
+        case .number(let d): return d
+        default: return nil
+        }
+    }
+
+    /// The text, for `.string` (and `.bytes`, decoded with replacement characters).
+    public var stringValue: String? {
+        switch self {
+        case .string(let s): return s
+        case .bytes(let b): return String(decoding: b, as: UTF8.self)
+        default: return nil
+        }
+    }
+
+    /// The contents, for `.table`.
+    public var tableValue: [LuaValue: LuaValue]? { if case .table(let t) = self { return t } else { return nil } }
+
+    /// The sequence `t[1], t[2], ...` up to the first missing index, for `.table` (as `ipairs`).
+    public var arrayValue: [LuaValue]? {
+        guard case .table(let t) = self else { return nil }
+        var out: [LuaValue] = []
+        var i = 1
+        while let v = t[.integer(i)], !v.isNil {
+            out.append(v)
+            i += 1
+        }
+        return out
+    }
+
+    /// The fields with string keys, for `.table` (other keys are left out).
+    public var dictionaryValue: [String: LuaValue]? {
+        guard case .table(let t) = self else { return nil }
+        var out: [String: LuaValue] = [:]
+        for (k, v) in t { if case .string(let s) = k { out[s] = v } }
+        return out
+    }
+
+    /// The context, for `.context`.
+    public var contextValue: TallocContext? { if case .context(let c) = self { return c } else { return nil } }
+
+    /// `t[key]` for a table (raw: no metamethod), else `nil`.
+    public subscript(key: LuaValue) -> LuaValue {
+        guard case .table(let t) = self else { return .nil }
+        return t[key] ?? .nil
+    }
+
+    /// A table of the values at keys 1, 2, ... (a Lua sequence).
+    public static func array(_ values: [LuaValue]) -> LuaValue {
+        var t: [LuaValue: LuaValue] = [:]
+        for (i, v) in values.enumerated() where !v.isNil { t[.integer(i + 1)] = v }
+        return .table(t)
+    }
+
+    /// A table with string keys.
+    public static func dictionary(_ fields: [String: LuaValue]) -> LuaValue {
+        var t: [LuaValue: LuaValue] = [:]
+        for (k, v) in fields where !v.isNil { t[.string(k)] = v }
+        return .table(t)
+    }
+
+    /// The Lua type name (`type(v)` in Lua): "nil", "boolean", "number", "string", "table", "userdata", ...
+    public var typeName: String {
+        switch self {
+        case .nil: return "nil"
+        case .boolean: return "boolean"
+        case .integer, .number: return "number"
+        case .string, .bytes: return "string"
+        case .table, .cycle: return "table"
+        case .context: return "userdata"
+        case .opaque(let o):
+            switch o.kind {
+            case .function: return "function"
+            case .thread: return "thread"
+            case .userdata, .freedContext, .lightUserdata: return "userdata"
+            }
+        }
+    }
+}
+
+// MARK: - Literals
+
+extension LuaValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
+    ExpressibleByDictionaryLiteral
+{
+    public init(nilLiteral: ()) { self = .nil }
+    public init(booleanLiteral value: Bool) { self = .boolean(value) }
+    public init(integerLiteral value: Int) { self = .integer(value) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    /// A sequence: keys 1, 2, ...
+    public init(arrayLiteral elements: LuaValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (LuaValue, LuaValue)...) {
+        var t: [LuaValue: LuaValue] = [:]
+        for (k, v) in elements where !v.isNil { t[k] = v }
+        self = .table(t)
+    }
+}
+
+extension LuaValue: CustomStringConvertible {
+    /// A Lua-like rendering, keys sorted for stable output (`{1, 2, x = "y"}`).
+    public var description: String {
+        switch self {
+        case .nil: return "nil"
+        case .boolean(let b): return b ? "true" : "false"
+        case .integer(let i): return String(i)
+        case .number(let d): return Lua.formatNumber(d)
+        case .string(let s): return "\"" + s + "\""
+        case .bytes(let b): return "<\(b.count) bytes>"
+        case .cycle(let n): return "<cycle \(n) up>"
+        case .context(let c): return "talloc.context '\(c.name)'"
+        case .opaque(let o): return "<\(o)>"
+        case .table(let t):
+            var parts: [String] = []
+            let seq = LuaValue.table(t).arrayValue ?? []
+            parts += seq.map { $0.description }
+            let rest = t.filter { k, _ in
+                if case .integer(let i) = k, i >= 1, i <= seq.count { return false }
+                return true
+            }
+            parts += rest.map { k, v -> String in
+                if case .string(let s) = k { return "\(s) = \(v)" }
+                return "[\(k)] = \(v)"
+            }.sorted()
+            return "{" + parts.joined(separator: ", ") + "}"
+        }
+    }
+}
