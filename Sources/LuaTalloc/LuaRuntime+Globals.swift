@@ -128,7 +128,8 @@ extension LuaRuntime {
     /// Asks the trampoline to raise "position: message" (any length: the message is a Lua string).
     private func raise(_ L: LuaState, _ out: Out, _ message: String) -> Int32 {
         var prefix = ""
-        if ltc_where(L, 1) == LUA_OK, let p = clua_tostring(L, -1) { prefix = String(cString: p) }
+        // level 2: seen from the helper, level 1 is this function
+        if ltc_where(L, 2) == LUA_OK, let p = clua_tostring(L, -1) { prefix = String(cString: p) }
         clua_pop(L, 1)
         _ = Lua.push(L, prefix + message)  // on a memory error, that error is the object raised
         return out.rethrow()

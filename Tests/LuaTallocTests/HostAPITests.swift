@@ -1,0 +1,341 @@
+// luatalloc — LuaTalloc tests: the Swift host API (issue 5)
+// SPDX-License-Identifier: MIT
+
+import Foundation
+import LuaTalloc
+import TallocCore
+import Testing
+
+@Suite struct HostAPITests {
+    // MARK: Values
+
+    @Test func scalarsComeBackAsSwiftValues() throws {
+        let rt = try LuaRuntime()
+        let r = try rt.run("return nil, true, 42, 1.5, 'hé', '\\xff\\x00', 2^53")
+        #expect(r == [.nil, .boolean(true), .integer(42), .number(1.5), .string("hé"), .bytes([0xff, 0]), .number(9007199254740992)])
+        #expect(r[2].intValue == 42 && r[3].doubleValue == 1.5 && r[4].stringValue == "hé")
+        #expect(try rt.run("return").isEmpty)
+    }
+
+    @Test func nestedTablesRoundTrip() throws {
+        let rt = try LuaRuntime()
+        let value: LuaValue = ["name": "tree", "sizes": [1, 2, 3], "nested": ["deep": ["deeper": [true, 2.5]]], 7: "seven"]
+        try rt.setGlobal("v", value)
+        try rt.run("""
+        assert(v.name == "tree" and #v.sizes == 3 and v.sizes[3] == 3)
+        assert(v.nested.deep.deeper[1] == true and v.nested.deep.deeper[2] == 2.5)
+        assert(v[7] == "seven")
+        """)
+        #expect(try rt.global("v") == value)
+        let back = try rt.run("return {10, 20, 30, n = 3}")[0]
+        #expect(back.arrayValue == [10, 20, 30])
+        #expect(back["n"] == 3)
+        #expect(back.dictionaryValue?["n"] == .integer(3))
+    }
+
+    @Test func cyclesBecomeMarkersAndComeBackAsCycles() throws {
+        let rt = try LuaRuntime()
+        let v = try rt.run("""
+        local t = {name = "t"}
+        t.self = t
+        t.child = {up = t, me = nil}
+        t.child.me = t.child
+        return t
+        """)[0]
+        #expect(v["self"] == .cycle(levelsUp: 1))
+        #expect(v["child"]["up"] == .cycle(levelsUp: 2))
+        #expect(v["child"]["me"] == .cycle(levelsUp: 1))
+        try rt.setGlobal("t2", v)
+        try rt.run("""
+        assert(t2.self == t2 and t2.child.up == t2 and t2.child.me == t2.child and t2.name == "t")
+        """)
+        // a graph with much sharing converts in linear time
+        let shared = try rt.run("""
+        local t = {}
+        for i = 1, 64 do t = {a = t, b = t} end
+        return t
+        """)[0]
+        #expect(shared["a"]["a"]["b"].tableValue != nil)
+    }
+
+    @Test func deepTablesAreAnErrorNotACrash() throws {
+        let rt = try LuaRuntime(options: .init(libraries: .all, maxTableDepth: 50))
+        #expect(throws: LuaRuntime.RuntimeError.self) {
+            try rt.run("local t = {} for i = 1, 100 do t = {t} end return t")
+        }
+        #expect(try rt.run("return 1") == [1])
+    }
+
+    @Test func functionsAndUserdataAreOpaque() throws {
+        let rt = try LuaRuntime()
+        let r = try rt.run("return print, coroutine.create(print), io.stdout")
+        #expect(r.map(\.typeName) == ["function", "thread", "userdata"])
+        #expect(throws: LuaRuntime.RuntimeError.self) { try rt.setGlobal("f", r[0]) }
+    }
+
+    // MARK: Globals and calls
+
+    @Test func globals() throws {
+        let rt = try LuaRuntime()
+        try rt.setGlobal("answer", 42)
+        #expect(try rt.run("return answer + 1") == [43])
+        try rt.run("greeting = 'hi'")
+        #expect(try rt.global("greeting") == "hi")
+        #expect(try rt.global("missing") == .nil)
+        try rt.setGlobal("answer", .nil)
+        #expect(try rt.run("return answer") == [.nil])
+        try rt.run("function add(a, b) return a + b, a * b end")
+        #expect(try rt.call("add", 3, 4) == [7, 12])
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.call("nope") }
+        #expect("\(e)".contains("attempt to call a nil value"))
+        #expect(try rt.run("return ...", arguments: [1, "two"]) == [1, "two"])
+    }
+
+    // MARK: Swift functions
+
+    struct Refused: Error, CustomStringConvertible { var description: String { "refused by Swift" } }
+
+    @Test func swiftFunctionsAreCallableFromLua() throws {
+        let rt = try LuaRuntime()
+        var seen: [[LuaValue]] = []
+        try rt.register("swift_sum") { args in
+            seen.append(args)
+            return [.integer(args.compactMap(\.intValue).reduce(0, +)), "done"]
+        }
+        #expect(try rt.run("return swift_sum(1, 2, 3)") == [6, "done"])
+        #expect(try rt.run("local t = {x = 1}; return select('#', swift_sum(t))") == [2])
+        #expect(seen.last == [["x": 1]])
+    }
+
+    @Test func aThrowingSwiftFunctionRaisesALuaError() throws {
+        let rt = try LuaRuntime()
+        try rt.register("fail") { _ in throw Refused() }
+        try rt.register("failExactly") { args in throw LuaError("bad input: \(args.first?.stringValue ?? "?")") }
+        // the error reaches Lua with the caller's position, and pcall catches it
+        let r = try rt.run("""
+        local ok, err = pcall(fail)
+        local ok2, err2 = pcall(function() failExactly("x") end)
+        return ok, err, ok2, err2
+        """, chunkName: "=test")
+        #expect(r[0] == false && r[2] == false)
+        #expect(r[1].stringValue == "refused by Swift")  // called by pcall (C): no position
+        #expect(r[3].stringValue == "test:2: bad input: x")
+        // uncaught: it ends the chunk; the host survives and the runtime is usable
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run("fail()", chunkName: "=test") }
+        #expect("\(e)".hasPrefix("test:1: refused by Swift"))
+        #expect(try rt.run("return 1 + 1") == [2])
+        // a long message is not cut
+        let long = String(repeating: "x", count: 1000)
+        try rt.register("failLong") { _ in throw LuaError(long) }
+        let e2 = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run("failLong()") }
+        #expect("\(e2)".contains(long))
+    }
+
+    @Test func swiftFunctionsCanReenterTheRuntime() throws {
+        let rt = try LuaRuntime()
+        try rt.register("eval") { args in try rt.run(args[0].stringValue ?? "") }
+        #expect(try rt.run("return eval('return 6 * 7')") == [42])
+        // from a coroutine: the nested run uses the coroutine's thread
+        #expect(try rt.run("""
+        local co = coroutine.wrap(function() local x = eval('return 5'); coroutine.yield(x + 1) end)
+        return co()
+        """) == [6])
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run("eval('error(\"inner\")')") }
+        #expect("\(e)".contains("inner"))
+    }
+
+    // MARK: Memory limit
+
+    @Test func aScriptOverItsMemoryLimitFailsAndTheRuntimeStaysUsable() throws {
+        let rt = try LuaRuntime(options: .init(memoryLimit: 2 << 20))
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) {
+            try rt.run("local t = {} for i = 1, 1e7 do t[i] = ('x'):rep(100) .. i end")
+        }
+        #expect(e.isOutOfMemory)
+        #expect("\(e)".contains("not enough memory"))
+        let e2 = try #require(throws: LuaRuntime.RuntimeError.self) {
+            try rt.run("local t = {} for i = 1, 1e6 do t[i] = talloc.size(nil, 1000) end")
+        }
+        #expect("\(e2)".contains("not enough memory"))
+        #expect(try rt.run("collectgarbage(); return #('x'):rep(1000)") == [1000])
+        #expect(rt.root.totalSize <= 2 << 20)
+    }
+
+    // MARK: Budget
+
+    @Test func aRunawayScriptIsStoppedByItsInstructionBudget() throws {
+        let rt = try LuaRuntime(options: .init(libraries: .all, instructionLimit: 1_000_000))
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run("while true do end") }
+        guard case .budgetExhausted(let m) = e else { Issue.record("\(e)"); return }
+        #expect(m.contains("instruction budget exhausted"))
+        // catching it does not help: the next instruction stops the script again
+        let e2 = try #require(throws: LuaRuntime.RuntimeError.self) {
+            try rt.run("while true do pcall(function() while true do end end) end")
+        }
+        #expect("\(e2)".contains("budget exhausted"))
+        // nor does a coroutine
+        let e3 = try #require(throws: LuaRuntime.RuntimeError.self) {
+            try rt.run("local co = coroutine.wrap(function() while true do end end) co()")
+        }
+        #expect("\(e3)".contains("instruction budget exhausted"))
+        // each entry has the whole budget: the runtime is usable, and a modest script runs
+        #expect(try rt.run("local s = 0 for i = 1, 10000 do s = s + i end return s") == [50005000])
+        #expect(try rt.run("return 1") == [1])
+    }
+
+    @Test func aRunawayScriptIsStoppedByItsTimeBudget() throws {
+        let rt = try LuaRuntime(options: .init(libraries: .all, timeLimit: .milliseconds(100)))
+        let start = ContinuousClock.now
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run("while true do end") }
+        #expect("\(e)".contains("time budget exhausted"))
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(try rt.run("return 2") == [2])
+    }
+
+    // MARK: Contexts
+
+    @Test func aContextMadeByLuaComesBackToSwift() throws {
+        let rt = try LuaRuntime()
+        let r = try rt.run("local c = talloc.new(nil, 'made in lua'); talloc.strdup(c, 'child'); keep = c; return c")
+        let c = try #require(r[0].contextValue)
+        #expect(c.name == "made in lua" && c.isParent(rt.contexts))
+        #expect(c.totalBlocks == 2)
+        // the same handle when passed back
+        #expect(try rt.run("return ...", arguments: [r[0]]) == r)
+        #expect(try rt.run("return rawequal(keep, ...)", arguments: [.context(c)]) == [true])
+        // freed by Lua: the value reads as a freed handle
+        let f = try rt.run("talloc.free(keep); return keep")[0]
+        #expect(f == .opaque(LuaOpaque(kind: .freedContext, address: 0)))
+    }
+
+    @Test func aHostContextLentToLuaKeepsItsIdentityAndSurvivesTheCollector() throws {
+        let host = try TallocContext.new(parent: nil, name: "host root")
+        defer { try? host.free() }
+        let child = try TallocContext.new(parent: host, name: "host child")
+        do {
+            let rt = try LuaRuntime()
+            try rt.setGlobal("root", .context(host))
+            try rt.setGlobal("child", .context(child))
+            try rt.run("""
+            assert(rawequal(child:parent(), root))
+            assert(root:get_name() == "host root")
+            talloc.strdup(root, "made by lua")
+            local tmp = talloc.new(child, "temporary")
+            """)
+            // every handle dropped and collected: the host's tree is not freed by the collector
+            try rt.run("root = nil child = nil collectgarbage() collectgarbage()")
+            #expect(host.isValid && child.isValid)
+            #expect(host.totalBlocks == 4)
+            #expect(rt.lentContext(host) == host)
+            // identity: what comes back is the host's context
+            let back = try rt.run("return (...)", arguments: [.context(child)])[0]
+            #expect(back.contextValue == child)
+            rt.close()
+        }
+        // after close the tree is the host's, with what Lua made in it; freeing it is safe
+        #expect(host.totalBlocks == 4)
+        try child.free()
+        #expect(host.totalBlocks == 2)
+    }
+
+    @Test func luaCannotCrashTheHostByFreeingALentContext() throws {
+        let host = try TallocContext.new(parent: nil, name: "host")
+        defer { try? host.free() }
+        let lent = try TallocContext.new(parent: host, name: "lent")
+        let rt = try LuaRuntime()
+        try rt.setGlobal("lent", .context(lent))
+        try rt.run("talloc.new(lent, 'x'); assert(talloc.free(lent))")
+        #expect(rt.lentContext(lent) == nil)  // the host learns it without touching freed memory
+        #expect(try rt.run("return talloc.is_freed(lent)") == [true])
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run("return lent:get_name()") }
+        #expect("\(e)".contains("attempt to use a freed talloc context"))
+        #expect(host.totalBlocks == 1)
+        rt.close()
+    }
+
+    @Test func theHostFreesALentContextInsideWithContexts() throws {
+        let host = try TallocContext.new(parent: nil, name: "host")
+        defer { try? host.free() }
+        let rt = try LuaRuntime()
+        try rt.setGlobal("root", .context(host))
+        try rt.run("""
+        item = talloc.new(root, "item")
+        item:set_destructor(function() destroyed = true end)
+        """)
+        let item = try #require(try rt.global("item").contextValue)
+        try rt.withContexts { try item.free() }
+        #expect(try rt.run("return talloc.is_freed(item), destroyed") == [true, true])
+        rt.close()
+        #expect(host.totalBlocks == 1)
+    }
+
+    @Test func closingDropsLuaDestructorsOnLentTrees() throws {
+        let host = try TallocContext.new(parent: nil, name: "host")
+        defer { try? host.free() }
+        do {
+            let rt = try LuaRuntime()
+            try rt.setGlobal("root", .context(host))
+            try rt.run("""
+            local c = talloc.new(root, "with destructor")
+            c:set_destructor(function() error("must not run after close") end)
+            local mine = talloc.new(nil, "lua's own")
+            talloc.reference(root, mine)        -- a reference from the host's tree to Lua's context
+            """)
+            rt.close()
+        }
+        #expect(host.totalBlocks == 2)  // host + "with destructor"; the reference was dropped
+        host.freeChildren()  // no destructor runs, no observer is called
+        #expect(host.totalBlocks == 1)
+    }
+
+    // MARK: Sandbox
+
+    @Test func theSandboxHasNoIoOsOrFileLoading() throws {
+        let rt = try LuaRuntime(options: .sandbox(memoryLimit: 4 << 20, instructionLimit: 1_000_000))
+        #expect(try rt.run("return io, os, package, debug, require, dofile, loadfile") == Array(repeating: .nil, count: 7))
+        #expect(try rt.run("return type(string), type(table), type(math), type(utf8), type(coroutine), type(talloc)")
+                == ["table", "table", "table", "table", "table", "table"])
+        // no binary chunks
+        let r = try rt.run("return load(string.dump(function() return 1 end))")
+        #expect(r[0] == .nil && (r[1].stringValue ?? "").contains("binary"))
+        #expect(try rt.run("return load('return 5')()") == [5])
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run("\u{1b}Lua") }
+        #expect("\(e)".contains("binary"))
+        // no Lua finalizers
+        #expect(try rt.run("return pcall(setmetatable, {}, {__gc = function() end})")[0] == false)
+        #expect(try rt.run("return (pcall(talloc.set_destructor, talloc.new(), print))") == [false])
+        #expect(try rt.run("return getmetatable(talloc.new())") == ["talloc.context"])
+        #expect(try rt.run("return talloc._metatable") == [.nil])
+        // but talloc itself works
+        #expect(try rt.run("local c = talloc.new(); talloc.strdup(c, 'x'); return c:total_blocks()") == [2])
+    }
+
+    @Test func theSandboxStopsWhatWouldHurtTheHost() throws {
+        let rt = try LuaRuntime(options: .sandbox(memoryLimit: 4 << 20, instructionLimit: 2_000_000))
+        let attacks = [
+            "while true do end",
+            "local s = 'x' while true do s = s .. s end",
+            "local t = {} while true do t[#t + 1] = talloc.size(nil, 4096) end",
+            "local function f() return f() + 1 end f()",
+            "local co co = coroutine.wrap(function() while true do end end) co()",
+            "string.rep('x', 1 << 40)",
+        ]
+        for code in attacks {
+            #expect(throws: LuaRuntime.RuntimeError.self, "\(code)") { try rt.run(code) }
+            #expect(try rt.run("return 1 + 1") == [2], "\(code)")
+        }
+        // a script that makes assignments to new globals loop: the budget stops the host's too
+        try rt.run("setmetatable(_G, {__newindex = function() while true do end end})")
+        #expect(throws: LuaRuntime.RuntimeError.self) { try rt.run("x = 1") }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try rt.setGlobal("newGlobal", 1) }
+        #expect(rt.root.totalSize <= 4 << 20)
+    }
+
+    @Test func librariesAreOpenedOneByOne() throws {
+        let rt = try LuaRuntime(options: .init(libraries: [.base, .string]))
+        #expect(try rt.run("return type(string), type(table), type(io), type(talloc)") == ["table", "nil", "nil", "table"])
+        let bare = try LuaRuntime(options: .init(libraries: []))
+        #expect(throws: LuaRuntime.RuntimeError.self) { try bare.run("print(1)") }
+        #expect(try bare.run("return talloc ~= nil") == [true])
+    }
+}
