@@ -41,6 +41,10 @@ let package = Package(
         .executableTarget(
             name: "luatalloc", dependencies: ["LuaTalloc", "CLua", "CEdit"],
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
+        // Example host: a Lua policy builds a talloc tree from a file list in a sandbox (docs/EMBEDDING.md).
+        .executableTarget(
+            name: "tree-policy", dependencies: ["LuaTalloc"],
+            swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
         // `require "talloc"` from a stock lua5.4: exports luaopen_talloc.
         .target(
             name: "TallocLuaModule", dependencies: ["LuaTalloc", "CLua"],

@@ -1,0 +1,146 @@
+// luatalloc — LuaTalloc tests: the example host `tree-policy`, end to end (the built binary)
+// SPDX-License-Identifier: MIT
+
+import Foundation
+import Testing
+
+/// Runs the built `tree-policy` from the products directory (or `$TREE_POLICY_BIN`).
+enum TreePolicy {
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static let binary: String = {
+        if let path = ProcessInfo.processInfo.environment["TREE_POLICY_BIN"] { return path }
+        var candidates: [URL] = []
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        candidates.append(executable.deletingLastPathComponent())
+        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
+        for bundle in Bundle.allBundles { candidates.append(bundle.bundleURL.deletingLastPathComponent()) }
+        for directory in candidates {
+            let path = directory.appendingPathComponent("tree-policy").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return candidates[0].appendingPathComponent("tree-policy").path
+    }()
+
+    struct Result {
+        var stdout: String
+        var stderr: String
+        var status: Int32
+    }
+
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = repository
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self),
+                      status: process.terminationStatus)
+    }
+
+    /// A policy file in a temporary directory.
+    static func policy(_ text: String, _ name: String = #function) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tree-policy-tests-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let file = dir.appendingPathComponent(name.filter { $0.isLetter || $0.isNumber } + ".lua")
+        try Data(text.utf8).write(to: file)
+        return file.path
+    }
+}
+
+@Suite struct ExampleHostTests {
+    static let list = """
+        # path size
+        src/main.c 1200
+        src/util/strings.c 800
+        src/util/pool.c 640
+        include/util.h 96
+        README 300
+        """
+
+    @Test func theShippedExampleReportsTheTree() throws {
+        let r = try TreePolicy.run(["examples/tree-policy/policy.lua", "examples/tree-policy/files.txt"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == """
+            full talloc report on 'files' (total   3036 bytes in   9 blocks)
+                README                         contains    300 bytes in   1 blocks (ref 0)
+                include                        contains     96 bytes in   2 blocks (ref 0)
+                    util.h                         contains     96 bytes in   1 blocks (ref 0)
+                src                            contains   2640 bytes in   5 blocks (ref 0)
+                    util                           contains   1440 bytes in   3 blocks (ref 0)
+                        pool.c                         contains    640 bytes in   1 blocks (ref 0)
+                        strings.c                      contains    800 bytes in   1 blocks (ref 0)
+                    main.c                         contains   1200 bytes in   1 blocks (ref 0)
+
+            """)
+        #expect(r.stderr == "5 files, 3036 bytes\n")
+    }
+
+    @Test func readsStandardInputAndWritesDot() throws {
+        let dot = FileManager.default.temporaryDirectory.appendingPathComponent("tree-policy-\(getpid()).dot").path
+        defer { try? FileManager.default.removeItem(atPath: dot) }
+        let r = try TreePolicy.run(["--dot", dot, "examples/tree-policy/policy.lua"], stdin: Self.list)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("full talloc report on 'files' (total   3036 bytes in   9 blocks)"))
+        let text = try String(contentsOfFile: dot, encoding: .utf8)
+        #expect(text.hasPrefix("digraph"))
+        #expect(text.contains("strings.c"))
+    }
+
+    @Test func aPolicyOverItsMemoryLimitFails() throws {
+        let policy = try TreePolicy.policy("""
+            function build(entries)
+              local root = talloc.new(nil, "root")
+              for i = 1, 1e6 do talloc.size(root, 10000, "block") end
+              return root
+            end
+            """)
+        let r = try TreePolicy.run(["--memlimit", "2M", policy], stdin: Self.list)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("not enough memory"), "\(r.stderr)")
+    }
+
+    @Test func aRunawayPolicyIsStopped() throws {
+        let policy = try TreePolicy.policy("function build(entries) while true do end end")
+        let r = try TreePolicy.run(["--instructions", "100000", policy], stdin: Self.list)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("instruction budget exhausted"), "\(r.stderr)")
+    }
+
+    @Test func aPolicyCannotTouchFiles() throws {
+        let policy = try TreePolicy.policy("""
+            function build(entries)
+              return io.open("/etc/passwd")
+            end
+            """)
+        let r = try TreePolicy.run([policy], stdin: Self.list)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("attempt to index a nil value (global 'io')"), "\(r.stderr)")
+        let p2 = try TreePolicy.policy("function build() return dofile('/etc/passwd') end", "dofile")
+        let r2 = try TreePolicy.run([p2], stdin: Self.list)
+        #expect(r2.status == 1 && r2.stderr.contains("global 'dofile'"), "\(r2.stderr)")
+    }
+
+    @Test func mistakesAreReported() throws {
+        let none = try TreePolicy.policy("x = 1")
+        let r = try TreePolicy.run([none], stdin: Self.list)
+        #expect(r.status == 1 && r.stderr.contains("does not define a function 'build(entries)'"), "\(r.stderr)")
+        let wrong = try TreePolicy.policy("function build() return 42 end", "wrong")
+        let r2 = try TreePolicy.run([wrong], stdin: Self.list)
+        #expect(r2.status == 1 && r2.stderr.contains("must return a talloc context, got number"), "\(r2.stderr)")
+        let r3 = try TreePolicy.run(["examples/tree-policy/policy.lua"], stdin: "just-a-path\n")
+        #expect(r3.status == 1 && r3.stderr.contains("line 1: expected 'path size'"), "\(r3.stderr)")
+        let r4 = try TreePolicy.run([])
+        #expect(r4.status == 2 && r4.stderr.contains("usage: tree-policy"))
+    }
+}
