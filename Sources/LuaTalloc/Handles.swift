@@ -17,6 +17,7 @@
 //   collected, so the destructor still runs when the chunk is freed.
 
 import CLua
+import Glibc
 import TallocCore
 
 typealias Box = UnsafeMutablePointer<ltc_Box>
@@ -174,17 +175,26 @@ enum Handles {
         }
     }
 
+    /// Keeps what the name was, for the message of a later use ("attempt to use a freed talloc context
+    /// ('NAME')"): the parts of a location name (interned, permanent), or the first bytes of any other.
     static func saveName(_ b: Box, _ c: TallocContext) {
         if b.pointee.freedFile != nil || b.pointee.freedName.0 != 0 { return }
-        let name = c.name
+        let parts = c.unsafeNameParts
+        if parts.isLocation, let file = parts.string {
+            b.pointee.freedFile = file
+            b.pointee.freedLine = Int32(truncatingIfNeeded: parts.line)
+            b.pointee.freedNewPrefix = parts.talloc_new ? 1 : 0
+            return
+        }
         withUnsafeMutableBytes(of: &b.pointee.freedName) { buf in
-            var i = 0
-            for ch in name.utf8 {
-                if i >= buf.count - 1 { break }
-                buf[i] = ch
-                i += 1
+            guard let src = parts.string else {
+                for (i, ch) in "UNNAMED".utf8.enumerated() { buf[i] = ch }
+                buf[7] = 0
+                return
             }
-            buf[i] = 0
+            let n = strnlen(src, buf.count - 1)
+            memcpy(buf.baseAddress!, src, n)
+            buf[n] = 0
         }
     }
 }

@@ -51,7 +51,17 @@ enum ModuleState {
         let found = withUnsafeMutableBytes(of: &buf) { raw -> Bool in
             let p = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
             guard ltc_caller(L, 1, &source, &short, p, raw.count, &line) != 0, let source, let short else { return false }
-            let file = intern(source: UnsafeRawPointer(source), shortSource: short)
+            // One-entry cache per state: consecutive names from the same chunk skip the interning lock.
+            let S = ltc_state(L)!
+            let file: UnsafePointer<CChar>
+            if let lastSource = S.pointee.lastSource, lastSource == source, let lastFile = S.pointee.lastFile,
+               strcmp(lastFile, short) == 0 {
+                file = lastFile
+            } else {
+                file = intern(source: UnsafeRawPointer(source), shortSource: short)
+                S.pointee.lastSource = source
+                S.pointee.lastFile = file
+            }
             c.unsafeSetNameLocation(file: file, line: Int(line), talloc_new: talloc_new)
             return true
         }

@@ -603,6 +603,14 @@ enum TallocModule {
         let c = TallocContext(unsafePointer: body)
         if c.observerTag != Int(slot) { return 0 }
         if Handles.visibleParent(c, S) == nil && !c.isBeingFreed {
+            if !c.hasDestructor && c.referenceCount == 0 {
+                // The common case: nothing can refuse. This handle is going anyway, so the chunk's own
+                // observer has nothing to tell: drop it and give the slot back here.
+                c.unsafeSetObserver(nil, context: nil, tag: 0)
+                ltc_releaseslot(L, slot)
+                try? c.free()
+                return 0
+            }
             S.pointee.inGC += 1
             try? c.free()
             S.pointee.inGC -= 1

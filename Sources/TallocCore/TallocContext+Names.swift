@@ -83,6 +83,16 @@ extension TallocContext {
             | (talloc_new ? _Flag.nameHasNewPrefix : 0)
     }
 
+    /// The raw parts of the name, without formatting: a C string (or the file of a location), the
+    /// location's line, and whether it reads "talloc_new: FILE:LINE". For bindings that copy names cheaply.
+    public var unsafeNameParts: (string: UnsafePointer<CChar>?, line: Int, isLocation: Bool, talloc_new: Bool) {
+        let tc = chunk
+        let f = tc.pointee.flags
+        if f & _Flag.reference != 0 { return (_InternedNames.cString(".reference"), 0, false, false) }
+        return (tc.pointee.name?.assumingMemoryBound(to: CChar.self), Int(tc.pointee.line),
+                f & _Flag.nameIsLocation != 0, f & _Flag.nameHasNewPrefix != 0)
+    }
+
     /// Whether the context's name is the chunk's own bytes (strings are named by their contents).
     public var isNamedByContents: Bool {
         let tc = chunk
