@@ -119,7 +119,7 @@ extension LuaRuntime {
             let count = Int32(values.count)
             guard lua_checkstack(L, count + 8) != 0 else { return out.error("too many results") }
             lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
-            var w = _LuaWriter(L, S: S, pins: lua_gettop(L), contexts: contexts)
+            var w = _LuaWriter(L, S: S, pins: lua_gettop(L), contexts: contexts, root: root)
             for v in values { guard w.push(v) else { return out.rethrow() } }
             return count
         }

@@ -132,14 +132,17 @@ struct _LuaWriter {
     let pins: Int32
     /// The runtime's "lua contexts": contexts under it are Lua's, others are lent.
     let contexts: TallocContext?
+    /// The runtime's root: nothing else of its tree may reach Lua.
+    let root: TallocContext?
     /// The tables being built, outermost first (stack indices), for `.cycle`.
     private var building: [Int32] = []
 
-    init(_ L: LuaState, S: StatePtr?, pins: Int32, contexts: TallocContext?) {
+    init(_ L: LuaState, S: StatePtr?, pins: Int32, contexts: TallocContext?, root: TallocContext?) {
         self.L = L
         self.S = S
         self.pins = pins
         self.contexts = contexts
+        self.root = root
     }
 
     /// Pushes `value`. On failure returns false with exactly one value pushed: the error object.
@@ -194,8 +197,13 @@ struct _LuaWriter {
     /// The handle of `c`; a context outside the runtime's "lua contexts" is lent: its handle and the
     /// handle of its tree's top are pinned (the collector must not free the host's tree).
     private func pushContext(_ c: TallocContext) -> Bool {
-        guard let S, pins != 0, let contexts else { return fail("talloc contexts need the talloc module (openLibraries)") }
+        guard let S, pins != 0, let contexts, let root else { return fail("talloc contexts need the talloc module (openLibraries)") }
         guard c.isValid else { return fail("invalid talloc context (already freed?)") }
+        // The runtime's own tree (its root, "lua contexts", "lua heap") never reaches Lua: freeing it
+        // from a script would pull the floor from under the state.
+        if c == contexts || (c.isParent(root) && !c.isParent(contexts)) {
+            return fail("the runtime's own contexts cannot be passed to Lua")
+        }
         guard Handles.push(L, c, S) else { return false }
         if c.isParent(contexts) { return true }
         guard pin(-1, c) else { return false }

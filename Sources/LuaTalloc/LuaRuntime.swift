@@ -127,11 +127,12 @@ public final class LuaRuntime {
     /// Closes the state: every context the scripts made is freed (destructors run once more, refusals are
     /// overridden), then Lua's heap; the runtime's tree goes last. Lent contexts stay the host's, with
     /// whatever Lua made under them (their Lua destructors are dropped). Registered Swift functions are
-    /// released. Calling it again does nothing.
+    /// released. Calling it again does nothing, and so does calling it from a Swift function that Lua
+    /// is running (the state is in use; close it after the call returns).
     ///
     /// The corresponding Lua function is `lua_close`.
     public func close() {
-        guard let L = state else { return }
+        guard let L = state, entryDepth == 0, threads.isEmpty else { return }
         releaseLentTrees(L)
         state = nil
         hostRef = 0
