@@ -769,6 +769,29 @@ static inline int lth_bind (lua_State *L, int host, clua_Body body, void *extra)
   return lua_pcall(L, 3, 1, 0);
 }
 
+/* (protected part of lth_loadfile) [fname, mode] */
+static inline int lth_loadfile_k (lua_State *L) {
+  int status = luaL_loadfilex(L, (const char *)lua_touserdata(L, 1), (const char *)lua_touserdata(L, 2));
+  lua_pushinteger(L, status);
+  return 2;  /* chunk or message, status */
+}
+
+/*
+** why: as clua_loadfile ('m'), with a mode ("t" in a sandbox: a file of bytecode is refused).  Pushes
+** the chunk or the message and returns the load status.
+*/
+static inline int lth_loadfile (lua_State *L, const char *fname, const char *mode) {
+  int status;
+  lua_pushcfunction(L, lth_loadfile_k);
+  lua_pushlightuserdata(L, (void *)fname);
+  lua_pushlightuserdata(L, (void *)mode);
+  status = lua_pcall(L, 2, 2, 0);
+  if (status != LUA_OK) return status;
+  status = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return status;
+}
+
 /* }====================================================================== */
 
 #endif

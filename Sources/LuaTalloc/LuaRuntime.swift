@@ -217,6 +217,7 @@ public final class LuaRuntime {
     }
 
     /// Runs a Lua file (as `lua script.lua` would, without arguments) and returns what it returns.
+    /// A sandbox refuses a file of bytecode.
     ///
     /// The corresponding Lua function is `luaL_loadfilex` (then `lua_pcall`).
     @discardableResult
@@ -225,7 +226,7 @@ public final class LuaRuntime {
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
         guard lua_checkstack(L, 8) != 0 else { throw .lua(status: LUA_ERRMEM, message: "stack overflow") }
-        let st = clua_loadfile(L, path)
+        let st = lth_loadfile(L, path, options.sandboxed ? "t" : "bt")
         if st != LUA_OK { throw .lua(status: st, message: LuaRuntime.popMessage(L)) }
         try pushArguments(L, arguments)
         return try execute(L, base: base, nargs: Int32(arguments.count))

@@ -238,6 +238,14 @@ import Testing
         #expect(host.totalBlocks == 2)
     }
 
+    @Test func theRuntimesOwnContextsNeverReachLua() throws {
+        let rt = try LuaRuntime()
+        for c in [rt.root, rt.contexts, rt.heap] {
+            #expect(throws: LuaRuntime.RuntimeError.self) { try rt.setGlobal("x", .context(c)) }
+        }
+        #expect(try rt.run("return x") == [.nil])
+    }
+
     @Test func luaCannotCrashTheHostByFreeingALentContext() throws {
         let host = try TallocContext.new(parent: nil, name: "host")
         defer { try? host.free() }
@@ -301,6 +309,14 @@ import Testing
         #expect(try rt.run("return load('return 5')()") == [5])
         let e = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run("\u{1b}Lua") }
         #expect("\(e)".contains("binary"))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("host-api-\(getpid()).luac").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let full = try LuaRuntime()
+        try full.run("local f = assert(io.open(..., 'wb')) f:write(string.dump(function() return 1 end)) f:close()",
+                     arguments: [.string(file)])
+        #expect(try full.run(file: file) == [1])
+        let e2 = try #require(throws: LuaRuntime.RuntimeError.self) { try rt.run(file: file) }
+        #expect("\(e2)".contains("binary"))
         // no Lua finalizers
         #expect(try rt.run("return pcall(setmetatable, {}, {__gc = function() end})")[0] == false)
         #expect(try rt.run("return (pcall(talloc.set_destructor, talloc.new(), print))") == [false])
