@@ -302,23 +302,24 @@ static inline int ltc_where (lua_State *L, int level) {
 }
 
 /*
-** why: lua_getinfo with "S" formats 'short_src' and 'l' computes the line; neither raises, but the
-** lua_Debug record is a C struct Swift would have to mirror.  Fills the caller's position at 'level'
-** (1 = the function that called the module): its chunk's source (an interned pointer for the same
-** chunk) and line.  Returns 0 when there is no Lua caller (a C function such as pcall).
+** why: lua_getinfo with "S" formats 'short_src' and 'l' computes the line; neither allocates for these
+** options, but the lua_Debug record is a C struct Swift would have to mirror.  Finds the position of
+** the Lua code that called the module (level 1).  Returns 0 when there is none (a C caller such as
+** pcall); 1 when its chunk is the one last seen ('S->lastFile' is its interned short_src); 2 when the
+** short_src was copied into 'buf' for the caller to intern (it then sets S->lastSource/lastFile).
 */
-static inline int ltc_caller (lua_State *L, int level, const char **source, const char **shortsrc,
-                              char *buf, size_t buflen, int *line) {
+static inline int ltc_callername (lua_State *L, ltc_State *S, char *buf, size_t buflen,
+                                  const char **source, int *line) {
   lua_Debug ar;
-  if (!lua_getstack(L, level, &ar)) return 0;
+  if (!lua_getstack(L, 1, &ar)) return 0;
   if (!lua_getinfo(L, "Sl", &ar)) return 0;
   if (ar.currentline < 0) return 0;  /* a C function: no position */
-  *source = ar.source;
   *line = ar.currentline;
+  *source = ar.source;
+  if (S->lastSource == ar.source && S->lastFile != NULL && strcmp(S->lastFile, ar.short_src) == 0) return 1;
   strncpy(buf, ar.short_src, buflen - 1);
   buf[buflen - 1] = '\0';
-  *shortsrc = buf;
-  return 1;
+  return 2;
 }
 
 /* why: lua_warning is '-', but building "msg" pieces is not; this is the 2-piece form. */

@@ -44,28 +44,25 @@ enum ModuleState {
     /// Names `c` after the Lua code that called the module: "FILE:LINE" or "talloc_new: FILE:LINE",
     /// formatted only when read. A C caller (e.g. pcall) gives talloc's name with an empty location.
     static func nameByCaller(_ L: LuaState, _ c: TallocContext, talloc_new: Bool) {
+        let S = ltc_state(L)!
         var source: UnsafePointer<CChar>? = nil
-        var short: UnsafePointer<CChar>? = nil
         var line: Int32 = 0
         var buf = (0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64)
-        let found = withUnsafeMutableBytes(of: &buf) { raw -> Bool in
+        withUnsafeMutableBytes(of: &buf) { raw in
             let p = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-            guard ltc_caller(L, 1, &source, &short, p, raw.count, &line) != 0, let source, let short else { return false }
-            // One-entry cache per state: consecutive names from the same chunk skip the interning lock.
-            let S = ltc_state(L)!
-            let file: UnsafePointer<CChar>
-            if let lastSource = S.pointee.lastSource, lastSource == source, let lastFile = S.pointee.lastFile,
-               strcmp(lastFile, short) == 0 {
-                file = lastFile
-            } else {
-                file = intern(source: UnsafeRawPointer(source), shortSource: short)
+            switch ltc_callername(L, S, p, raw.count, &source, &line) {
+            case 1:
+                // One-entry cache per state: consecutive names from one chunk skip the interning lock.
+                c.unsafeSetNameLocation(file: S.pointee.lastFile!, line: Int(line), talloc_new: talloc_new)
+            case 2:
+                let file = intern(source: UnsafeRawPointer(source!), shortSource: p)
                 S.pointee.lastSource = source
                 S.pointee.lastFile = file
+                c.unsafeSetNameLocation(file: file, line: Int(line), talloc_new: talloc_new)
+            default:
+                c.unsafeSetNameConst(talloc_new ? newEmptyName : emptyName)
             }
-            c.unsafeSetNameLocation(file: file, line: Int(line), talloc_new: talloc_new)
-            return true
         }
-        if !found { c.unsafeSetNameConst(talloc_new ? newEmptyName : emptyName) }
     }
 
     // MARK: Destructors

@@ -121,11 +121,7 @@ extension TallocContext {
         if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
         if tc.refs != nil && tc.pointee.parent != (np ?? _Globals.nullContext) {
             _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
-            var h = tc.refs
-            while let x = h {
-                _Core.log("\treference at \(file):\(line)\n")
-                h = x.referenceBody.pointee.next
-            }
+            _Core.logReferences(tc)
         }
         _Core.steal(tc, to: np)
     }
@@ -162,16 +158,28 @@ extension TallocContext {
     /// A hidden handle chunk (named ".reference") is allocated under `owner`; freeing `owner` drops the
     /// reference. References from inside the context's own subtree are allowed, as in talloc.
     /// The corresponding talloc function is `talloc_reference(owner, self)`.
-    public func reference(from owner: TallocContext?) throws(TallocError) {
+    public func reference(
+        from owner: TallocContext?, file: StaticString = #fileID, line: UInt = #line
+    ) throws(TallocError) {
         let tc = chunk
         let o = TallocContext.chunk(owner)
-        guard _Core.reference(tc, owner: o) != nil else { throw .outOfMemory }
+        guard _Core.reference(tc, owner: o, file: UnsafeRawPointer(file.utf8Start), line: UInt32(truncatingIfNeeded: line)) != nil
+        else { throw .outOfMemory }
+    }
+
+    /// As `reference(from:)`, recording `file` (a NUL-terminated string you keep alive) and `line` as
+    /// where the reference was made, for talloc's "reference at" log lines. For bindings.
+    public func unsafeReference(from owner: TallocContext?, file: UnsafePointer<CChar>?, line: Int) throws(TallocError) {
+        let tc = chunk
+        guard _Core.reference(tc, owner: TallocContext.chunk(owner), file: file.map { UnsafeRawPointer($0) },
+                              line: UInt32(truncatingIfNeeded: line)) != nil
+        else { throw .outOfMemory }
     }
 
     /// A reference owned by the null context. The corresponding talloc function is
     /// `talloc_increase_ref_count()`.
-    public func increaseReferenceCount() throws(TallocError) {
-        try reference(from: nil)
+    public func increaseReferenceCount(file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
+        try reference(from: nil, file: file, line: line)
     }
 
     /// Removes `parent` from this context's parents: drops its reference, or, when it is the real parent,

@@ -22,6 +22,8 @@ import Testing
         #expect(x.referenceCount == 2)
         #expect(throws: TallocError.hasReferences) { try x.free() }
         #expect(logged.first?.hasPrefix("ERROR: talloc_free with references at") == true)
+        #expect(logged.count == 3, "one line per reference, newest first, where it was made")
+        #expect(logged.dropFirst().allSatisfy { $0.hasPrefix("\treference at TallocCoreTests/ReferenceTests.swift:") })
         try x.unlink(from: root)
         #expect(x.parent == r2 && x.referenceCount == 1)
         #expect(root.reportFull(addresses: false) == """

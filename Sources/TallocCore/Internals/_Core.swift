@@ -282,10 +282,14 @@ enum _Core {
     // MARK: - References
 
     /// _talloc_reference_loc: a handle chunk under `owner` pointing at `target`. Nil on failure.
-    static func reference(_ target: _Chunk, owner: _Chunk?) -> _Chunk? {
+    static func reference(_ target: _Chunk, owner: _Chunk?, file: UnsafeRawPointer? = nil, line: UInt32 = 0) -> _Chunk? {
         guard let e = target.makeExtra() else { return nil }
         guard let h = allocate(owner, size: MemoryLayout<_ReferenceBody>.stride) else { return nil }
         h.pointee.flags |= _Flag.reference
+        // A handle's name is never read as a name (it reads ".reference"): it keeps where the reference
+        // was made, for the "reference at FILE:LINE" log lines.
+        h.pointee.name = file
+        h.pointee.line = line
         let b = h.referenceBody
         b.pointee = _ReferenceBody(next: e.pointee.refs, prev: nil, target: target, _reserved: nil)
         if let first = e.pointee.refs { first.referenceBody.pointee.prev = h }
@@ -305,6 +309,20 @@ enum _Core {
         if let next = b.pointee.next { next.referenceBody.pointee.prev = b.pointee.prev }
         b.pointee.next = nil
         b.pointee.prev = nil
+    }
+
+    /// talloc's "\treference at LOC" lines, newest reference first.
+    static func logReferences(_ tc: _Chunk) {
+        var h = tc.refs
+        while let x = h {
+            log("\treference at \(referenceLocation(x))\n")
+            h = x.referenceBody.pointee.next
+        }
+    }
+
+    static func referenceLocation(_ h: _Chunk) -> String {
+        guard let f = h.pointee.name else { return "(unknown)" }
+        return String(cString: f.assumingMemoryBound(to: CChar.self)) + ":" + String(h.pointee.line)
     }
 
     static func referenceCount(_ tc: _Chunk) -> Int {
@@ -411,11 +429,7 @@ enum _Core {
                 return unlink(tc, from: _Globals.nullContext)
             }
             log("ERROR: talloc_free with references at \(location)\n")
-            var h = tc.refs
-            while let x = h {
-                log("\treference at \(location)\n")
-                h = x.referenceBody.pointee.next
-            }
+            logReferences(tc)
             return -1
         }
         return free(tc)
