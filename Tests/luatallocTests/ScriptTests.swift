@@ -9,6 +9,16 @@ import Foundation
 import Testing
 
 enum ScriptFiles {
+    /// The built luatalloc: next to the test bundle in the products directory.
+    static let binary: String = {
+        var dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<3 {
+            let candidate = dir.appendingPathComponent("luatalloc").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("luatalloc").path
+    }()
     static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
     static var scripts: [String] {
@@ -22,7 +32,7 @@ enum ScriptFiles {
     @Test(arguments: ScriptFiles.scripts)
     func scriptPrintsItsExpectedOutput(_ name: String) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Programs.luatalloc)
+        process.executableURL = URL(fileURLWithPath: ScriptFiles.binary)
         process.arguments = ["scripts/" + name]
         process.currentDirectoryURL = ScriptFiles.root
         let out = Pipe(), err = Pipe()
