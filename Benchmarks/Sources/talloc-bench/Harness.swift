@@ -49,6 +49,8 @@ final class Group {
     var rows: [Row]
     /// The id of the reference row (malloc, plain userdata, stock allocator), if any.
     let reference: String?
+    /// A longer round for noisy groups (W6: the garbage collector's pace varies from round to round).
+    var roundSeconds: Double?
     /// Per-round ratios: rowID -> [ratio vs counterpart], [ratio vs reference].
     var ratioVsC: [String: [Double]] = [:]
     var ratioVsRef: [String: [Double]] = [:]
@@ -114,16 +116,17 @@ func timeGroup(_ g: Group, _ opt: Options) {
     let rows = g.rows
     for r in rows { r.setup() }
     defer { for r in rows { r.teardown() } }
+    let roundNs = (g.roundSeconds ?? opt.roundSeconds) * 1e9
     for r in rows {
-        // Calibrate: grow the iteration count until one round takes at least roundSeconds.
+        // Calibrate: grow the iteration count until one round takes at least the round's length.
         var n = max(1, r.iters)
         var t = timed(r, n)
-        while t < opt.roundSeconds * 1e9 / 4 && n < (1 << 40) {
+        while t < roundNs / 4 && n < (1 << 40) {
             n *= 4
             t = timed(r, n)
         }
-        if t < opt.roundSeconds * 1e9 {
-            n = max(n, Int(Double(n) * opt.roundSeconds * 1e9 / max(t, 1)))
+        if t < roundNs {
+            n = max(n, Int(Double(n) * roundNs / max(t, 1)))
             _ = timed(r, n)  // warm-up at the final count
         }
         r.iters = n

@@ -31,7 +31,8 @@ func printReport(_ groups: [Group], _ opt: Options) {
     print("ns/op: median of \(opt.rounds) rounds (min–max). Ratios: per round, rows of a workload timed one after the")
     print("other in one process (order reversed every other round), median over rounds. instr/op: callgrind,")
     print("(Ir(2n) − Ir(n)) / n. memory: heap bytes in use (mallinfo2) with the tree built, per node (W3); peak heap")
-    print("bytes of one run, sampled every 256 allocator calls (W7).")
+    print("bytes of one run in a child process with libpeakmem.so preloaded (W7). W7 runs binary-trees at depth")
+    print("\(Config().w7Depth) for time and memory, at depth \(Config().w7CallgrindDepth) under callgrind (instr/node).")
     print("")
     printTargets(groups)
 }

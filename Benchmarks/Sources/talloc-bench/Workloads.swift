@@ -91,29 +91,26 @@ func binaryTreesNodes(_ depth: Int) -> Int {
     return n
 }
 
-/// The shared Lua state of W6 (stock allocator, as `lua5.4` would have) — all W6 rows run in it.
-nonisolated(unsafe) var w6State: UnsafeMutableRawPointer?
-
-func w6StateReady() -> UnsafeMutableRawPointer {
-    if let L = w6State { return L }
-    let L = cb_lua_new_stock()!
-    cb_lua_install_w6(L)
-    w6State = L
-    return L
-}
-
-/// A W6 row: `expr` evaluates (in the W6 state) to the constructor to call.
+/// A W6 row: `expr` evaluates to the constructor to call, in a Lua state of the row's own (stock
+/// allocator and standard libraries, as `lua5.4` has), so that no row's garbage or tables change the pace
+/// of another row's collector. `prepare` adds what the row needs (the talloc module).
 func luaLoopRow(_ id: String, impl: String, expr: String, counterpart: String? = nil,
                 prepare: @escaping (UnsafeMutableRawPointer) -> Void = { _ in }) -> Row {
+    var L: UnsafeMutableRawPointer?
     var ref: Int32 = 0
     let r = Row(id, impl: impl, variant: "new + GC", unit: "object", opsPerIter: 1, iters: 100_000,
                 callgrindIters: 100_000, counterpart: counterpart) { n in
-        cb_lua_run_loop(w6State, ref, n)
+        cb_lua_run_loop(L, ref, n)
     }
     r.setup = {
-        let L = w6StateReady()
-        prepare(L)
+        L = cb_lua_new_stock()
+        cb_lua_install_w6(L)
+        prepare(L!)
         ref = cb_lua_loop_ref(L, expr)
+    }
+    r.teardown = {
+        cb_lua_close(L)
+        L = nil
     }
     return r
 }
@@ -231,8 +228,10 @@ func makeGroups(_ cfg: Config, _ inp: Inputs, execMode: Bool, w7Depth: Int?) -> 
     do {
         let plain = luaLoopRow("W6.plain", impl: "Lua userdata + empty __gc", expr: "bench_plain_new")
         let cb = luaLoopRow("W6.cbinding", impl: "C binding of libtalloc", expr: "bench_ctalloc_new")
-        groups.append(Group("W6", "W6 — from Lua: create one object, collect it (one lua5.4 state, stock allocator)",
-                            reference: "W6.plain", rows: luaModuleRows(cfg) + [plain, cb]))
+        let g = Group("W6", "W6 — from Lua: create one object, collect it (lua5.4 states, stock allocator)",
+                      reference: "W6.plain", rows: luaModuleRows(cfg) + [plain, cb])
+        g.roundSeconds = 0.25
+        groups.append(g)
     }
 
     // W7 ---------------------------------------------------------------------------------------
