@@ -57,18 +57,28 @@ enum Handles {
     }
 
     /// Fills a new handle (on the stack at `idx`, made by the trampoline or ltc_pushhandle) with `c`.
+    ///
+    /// Invariant: the chunk's observer data is the box of its current handle (or nil), and a box whose
+    /// `body` is set is the current handle of that chunk. The observer reaches the box through that
+    /// pointer, not through the weak `handles` table: a handle waiting for its finalizer has already
+    /// left the weak table, yet must still learn that its chunk was freed.
     static func attach(_ L: LuaState, _ S: UnsafeMutablePointer<ltc_State>, _ idx: Int32, _ c: TallocContext) {
         let b = lua_touserdata(L, idx)!.assumingMemoryBound(to: ltc_Box.self)
         b.pointee.body = c.unsafePointer
+        if let old = c.unsafeObserverData?.assumingMemoryBound(to: ltc_Box.self), old != b {
+            // An older handle, unreachable and waiting for its finalizer: it no longer speaks for the chunk.
+            old.pointee.body = nil
+            old.pointee.slot = 0
+        }
         let newSlot = Int(b.pointee.slot)
         if let old = c.observerTag, old != newSlot {
             // The chunk kept its slot (it has a destructor) while it had no handle: move the handle to
             // that slot, so the destructor stays found.
             if moveHandle(L, idx, from: newSlot, to: old) { b.pointee.slot = lua_Integer(old) }
         }
-        if !c.unsafeSetObserver(observer, context: UnsafeMutableRawPointer(S), tag: Int(b.pointee.slot)) {
-            // No memory for the side record: the handle stays usable, but cannot learn of the free.
-            // Keep it safe by refusing to hand it out.
+        if !c.unsafeSetObserver(observer, context: UnsafeMutableRawPointer(S), tag: Int(b.pointee.slot),
+                                data: UnsafeMutableRawPointer(b)) {
+            // No memory for the side record: the handle could not learn of the free. Keep it empty.
             b.pointee.body = nil
             return
         }
@@ -138,34 +148,26 @@ enum Handles {
         lua_setiuservalue(L, ud, 1)
     }
 
-    /// TallocCore's observer for chunks that have a slot.
-    static let observer: TallocUnsafeObserver = { body, event, tag, context in
+    /// TallocCore's observer for chunks that have a slot; `data` is the box of the chunk's handle.
+    static let observer: TallocUnsafeObserver = { body, event, tag, context, data in
         let S = context!.assumingMemoryBound(to: ltc_State.self)
-        guard S.pointee.closed == 0, let L = S.pointee.currentL else { return }
+        let b = data?.assumingMemoryBound(to: ltc_Box.self)
         switch event {
         case 3:  // its free has begun: remember its name for "attempt to use a freed talloc context"
-            if pushExisting(L, slot: tag, body: body) {
-                let b = lua_touserdata(L, -1)!.assumingMemoryBound(to: ltc_Box.self)
-                saveName(b, TallocContext(unsafePointer: body))
-                clua_pop(L, 1)
-            }
+            if let b, b.pointee.body == body { saveName(b, TallocContext(unsafePointer: body)) }
         case 0:  // freed: empty the handle, forget the destructor, give the slot back
-            if pushExisting(L, slot: tag, body: body) {
-                let b = lua_touserdata(L, -1)!.assumingMemoryBound(to: ltc_Box.self)
+            if let b, b.pointee.body == body {
                 b.pointee.body = nil
                 b.pointee.slot = 0
-                clua_pop(L, 1)
             }
+            guard S.pointee.closed == 0, let L = S.pointee.currentL else { return }
             ltc_clearslot(L, ltc_upvalue(LTC_UPV_HANDLES), lua_Integer(tag))
             ltc_clearslot(L, ltc_upvalue(LTC_UPV_EXTRA), lua_Integer(tag))
             ltc_releaseslot(L, lua_Integer(tag))
         case 1:  // moved by a realloc
-            lua_rawgeti(L, ltc_upvalue(LTC_UPV_HANDLES), lua_Integer(tag))
-            if let b = lua_touserdata(L, -1)?.assumingMemoryBound(to: ltc_Box.self), b.pointee.body != nil {
-                b.pointee.body = body
-            }
-            clua_pop(L, 1)
+            if let b, b.pointee.body != nil { b.pointee.body = body }
         case 2:  // a new parent: the parent link follows
+            guard S.pointee.closed == 0, let L = S.pointee.currentL else { return }
             if pushExisting(L, slot: tag, body: body) {
                 linkParent(L, -1, TallocContext(unsafePointer: body), S)
                 clua_pop(L, 1)

@@ -211,6 +211,8 @@ enum TallocModule {
             return out.error("cannot reallocate a referenced context")
         } catch .isPool {
             return out.error("cannot reallocate a pool")
+        } catch .beingFreed {
+            return out.error("cannot reallocate a context that is being freed")
         } catch {
             return failure(L, out, error)
         }
@@ -590,18 +592,15 @@ enum TallocModule {
         guard let b = ltc_tobox(L, 1) else { return 0 }
         let slot = b.pointee.slot
         guard let body = b.pointee.body else {
-            if slot != 0 { ltc_releaseslot(L, slot) }  // a handle whose creation failed
+            // Freed (its slot went with the chunk), superseded by a newer handle (the slot moved to it),
+            // or a handle whose creation failed (it still holds its own slot).
+            if slot != 0 { ltc_releaseslot(L, slot) }
             return 0
         }
-        // Stale: a newer handle took this chunk's slot after this one became unreachable.
-        lua_rawgeti(L, ltc_upvalue(LTC_UPV_HANDLES), slot)
-        let stale = lua_type(L, -1) == LUA_TUSERDATA && lua_rawequal(L, -1, 1) == 0
-        clua_pop(L, 1)
+        // Here the box is the chunk's current handle (Handles.attach keeps that true), so the chunk lives.
         b.pointee.body = nil
         b.pointee.slot = 0
-        if stale { return 0 }
         let c = TallocContext(unsafePointer: body)
-        if c.observerTag != Int(slot) { return 0 }
         if Handles.visibleParent(c, S) == nil && !c.isBeingFreed {
             if !c.hasDestructor && c.referenceCount == 0 {
                 // The common case: nothing can refuse. This handle is going anyway, so the chunk's own
@@ -611,6 +610,7 @@ enum TallocModule {
                 try? c.free()
                 return 0
             }
+            c.unsafeObserverData = nil
             S.pointee.inGC += 1
             try? c.free()
             S.pointee.inGC -= 1
@@ -621,8 +621,11 @@ enum TallocModule {
         lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), slot)
         let keep = lua_type(L, -1) == LUA_TFUNCTION
         clua_pop(L, 1)
-        if !keep {
+        if keep {
+            c.unsafeObserverData = nil
+        } else {
             c.unsafeSetObserver(nil, context: nil, tag: 0)
+            ltc_clearslot(L, ltc_upvalue(LTC_UPV_HANDLES), slot)
             ltc_releaseslot(L, slot)
         }
         return 0

@@ -83,14 +83,25 @@ extension TallocContext {
     ///
     /// - Returns: false when the side record could not be allocated.
     @discardableResult
-    public func unsafeSetObserver(_ fn: TallocUnsafeObserver?, context: UnsafeMutableRawPointer?, tag: Int) -> Bool {
+    public func unsafeSetObserver(
+        _ fn: TallocUnsafeObserver?, context: UnsafeMutableRawPointer?, tag: Int, data: UnsafeMutableRawPointer? = nil
+    ) -> Bool {
         let tc = chunk
         if fn == nil && tc.pointee.extra == nil { return true }
         guard let e = tc.makeExtra() else { return false }
         e.pointee.observer = fn
         e.pointee.observerContext = context
         e.pointee.observerTag = tag
+        e.pointee.observerData = fn == nil ? nil : data
         return true
+    }
+
+    /// The `data` given to `unsafeSetObserver` (nil when none); settable while an observer is set.
+    public var unsafeObserverData: UnsafeMutableRawPointer? {
+        get { chunk.pointee.extra?.pointee.observerData }
+        nonmutating set {
+            if let e = chunk.pointee.extra, e.pointee.observer != nil { e.pointee.observerData = newValue }
+        }
     }
 
     /// The tag given to `unsafeSetObserver`, or nil when no observer is set.

@@ -223,3 +223,45 @@ import Testing
         """)
     }
 }
+
+/// Regressions found by the Lua misuse fuzzer (Fuzz/lua/findings).
+@Suite struct FuzzFindingTests {
+    /// F1: a destructor that reallocates its own context must not move it under the free.
+    @Test func aDestructorCannotReallocateItsOwnContext() {
+        lua("""
+        local c = talloc.new()
+        c:set_destructor(function(self)
+          local ok, e = pcall(self.realloc, self, 1000)
+          assert(not ok and e:match("being freed"), e)
+        end)
+        assert(c:free())
+        """)
+    }
+
+    /// F2: a handle waiting for its finalizer (already gone from the weak handles table) must still learn
+    /// that a finalizer freed its context.
+    @Test func aHandleAwaitingFinalizationLearnsOfItsFree() {
+        lua("""
+        local a = talloc.new()
+        local x = talloc.new(a)
+        x = nil
+        setmetatable({}, {__gc = function() talloc.free(a) end})
+        collectgarbage(); collectgarbage()
+        """)
+    }
+
+    /// F2b: the same through free_children while a memory limit makes the collector run.
+    @Test func freeChildrenUnderAMemoryLimit() {
+        lua("""
+        local a = talloc.new()
+        local p = talloc.new(a)
+        for i = 1, 100 do local x = talloc.size(p, 8) end
+        local t = {}
+        pcall(function() for i = 1, 1e6 do t[i] = i end end)
+        assert(pcall(talloc.free_children, a))
+        assert(talloc.is_freed(p))
+        t, p = nil, nil
+        collectgarbage()
+        """, memoryLimit: 1 << 20)
+    }
+}

@@ -263,7 +263,7 @@ enum _Core {
         let old = tc.pointee.parent
         defer {
             if let e = tc.pointee.extra, let obs = e.pointee.observer, tc.pointee.parent != old {
-                obs(tc.body, 2, e.pointee.observerTag, e.pointee.observerContext)
+                obs(tc.body, 2, e.pointee.observerTag, e.pointee.observerContext, e.pointee.observerData)
             }
         }
         if old == newParent && old != nil && old!.pointee.child == tc { return }
@@ -385,7 +385,7 @@ enum _Core {
         if let e = tc.pointee.extra {
             if e.pointee.hasDestructor && runDestructor(tc, e) == .refuse { return .refused }
             if let e2 = tc.pointee.extra, let obs = e2.pointee.observer {
-                obs(tc.body, 3, e2.pointee.observerTag, e2.pointee.observerContext)  // about to die
+                obs(tc.body, 3, e2.pointee.observerTag, e2.pointee.observerContext, e2.pointee.observerData)  // about to die
             }
         }
         unlinkFromSiblings(tc)
@@ -579,7 +579,7 @@ enum _Core {
         }
         if let obs = e.pointee.observer {
             e.pointee.observer = nil
-            obs(tc.body, 0, e.pointee.observerTag, e.pointee.observerContext)
+            obs(tc.body, 0, e.pointee.observerTag, e.pointee.observerContext, e.pointee.observerData)
         }
         if let box = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(box).release() }
         if let n = e.pointee.ownedName { Glibc.free(n) }
@@ -626,7 +626,8 @@ enum _Core {
         if size >= _maxSize { return .failure(.tooLarge) }
         if tc.refs != nil { return .failure(.referenced) }
         if tc.pointee.flags & (_Flag.pool | _Flag.external) != 0 { return .failure(.isPool) }
-        if tc.pointee.flags & _Flag.loop != 0 { return .failure(.beingFreed) }
+        // A chunk in its destructor or in the middle of a free must not move: the free holds its address.
+        if tc.pointee.flags & (_Flag.loop | _Flag.inDestructor) != 0 { return .failure(.beingFreed) }
         let oldSize = Int(tc.pointee.size)
         let limited = tc.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0
         let inPool = tc.isPoolMem
@@ -733,7 +734,7 @@ enum _Core {
             while let x = c { x.pointee.parent = tc; c = x.pointee.next }
             if tc.pointee.flags & _Flag.freeingChild != 0 { _FreeRegistry.parentMoved(from: old, to: tc) }
             if let e = tc.pointee.extra, let obs = e.pointee.observer {
-                obs(tc.body, 1, e.pointee.observerTag, e.pointee.observerContext)
+                obs(tc.body, 1, e.pointee.observerTag, e.pointee.observerContext, e.pointee.observerData)
             }
             // A name pointing into the old body (strings are named by their contents) follows the body.
             if let n = tc.pointee.name, tc.pointee.flags & _Flag.nameIsLocation == 0,

@@ -17,7 +17,9 @@ public typealias TallocUnsafeDestructor = @convention(c) (UnsafeMutableRawPointe
 /// right after), 1 when a realloc moved it (`body` is the new body), 2 when its parent changed (a steal,
 /// or talloc's re-homing during a free), 3 when its free has begun (its destructor allowed it; its
 /// subtree is still intact).
-public typealias TallocUnsafeObserver = @convention(c) (UnsafeMutableRawPointer, Int32, Int, UnsafeMutableRawPointer?) -> Void
+public typealias TallocUnsafeObserver = @convention(c) (
+    _ body: UnsafeMutableRawPointer, _ event: Int32, _ tag: Int, _ context: UnsafeMutableRawPointer?,
+    _ data: UnsafeMutableRawPointer?) -> Void
 
 @usableFromInline
 final class _DestructorBox {
@@ -42,6 +44,7 @@ struct _Extra {
     @usableFromInline var observer: TallocUnsafeObserver? = nil
     @usableFromInline var observerContext: UnsafeMutableRawPointer? = nil
     @usableFromInline var observerTag: Int = 0
+    @usableFromInline var observerData: UnsafeMutableRawPointer? = nil
     /// A name copy the chunk owns (`setNameCopy`), freed with it.
     @usableFromInline var ownedName: UnsafeMutablePointer<CChar>? = nil
 
