@@ -14,6 +14,8 @@ final class Row {
     /// Iterations of a timing round before calibration, of a callgrind run (n; 2n is the second run).
     var iters: Int
     var callgrindIters: Int
+    /// Ops per iteration when run under callgrind, if different (W7 runs a smaller depth there).
+    var callgrindOpsPerIter: Int?
     /// The libtalloc row this row is compared with, and whether this row is the group's reference.
     var counterpart: String?
     var setup: () -> Void = {}
@@ -298,7 +300,7 @@ func runCallgrind(_ rows: [Row], _ opt: Options) {
             unlink(j.out)
         }
         if let a = totals["\(j.row.id).1"], let b = totals["\(j.row.id).2"] {
-            j.row.instrPerOp = (b - a) / Double(j.row.callgrindIters * j.row.opsPerIter)
+            j.row.instrPerOp = (b - a) / Double(j.row.callgrindIters * (j.row.callgrindOpsPerIter ?? j.row.opsPerIter))
             log("  callgrind " + pad(j.row.id, 30) + lpad(fmt(j.row.instrPerOp!, 1), 10) + " instr/\(j.row.unit)")
         }
     }

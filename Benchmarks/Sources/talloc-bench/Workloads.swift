@@ -129,6 +129,7 @@ func binaryTreesRow(_ id: String, impl: String, depth: Int,
             close(L)
         }
     }
+    r.callgrindOpsPerIter = binaryTreesNodes(Config().w7CallgrindDepth)
     r.bytes = { childPeak(id, w7Depth: depth).map(Double.init) }
     r.bytesLabel = "peak"
     return r
