@@ -191,7 +191,10 @@ func spawn(_ argv: [String], stdout: String = "/dev/null", env: [String] = []) -
     defer { for p in envp { free(p) } }
     let rc = posix_spawnp(&pid, argv[0], &actions, nil, cargs, envp)
     posix_spawn_file_actions_destroy(&actions)
-    precondition(rc == 0, "posix_spawnp \(argv[0]) failed: \(rc)")
+    if rc != 0 {
+        log("talloc-bench: cannot start \(argv[0]): error \(rc)")
+        return -1
+    }
     return pid
 }
 
@@ -212,6 +215,7 @@ func childPeak(_ id: String, w7Depth: Int) -> Int? {
     defer { unlink(out) }
     let pid = spawn([exe, "--exec", id, "--iters", "1", "--peak", "--w7-depth", String(w7Depth)],
                     stdout: out, env: ["LD_PRELOAD=\(lib)"])
+    if pid < 0 { return nil }
     var status: Int32 = 0
     waitpid(pid, &status, 0)
     guard status == 0, let f = fopen(out, "r") else { return nil }
@@ -289,7 +293,8 @@ func runCallgrind(_ rows: [Row], _ opt: Options) {
             next += 1
             let argv = ["valgrind", "--tool=callgrind", "-q", "--callgrind-out-file=\(j.out)", exe,
                         "--exec", j.row.id, "--iters", String(j.row.callgrindIters * j.mult)]
-            running[spawn(argv)] = j
+            let pid = spawn(argv)
+            if pid > 0 { running[pid] = j }
         }
         var status: Int32 = 0
         let pid = waitpid(-1, &status, 0)
