@@ -63,14 +63,10 @@ extension TallocContext {
             name.apply(tc)
             return TallocContext(chunk: tc)
         }
-        switch _Core.reallocate(context.chunk, size: byteCount, rename: { name.apply($0) }) {
-        case .success(let tc): return TallocContext(chunk: tc)
-        case .failure(.referenced): throw .referenced
-        case .failure(.isPool): throw .isPool
-        case .failure(.tooLarge): throw .sizeTooLarge
-        case .failure(.outOfMemory): throw .outOfMemory
-        case .failure(.beingFreed): throw .beingFreed
-        }
+        let r = _Core.reallocate(context.chunk, size: byteCount)
+        guard let tc = r.chunk else { throw r.failure.error }
+        if r.moved { name.apply(tc) }
+        return TallocContext(chunk: tc)
     }
 
     /// Resizes the context in place or moves it (then `self` is updated), naming it "FILE:LINE" when it
@@ -78,8 +74,14 @@ extension TallocContext {
     public mutating func reallocate(
         byteCount: Int, file: StaticString = #fileID, line: UInt = #line
     ) throws(TallocError) {
-        if byteCount <= 0 { throw .sizeTooLarge }
-        self = try TallocContext.reallocate(self, parent: nil, byteCount: byteCount, name: .location(file: file, line: line))!
+        if byteCount <= 0 || byteCount >= _maxSize { throw .sizeTooLarge }
+        let r = _Core.reallocate(chunk, size: byteCount)
+        guard let tc = r.chunk else { throw r.failure.error }
+        if r.moved {
+            tc.pointee.flags &= ~_Flag.nameHasNewPrefix
+            TallocContext.setLocationName(tc, file, line, newPrefix: false)
+        }
+        self = TallocContext(chunk: tc)
     }
 
     /// Resizes with talloc_realloc's rules, keeping the name on every path. Newly added bytes are zeroed

@@ -227,9 +227,12 @@ extension TallocContext {
 
     /// Adds `delta` bytes (negative: removes them) to an external context, checking growth against every
     /// memory limit above it. Returns false, changing nothing, when a limit refuses.
+    /// The size is a 32-bit field, as every chunk's: an external context holds at most 4 GiB - 1; growth
+    /// past that is refused like a limit's refusal.
     @inline(__always)
     public func unsafeAdjustExternalSize(by delta: Int) -> Bool {
         let tc = _Chunk.from(body: unsafePointer)
+        if _slowPath(delta > 0 && Int(tc.pointee.size) + delta > Int(UInt32.max)) { return false }
         let f = tc.pointee.flags
         if f & (_Flag.hasLimit | _Flag.underLimit) != 0 {
             if delta > 0 && !_Core.limitAllows(tc, delta) { return false }

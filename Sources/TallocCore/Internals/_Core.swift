@@ -121,9 +121,32 @@ enum _Core {
     @inline(__always) @usableFromInline
     static func allocate(_ parentIn: _Chunk?, size: Int, prefix: Int = 0) -> _Chunk? {
         let parent = parentIn ?? _Globals.nullContext
-        if let p = parent,
-           _slowPath(p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) != 0) {
-            return allocateSlow(p, size: size, prefix: prefix)
+        if let p = parent {
+            let pf = p.pointee.flags
+            if pf & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) != 0 {
+                if pf & (_Flag.hasLimit | _Flag.underLimit) == 0 {
+                    // Bump allocation from the nearest pool (tc_alloc_pool), inline.
+                    let pool = pf & _Flag.pool != 0 ? p : p.carvingPool
+                    let hdr = pool.poolHeader
+                    let end = Int(hdr.pointee.end)
+                    let chunkSize = _align16(_headerSize + size + prefix)
+                    if _headerSize + Int(hdr.pointee.poolSize) - end >= chunkSize {
+                        let offset = end + prefix
+                        let tc = (UnsafeMutableRawPointer(pool) + offset).assumingMemoryBound(to: _ChunkHeader.self)
+                        hdr.pointee.end = UInt32(truncatingIfNeeded: end + chunkSize)
+                        hdr.pointee.objectCount &+= 1
+                        let first = p.pointee.child
+                        tc.initialize(to: _ChunkHeader(
+                            next: first, prev: nil, parent: p, child: nil, name: nil, extra: nil,
+                            size: UInt32(truncatingIfNeeded: size), flags: _magic | _Flag.poolMem,
+                            poolOffset: UInt32(truncatingIfNeeded: offset), line: 0))
+                        if let first { first.pointee.prev = tc }
+                        p.pointee.child = tc
+                        return tc
+                    }
+                }
+                return allocateSlow(p, size: size, prefix: prefix)
+            }
         }
         guard let raw = malloc(_headerSize + size + prefix) else { return nil }
         let tc = (raw + prefix).assumingMemoryBound(to: _ChunkHeader.self)
@@ -231,7 +254,22 @@ enum _Core {
     }
 
     /// Is `ancestor` equal to `tc` or one of its ancestors? Safe on detached parent loops.
+    @inline(__always)
     static func isAncestorOrSelf(_ ancestor: _Chunk, of tc: _Chunk) -> Bool {
+        // A plain walk for ordinary depths; past 4096 steps, the loop-safe walk takes over.
+        var c: _Chunk? = tc
+        var steps = 0
+        while let x = c {
+            if x == ancestor { return true }
+            c = x.pointee.parent
+            steps &+= 1
+            if _slowPath(steps == 4096) { return isAncestorOrSelfLoopSafe(ancestor, of: tc) }
+        }
+        return false
+    }
+
+    @inline(never)
+    static func isAncestorOrSelfLoopSafe(_ ancestor: _Chunk, of tc: _Chunk) -> Bool {
         var slow: _Chunk? = tc
         var fast: _Chunk? = tc
         while let s = slow {
@@ -261,22 +299,37 @@ enum _Core {
         let newParent = newParentIn ?? _Globals.nullContext
         if let np = newParent, np == tc { return }
         let old = tc.pointee.parent
-        defer {
-            if let e = tc.pointee.extra, let obs = e.pointee.observer, tc.pointee.parent != old {
-                obs(tc.body, 2, e.pointee.observerTag, e.pointee.observerContext, e.pointee.observerData)
-            }
+        if old == newParent && (old == nil || old!.pointee.child == tc) { return }
+        let flags = tc.pointee.flags
+        let newFlags = newParent?.pointee.flags ?? 0
+        // Unlink (talloc's _TLIST_REMOVE), then link as the newest child of the new parent.
+        let next = tc.pointee.next
+        if let prev = tc.pointee.prev {
+            prev.pointee.next = next
+        } else if let old, old.pointee.child == tc {
+            old.pointee.child = next
         }
-        if old == newParent && old != nil && old!.pointee.child == tc { return }
-        if old == nil && newParent == nil { unlinkFromSiblings(tc); return }
-        let oldLimited = tc.pointee.flags & _Flag.underLimit != 0
-        let newLimited = newParent.map { $0.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0 } ?? false
-        unlinkFromSiblings(tc)
-        if _slowPath(oldLimited || newLimited) {
+        if let next { next.pointee.prev = tc.pointee.prev }
+        if _slowPath((flags & _Flag.underLimit) | (newFlags & (_Flag.hasLimit | _Flag.underLimit)) != 0) {
+            let oldLimited = flags & _Flag.underLimit != 0
+            let newLimited = newFlags & (_Flag.hasLimit | _Flag.underLimit) != 0
             let charge = subtreeCharge(tc, markUnderLimit: newLimited)
             if oldLimited, let old { limitShrink(old, charge) }
             if newLimited, let newParent { limitGrow(newParent, charge) }
         }
-        linkAsNewest(tc, under: newParent)
+        tc.pointee.parent = newParent
+        tc.pointee.prev = nil
+        if let newParent {
+            let first = newParent.pointee.child
+            tc.pointee.next = first
+            if let first { first.pointee.prev = tc }
+            newParent.pointee.child = tc
+        } else {
+            tc.pointee.next = nil
+        }
+        if _slowPath(tc.pointee.extra != nil), let e = tc.pointee.extra, let obs = e.pointee.observer, old != newParent {
+            obs(tc.body, 2, e.pointee.observerTag, e.pointee.observerContext, e.pointee.observerData)
+        }
     }
 
     // MARK: - References
@@ -540,6 +593,23 @@ enum _Core {
 
     @inline(never)
     static func releaseSlow(_ tc: _Chunk, _ flags: UInt32) {
+        if flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit | _Flag.pool)
+            == 0 && tc.pointee.extra == nil {
+            // A plain pool member. When its pool is being freed too, the pool's space is not reused any
+            // more: only the count matters (the pool may stay pinned by members stolen elsewhere).
+            let pool = tc.carvingPool
+            let hdr = pool.poolHeader
+            if pool.pointee.flags & _Flag.loop != 0 && hdr.pointee.objectCount > 2 {
+                tc.pointee.flags = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
+                hdr.pointee.objectCount -= 1
+                // the last-chunk reclaim still applies: a pool pinned by stolen members reuses the space
+                let offset = tc.pointee.poolOffset
+                if hdr.pointee.end == offset &+ UInt32(truncatingIfNeeded: _align16(_headerSize + Int(tc.pointee.size))) {
+                    hdr.pointee.end = offset
+                }
+                return
+            }
+        }
         if flags & _Flag.reference != 0 { detachHandle(tc) }
         if let e = tc.pointee.extra {
             releaseExtra(tc, e)
@@ -618,19 +688,35 @@ enum _Core {
 
     // MARK: - Realloc
 
-    enum ReallocFailure: Error { case referenced, isPool, tooLarge, outOfMemory, beingFreed }
+    enum ReallocFailure: Error {
+        case referenced, isPool, tooLarge, outOfMemory, beingFreed
+
+        var error: TallocError {
+            switch self {
+            case .referenced: return .referenced
+            case .isPool: return .isPool
+            case .tooLarge: return .sizeTooLarge
+            case .outOfMemory: return .outOfMemory
+            case .beingFreed: return .beingFreed
+            }
+        }
+    }
 
     /// _talloc_realloc for a live chunk and `size > 0`: the chunk (maybe moved), with talloc's paths (§2.6).
-    /// `rename` is applied only on the paths that move or realloc() the chunk, as talloc does.
-    static func reallocate(_ tc: _Chunk, size: Int, rename: (_Chunk) -> Void) -> Result<_Chunk, ReallocFailure> {
-        if size >= _maxSize { return .failure(.tooLarge) }
-        if tc.refs != nil { return .failure(.referenced) }
-        if tc.pointee.flags & (_Flag.pool | _Flag.external) != 0 { return .failure(.isPool) }
-        // A chunk in its destructor or in the middle of a free must not move: the free holds its address.
-        if tc.pointee.flags & (_Flag.loop | _Flag.inDestructor) != 0 { return .failure(.beingFreed) }
+    /// Returns the chunk and whether it took a path that moves or realloc()s it: only those rename the
+    /// chunk in talloc (the caller renames), the in-place paths keep the name.
+    static func reallocate(_ tc: _Chunk, size: Int) -> (chunk: _Chunk?, moved: Bool, failure: ReallocFailure) {
+        if size >= _maxSize { return (nil, false, .tooLarge) }
+        let flags0 = tc.pointee.flags
+        if _slowPath(flags0 & (_Flag.pool | _Flag.external | _Flag.loop | _Flag.inDestructor) != 0 || tc.refs != nil) {
+            if tc.refs != nil { return (nil, false, .referenced) }
+            if flags0 & (_Flag.pool | _Flag.external) != 0 { return (nil, false, .isPool) }
+            // A chunk in its destructor or in the middle of a free must not move: the free holds its address.
+            return (nil, false, .beingFreed)
+        }
         let oldSize = Int(tc.pointee.size)
-        let limited = tc.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0
-        let inPool = tc.isPoolMem
+        let limited = flags0 & (_Flag.hasLimit | _Flag.underLimit) != 0
+        let inPool = flags0 & _Flag.poolMem != 0
         if size < oldSize {
             if inPool {
                 // Shrink in place; pull the pool's end back if this is the last chunk.
@@ -641,13 +727,13 @@ enum _Core {
                 if Int(hdr.pointee.end) == nextChunk {
                     hdr.pointee.end = UInt32(Int(tc.pointee.poolOffset) + _align16(_headerSize + size))
                 }
-                return .success(tc)
+                return (tc, false, .tooLarge)
             } else if !limited && oldSize - size < 1024 {
                 tc.pointee.size = UInt32(size)
-                return .success(tc)
+                return (tc, false, .tooLarge)
             }
         } else if size == oldSize {
-            return .success(tc)
+            return (tc, false, .tooLarge)
         }
 
         var newTC: _Chunk
@@ -667,29 +753,36 @@ enum _Core {
                 let start = _align16(_headerSize + Int(pool.pointee.size))
                 if poolEnd - start >= newChunkSize {
                     let dst = UnsafeMutableRawPointer(pool) + start
+                    if dst == UnsafeMutableRawPointer(tc) {
+                        // Already at the start: talloc copies it onto itself; we only grow it. It still
+                        // counts as the moving path (talloc renames here).
+                        tc.pointee.size = UInt32(truncatingIfNeeded: size)
+                        hdr.pointee.end = UInt32(truncatingIfNeeded: start + newChunkSize)
+                        return (tc, true, .tooLarge)
+                    }
                     memmove(dst, UnsafeMutableRawPointer(tc), _headerSize + oldSize)
                     newTC = dst.assumingMemoryBound(to: _ChunkHeader.self)
                     newTC.pointee.poolOffset = UInt32(start)
                     hdr.pointee.end = UInt32(start + newChunkSize)
-                    return .success(fixupAfterMove(from: tc, to: newTC, size: size, rename: rename))
+                    return (fixupAfterMove(from: tc, to: newTC, size: size), true, .tooLarge)
                 }
                 lastChunk = false
             }
             if newChunkSize == oldChunkSize {
                 tc.pointee.size = UInt32(size)
-                return .success(tc)
+                return (tc, false, .tooLarge)
             }
             if lastChunk && poolEnd - Int(hdr.pointee.end) >= newChunkSize - oldChunkSize {
                 tc.pointee.size = UInt32(size)
                 hdr.pointee.end = UInt32(offset + newChunkSize)
-                return .success(tc)
+                return (tc, false, .tooLarge)
             }
             if let carved = carve(from: pool, chunkSize: newChunkSize, prefix: 0) {
                 newTC = carved
             } else {
                 let total = _headerSize + size
-                if limited, !limitAllows(tc, total) { return .failure(.outOfMemory) }
-                guard let raw = malloc(total) else { return .failure(.outOfMemory) }
+                if limited, !limitAllows(tc, total) { return (nil, false, .outOfMemory) }
+                guard let raw = malloc(total) else { return (nil, false, .outOfMemory) }
                 newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
                 malloced = true
             }
@@ -706,25 +799,25 @@ enum _Core {
                 | _Flag.free | _magicFree
             tc.pointee.extra = nil
             releasePoolMem(tc)
-            let moved = fixupAfterMove(from: tc, to: newTC, size: size, rename: rename)
+            let moved = fixupAfterMove(from: tc, to: newTC, size: size)
             if malloced && limited { limitGrow(moved, _headerSize + size) }
-            return .success(moved)
+            return (moved, true, .tooLarge)
         }
         // A heap chunk: realloc(), with the memory limit checked on the growth.
         if limited, size > oldSize, !limitAllows(tc, size - oldSize) {
-            return .failure(.outOfMemory)
+            return (nil, false, .outOfMemory)
         }
-        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else { return .failure(.outOfMemory) }
+        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else { return (nil, false, .outOfMemory) }
         newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
-        let moved = fixupAfterMove(from: tc, to: newTC, size: size, rename: rename)
+        let moved = fixupAfterMove(from: tc, to: newTC, size: size)
         if limited {
             if size > oldSize { limitGrow(moved, size - oldSize) } else { limitShrink(moved, oldSize - size) }
         }
-        return .success(moved)
+        return (moved, true, .tooLarge)
     }
 
     /// After a chunk moved (or was realloc'd in place): re-point its neighbours, children and observers.
-    static func fixupAfterMove(from old: _Chunk, to tc: _Chunk, size: Int, rename: (_Chunk) -> Void) -> _Chunk {
+    static func fixupAfterMove(from old: _Chunk, to tc: _Chunk, size: Int) -> _Chunk {
         tc.pointee.size = UInt32(size)
         if old != tc {
             if let p = tc.pointee.parent, p.pointee.child == old { p.pointee.child = tc }
@@ -742,7 +835,6 @@ enum _Core {
                 tc.pointee.name = UnsafeRawPointer(tc.body) + (n - UnsafeRawPointer(old.body))
             }
         }
-        rename(tc)
         return tc
     }
 
