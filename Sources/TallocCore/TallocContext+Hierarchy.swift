@@ -26,6 +26,7 @@ extension TallocContext {
     /// - Throws: `TallocError.destructorRefused`, `TallocError.hasReferences`.
     public func free(file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         let tc = chunk
+        if _Core.freePlain(tc) { return }
         if tc.refs != nil {
             let single = tc.pointee.parent == _Globals.nullContext && tc.refs!.referenceBody.pointee.next == nil
             if _Core.freeTop(tc, location: "\(file):\(line)") == 0 { return }

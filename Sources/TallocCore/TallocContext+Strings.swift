@@ -98,10 +98,13 @@ extension TallocContext {
 
 extension TallocContext {
     static func strlendup(_ parent: TallocContext?, _ bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
-        let tc = try make(parent, bytes.count + 1)
-        if bytes.count > 0 { memcpy(tc.body, bytes.baseAddress!, bytes.count) }
-        tc.body.storeBytes(of: 0, toByteOffset: bytes.count, as: UInt8.self)
-        tc.pointee.name = UnsafeRawPointer(tc.body)
+        let n = bytes.count
+        if n + 1 >= _maxSize { throw .sizeTooLarge }
+        guard let tc = _Core.allocate(chunk(parent), size: n + 1) else { throw .outOfMemory }
+        let body = tc.body
+        if let src = bytes.baseAddress { memcpy(body, src, n) }
+        body.storeBytes(of: 0, toByteOffset: n, as: UInt8.self)
+        tc.pointee.name = UnsafeRawPointer(body)
         return TallocContext(chunk: tc)
     }
 

@@ -488,16 +488,22 @@ enum _Core {
         return free(tc)
     }
 
+    /// The free of a chunk with no side record (no destructor, references, observer, limit): nothing of
+    /// its own can refuse. False when the chunk needs the full protocol.
+    @inline(__always) @usableFromInline
+    static func freePlain(_ tc0: _Chunk) -> Bool {
+        guard tc0.pointee.extra == nil && tc0.pointee.flags & (_Flag.loop | _Flag.inDestructor) == 0 else { return false }
+        unlinkFromSiblings(tc0)
+        tc0.pointee.flags |= _Flag.loop
+        if tc0.pointee.child != nil { freeChildren(of: tc0, isFreeing: true) }
+        release(tc0)
+        return true
+    }
+
     /// _tc_free_internal, iteratively: 0 when freed (or already being freed), -1 when refused.
     @usableFromInline
     static func free(_ tc0: _Chunk) -> Int32 {
-        if tc0.pointee.extra == nil && tc0.pointee.flags & (_Flag.loop | _Flag.inDestructor) == 0 {
-            unlinkFromSiblings(tc0)
-            tc0.pointee.flags |= _Flag.loop
-            if tc0.pointee.child != nil { freeChildren(of: tc0, isFreeing: true) }
-            release(tc0)
-            return 0
-        }
+        if freePlain(tc0) { return 0 }
         switch enter(tc0) {
         case .proceed: break
         case .alreadyFreeing: return 0
