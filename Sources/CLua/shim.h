@@ -166,6 +166,7 @@ enum {
 typedef struct clua_Outcome {
   int kind;            /* one of the CLUA_ kinds above */
   int arg;             /* argument index for CLUA_ARGERROR */
+  void *context;       /* what the trampoline already looked up for the body (NULL in clua_trampoline) */
   char message[256];   /* NUL-terminated message for CLUA_ERROR/ARGERROR */
 } clua_Outcome;
 
@@ -184,6 +185,7 @@ static inline int clua_trampoline (lua_State *L) {
   int n;
   out.kind = CLUA_RETURN;
   out.arg = 0;
+  out.context = NULL;
   out.message[0] = '\0';
   n = body(L, &out);  /* Swift returns here: only C frames below */
   out.message[sizeof(out.message) - 1] = '\0';  /* be safe */

@@ -165,12 +165,16 @@ static inline ltc_Box *ltc_newbox (lua_State *L) {
 static inline int ltc_create_trampoline (lua_State *L) {
   clua_Outcome out;
   clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+  ltc_State *S = ltc_state(L);
   int n;
-  if (ltc_state(L)->closed) return luaL_error(L, "talloc: the Lua state is closing");
-  ltc_newbox(L);
+  if (S->closed) return luaL_error(L, "talloc: the Lua state is closing");
+  S->currentL = L;
+  ltc_newbox_at(L, lua_upvalueindex(LTC_UPV_META), lua_upvalueindex(LTC_UPV_HANDLES),
+                lua_upvalueindex(LTC_UPV_STATE));
   lua_insert(L, 1);
   out.kind = CLUA_RETURN;
   out.arg = 0;
+  out.context = S;
   out.message[0] = '\0';
   n = body(L, &out);  /* Swift returns here: only C frames below */
   out.message[sizeof(out.message) - 1] = '\0';
@@ -182,10 +186,27 @@ static inline int ltc_create_trampoline (lua_State *L) {
   }
 }
 
-/* The trampoline of every other function (the generic one, with the closed-state check). */
+/* The trampoline of every other function: the generic one, with the closed-state check, handing the
+   state to the body in the outcome. */
 static inline int ltc_trampoline (lua_State *L) {
-  if (ltc_state(L)->closed) return luaL_error(L, "talloc: the Lua state is closing");
-  return clua_trampoline(L);
+  clua_Outcome out;
+  clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+  ltc_State *S = ltc_state(L);
+  int n;
+  if (S->closed) return luaL_error(L, "talloc: the Lua state is closing");
+  S->currentL = L;
+  out.kind = CLUA_RETURN;
+  out.arg = 0;
+  out.context = S;
+  out.message[0] = '\0';
+  n = body(L, &out);  /* Swift returns here: only C frames below */
+  out.message[sizeof(out.message) - 1] = '\0';
+  switch (out.kind) {
+    case CLUA_ERROR: return luaL_error(L, "%s", out.message);
+    case CLUA_ARGERROR: return luaL_argerror(L, out.arg, out.message);
+    case CLUA_RETHROW: return lua_error(L);
+    default: return n;
+  }
 }
 
 /* (protected part of ltc_pushhandle) [meta, handles, state, body] -> handle */

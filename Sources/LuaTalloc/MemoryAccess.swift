@@ -32,7 +32,7 @@ enum MemoryAccess {
 
     static let read: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         guard let off = Lua.optInteger(L, out, 2, 0) else { return 0 }
         guard let len = Lua.optInteger(L, out, 3, max(c.size - max(off, 0), 0)) else { return 0 }
@@ -43,7 +43,7 @@ enum MemoryAccess {
 
     static let write: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, 3) else { return 0 }
         guard inBounds(out, c, off, s.count, offArg: 2, lenArg: 3) else { return 0 }
         guard keepsTerminator(out, c, at: off, s, fill: nil, count: s.count) else { return 0 }
@@ -54,7 +54,7 @@ enum MemoryAccess {
 
     static let fill: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let byte = Lua.integer(L, out, 2) else { return 0 }
         if byte < 0 || byte > 255 { return out.argError(2, "byte out of range (0..255)") }
         guard let off = Lua.optInteger(L, out, 3, 0) else { return 0 }
@@ -68,7 +68,7 @@ enum MemoryAccess {
     /// c:pack(off, fmt, ...): string.pack(fmt, ...) written at `off`; returns the offset after it.
     static let pack: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let off = Lua.integer(L, out, 2) else { return 0 }
         guard Lua.bytes(L, out, 3) != nil else { return 0 }
         let n = lua_gettop(L) - 2
@@ -86,7 +86,7 @@ enum MemoryAccess {
     /// c:unpack(off, fmt): string.unpack(fmt, bytes from `off`); returns the values and the offset after.
     static let unpack: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let off = Lua.integer(L, out, 2) else { return 0 }
         guard Lua.bytes(L, out, 3) != nil else { return 0 }
         guard inBounds(out, c, off, 0, offArg: 2, lenArg: 2) else { return 0 }
@@ -107,7 +107,7 @@ enum MemoryAccess {
     /// c:string(): the bytes up to the first NUL (all of them when there is none).
     static let string: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         let bytes = UnsafeRawBufferPointer(c.unsafeMutableBytes)
         let n = bytes.firstIndex(of: 0) ?? bytes.count

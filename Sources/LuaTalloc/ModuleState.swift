@@ -11,9 +11,19 @@ import TallocCore
 typealias StatePtr = UnsafeMutablePointer<ltc_State>
 
 enum ModuleState {
-    /// The state of the running function, with the current thread recorded for observers.
+    /// The state of the running function (a function with the module's upvalues), with the current thread
+    /// recorded for observers.
     @inline(__always)
     static func enter(_ L: LuaState) -> StatePtr {
+        let S = ltc_state(L)!
+        S.pointee.currentL = L
+        return S
+    }
+
+    /// The state of the running function (the trampoline looked it up and recorded the current thread).
+    @inline(__always)
+    static func enter(_ L: LuaState, _ out: Out) -> StatePtr {
+        if let S = out.pointee.context { return S.assumingMemoryBound(to: ltc_State.self) }
         let S = ltc_state(L)!
         S.pointee.currentL = L
         return S
@@ -43,8 +53,7 @@ enum ModuleState {
 
     /// Names `c` after the Lua code that called the module: "FILE:LINE" or "talloc_new: FILE:LINE",
     /// formatted only when read. A C caller (e.g. pcall) gives talloc's name with an empty location.
-    static func nameByCaller(_ L: LuaState, _ c: TallocContext, talloc_new: Bool) {
-        let S = ltc_state(L)!
+    static func nameByCaller(_ L: LuaState, _ S: StatePtr, _ c: TallocContext, talloc_new: Bool) {
         var source: UnsafePointer<CChar>? = nil
         var line: Int32 = 0
         var buf = (0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64)

@@ -31,7 +31,7 @@ enum TallocModule {
     /// Optional name argument: a copy owned by the chunk (talloc_named_const semantics).
     static func applyName(_ L: LuaState, _ out: Out, _ n: Int32, _ c: TallocContext, default talloc_new: Bool) -> Bool {
         if Lua.isNoneOrNil(L, n + 1) {
-            ModuleState.nameByCaller(L, c, talloc_new: talloc_new)
+            ModuleState.nameByCaller(L, ModuleState.enter(L, out), c, talloc_new: talloc_new)
             return true
         }
         guard let b = Lua.bytes(L, out, n + 1, arg: n) else { return false }
@@ -41,7 +41,7 @@ enum TallocModule {
 
     static let new: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         if !Lua.isNoneOrNil(L, 3), Lua.bytes(L, out, 3, arg: 2) == nil { return 0 }
         do throws(TallocError) {
@@ -52,7 +52,7 @@ enum TallocModule {
     }
 
     static func sized(_ L: LuaState, _ out: Out) -> Int32 {
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         guard let n = Lua.integer(L, out, 3, arg: 2) else { return 0 }
         if n < 0 { return out.argError(2, "size must not be negative") }
@@ -71,7 +71,7 @@ enum TallocModule {
 
     static let pool: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         guard let n = Lua.integer(L, out, 3, arg: 2) else { return 0 }
         if n < 0 { return out.argError(2, "size must not be negative") }
@@ -81,7 +81,7 @@ enum TallocModule {
 
     static let pooledObject: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         guard let size = Lua.integer(L, out, 3, arg: 2), let count = Lua.integer(L, out, 4, arg: 3),
               let bytes = Lua.integer(L, out, 5, arg: 4) else { return 0 }
@@ -99,7 +99,7 @@ enum TallocModule {
 
     static let strdup: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         guard let s = Lua.bytes(L, out, 3, arg: 2) else { return 0 }
         do throws(TallocError) { return created(L, S, try TallocContext.strdup(parent: parent, bytes: s)) }
@@ -108,7 +108,7 @@ enum TallocModule {
 
     static let strndup: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         guard let s = Lua.bytes(L, out, 3, arg: 2), let n = Lua.integer(L, out, 4, arg: 3) else { return 0 }
         if n < 0 { return out.argError(3, "length must not be negative") }
@@ -128,7 +128,7 @@ enum TallocModule {
 
     static let asprintf: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         if Lua.bytes(L, out, 3, arg: 2) == nil { return 0 }
         let handle = lua_gettop(L)  // the trampoline's new handle
@@ -142,7 +142,7 @@ enum TallocModule {
 
     static let memdup: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         let src: UnsafeRawBufferPointer
         if lua_type(L, 3) == LUA_TSTRING {
@@ -156,7 +156,7 @@ enum TallocModule {
         do throws(TallocError) {
             let c = try TallocContext.allocateUnnamed(parent: parent, byteCount: src.count)
             if src.count > 0 { memcpy(c.unsafePointer, src.baseAddress!, src.count) }
-            ModuleState.nameByCaller(L, c, talloc_new: false)
+            ModuleState.nameByCaller(L, ModuleState.enter(L, out), c, talloc_new: false)
             return created(L, S, c)
         } catch { return failure(L, out, error) }
     }
@@ -164,7 +164,7 @@ enum TallocModule {
     // MARK: - Strings that grow
 
     static func appendBody(_ L: LuaState, _ out: Out, formatting: Bool) -> Int32 {
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard var c = Handles.context(L, out, 1) else { return 0 }
         guard Lua.bytes(L, out, 2) != nil else { return 0 }
         if formatting {
@@ -189,7 +189,7 @@ enum TallocModule {
 
     static let realloc: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard var c = Handles.context(L, out, 1) else { return 0 }
         guard let n = Lua.integer(L, out, 2) else { return 0 }
         if n < 0 { return out.argError(2, "size must not be negative") }
@@ -224,7 +224,7 @@ enum TallocModule {
 
     static let free: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         do throws(TallocError) {
             try c.free()
@@ -245,7 +245,7 @@ enum TallocModule {
 
     static let freeChildren: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         c.freeChildren()
         if ModuleState.takeError(L, S) { return out.rethrow() }
@@ -264,7 +264,7 @@ enum TallocModule {
 
     static let steal: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 1, S) else { return 0 }
         guard let c = Handles.context(L, out, 2) else { return 0 }
         do throws(TallocError) { try c.steal(to: parent) } catch { return hierarchyError(out, error) }
@@ -274,7 +274,7 @@ enum TallocModule {
 
     static let reparent: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let old = Handles.parent(L, out, 1, S), let new = Handles.parent(L, out, 2, S) else { return 0 }
         guard let c = Handles.context(L, out, 3) else { return 0 }
         do throws(TallocError) { try c.reparent(from: old, to: new) } catch .notAParent {
@@ -288,7 +288,7 @@ enum TallocModule {
 
     static let reference: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 1, S) else { return 0 }
         guard let c = Handles.context(L, out, 2) else { return 0 }
         do throws(TallocError) { try c.reference(from: parent) } catch { return failure(L, out, error) }
@@ -298,7 +298,7 @@ enum TallocModule {
 
     static let unlink: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 1, S) else { return 0 }
         guard let c = Handles.context(L, out, 2) else { return 0 }
         do throws(TallocError) { try c.unlink(from: parent) } catch {
@@ -314,7 +314,7 @@ enum TallocModule {
 
     static let referenceCount: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         lua_pushinteger(L, lua_Integer(c.referenceCount))
         return 1
@@ -322,7 +322,7 @@ enum TallocModule {
 
     static let setDestructor: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         let slot = Int(ltc_tobox(L, 1)!.pointee.slot)
         if Lua.isNoneOrNil(L, 2) {
@@ -344,7 +344,7 @@ enum TallocModule {
 
     static let setName: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let s = Lua.string(L, out, 2) else { return 0 }
         do throws(TallocError) { try c.setName(s) } catch { return failure(L, out, error) }
         lua_settop(L, 2)
@@ -353,14 +353,14 @@ enum TallocModule {
 
     static let getName: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         return Lua.push(L, c.name) ? 1 : out.rethrow()
     }
 
     static let checkName: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let s = Lua.string(L, out, 2) else { return 0 }
         lua_pushboolean(L, c.checkName(s) ? 1 : 0)
         return 1
@@ -368,7 +368,7 @@ enum TallocModule {
 
     static let setType: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let b = Lua.bytes(L, out, 2) else { return 0 }
         if !c.setNameCopy(b) { return out.error("not enough memory") }
         return 0
@@ -376,7 +376,7 @@ enum TallocModule {
 
     static let getType: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let s = Lua.string(L, out, 2) else { return 0 }
         if c.checkName(s) { lua_settop(L, 1) } else { lua_pushnil(L) }
         return 1
@@ -384,7 +384,7 @@ enum TallocModule {
 
     static let getTypeAbort: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let s = Lua.string(L, out, 2) else { return 0 }
         if Lua.isNoneOrNil(L, 1) { return out.error("Type mismatch: name[NULL] expected[\(s)]") }
         guard let c = Handles.context(L, out, 1) else { return 0 }
@@ -402,14 +402,14 @@ enum TallocModule {
 
     static let parent: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         return pushOrNil(L, out, Handles.visibleParent(c, S), S)
     }
 
     static let parentName: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         guard let p = Handles.visibleParent(c, S) else { lua_pushnil(L); return 1 }
         return Lua.push(L, p.name) ? 1 : out.rethrow()
@@ -435,7 +435,7 @@ enum TallocModule {
 
     static let children: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard Handles.context(L, out, 1) != nil else { return 0 }
         lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), -1)  // the iterator
         lua_pushvalue(L, 1)
@@ -446,7 +446,7 @@ enum TallocModule {
     /// The iterator of children(): (parent, previous) -> next child, newest first.
     static let nextChild: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let p = Handles.context(L, out, 1) else { return 0 }
         let next: TallocContext?
         if Lua.isNoneOrNil(L, 2) {
@@ -461,7 +461,7 @@ enum TallocModule {
 
     static let isParent: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let p = Handles.context(L, out, 2) else { return 0 }
         lua_pushboolean(L, c.isParent(p) ? 1 : 0)
         return 1
@@ -469,7 +469,7 @@ enum TallocModule {
 
     static let findParentByName: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let s = Lua.string(L, out, 2) else { return 0 }
         var found = c.findParent(byName: s)
         if found?.unsafePointer == S.pointee.root { found = nil }
@@ -477,7 +477,7 @@ enum TallocModule {
     }
 
     static func integerQuery(_ L: LuaState, _ out: Out, _ f: (TallocContext) -> Int) -> Int32 {
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         lua_pushinteger(L, lua_Integer(f(c)))
         return 1
@@ -490,7 +490,7 @@ enum TallocModule {
     // MARK: - Reports, limits, pools, pictures
 
     static func reportBody(_ L: LuaState, _ out: Out, full: Bool) -> Int32 {
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         var addresses = true
         if !Lua.isNoneOrNil(L, 2) {
             guard lua_type(L, 2) == LUA_TTABLE else { return Lua.typeError(L, out, 2, "table") }
@@ -521,7 +521,7 @@ enum TallocModule {
 
     static let setMemlimit: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1), let n = Lua.integer(L, out, 2) else { return 0 }
         if n < 0 { return out.argError(2, "limit must not be negative") }
         do throws(TallocError) { try c.setMemoryLimit(n) } catch { return failure(L, out, error) }
@@ -531,7 +531,7 @@ enum TallocModule {
 
     static let poolInfo: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         guard let info = c.poolInfo else { lua_pushnil(L); return 1 }
         guard clua_createtable(L, 0, 5) == LUA_OK else { return out.rethrow() }
@@ -548,7 +548,7 @@ enum TallocModule {
 
     static let dot: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         let text: String
         if Lua.isNoneOrNil(L, 1) {
             let root = TallocContext(unsafePointer: S.pointee.root)
@@ -562,7 +562,7 @@ enum TallocModule {
 
     static let poolMap: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L)
+        _ = ModuleState.enter(L, out)
         guard let c = Handles.context(L, out, 1) else { return 0 }
         guard let text = PoolMap.render(c) else { lua_pushnil(L); return 1 }
         return Lua.push(L, text) ? 1 : out.rethrow()
@@ -588,7 +588,7 @@ enum TallocModule {
     /// __gc: a top-level context no Lua value can reach is freed; a child is left to its parent.
     static let gc: clua_Body = { L, out in
         let L = L!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out!)
         guard let b = ltc_tobox(L, 1) else { return 0 }
         let slot = b.pointee.slot
         guard let body = b.pointee.body else {
@@ -634,7 +634,7 @@ enum TallocModule {
     /// __close: frees like `free`; a refusal is not an error, a destructor's error is.
     static let close: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let S = ModuleState.enter(L, out)
         guard let b = ltc_tobox(L, 1), let body = b.pointee.body else { return 0 }
         try? TallocContext(unsafePointer: body).free()
         if ModuleState.takeError(L, S) { return out.rethrow() }

@@ -14,6 +14,8 @@ final class Interpreter {
     let options: Options
     /// argv[0] (or "luatalloc"), for `progname: message`; nil while in the REPL, as in lua.c.
     var progname: CArgument?
+    /// The stack top when `run` started (what lua.c's `lua_settop(L, 0)` in the REPL goes back to).
+    private(set) var baseOfStack: Int32 = 0
 
     init(state: OpaquePointer, arguments: [CArgument], options: Options, progname: CArgument) {
         self.L = state
@@ -121,6 +123,13 @@ final class Interpreter {
     func run() -> Bool {
         let top = lua_gettop(L)
         defer { clua_pop(L, lua_gettop(L) - top) }
+        baseOfStack = top
+        // lua.c runs everything inside 'pmain', whose frame holds its two arguments (argc, argv) below
+        // every chunk. Two placeholders keep the same number of stack slots below our chunks, so that
+        // depth-dependent output matches lua.c's exactly (e.g. "...\t(skipping N levels)" of a stack
+        // overflow). The REPL drops them, as lua.c's 'loadline' clears pmain's frame (lua_settop(L, 0)).
+        lua_pushnil(L)
+        lua_pushnil(L)
         if options.showVersion { printVersion() }
         if options.ignoreEnvironment {
             // signal for libraries to ignore env. vars.; before the libraries are opened

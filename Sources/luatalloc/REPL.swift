@@ -28,7 +28,8 @@ struct REPL {
         let oldProgname = interpreter.progname
         interpreter.progname = nil  // no 'progname' on errors in interactive mode
         let reader = LineReader(historyFile: historyFile)
-        let base = lua_gettop(L)
+        let base = interpreter.baseOfStack
+        clua_pop(L, lua_gettop(L) - base)  // lua.c's loadline: lua_settop(L, 0)
         while let loaded = loadLine(reader) {
             var status = loaded
             if status == LUA_OK { status = clua_docall(L, 0, LUA_MULTRET) }
