@@ -114,7 +114,9 @@ import Testing
     }
 
     @Test func lifelessLoopFreesWithoutCrashing() throws {
-        // test_lifeless: unlink promotes a referrer inside the subtree, detaching a loop
+        // test_lifeless: talloc's unlink promotes a referrer inside the subtree and detaches a loop that
+        // nothing can free. Here that reference is dropped instead: `parent` has no other referrer, so it
+        // is freed, and `child` (referenced from outside) moves to its referrer (DESIGN §8).
         let top = try named(nil, "top", 0)
         let parent = try named(top, "parent", 0)
         let child = try named(parent, "child", 0)
@@ -122,12 +124,24 @@ import Testing
         try parent.reference(from: child)
         try child.reference(from: childOwner)
         try parent.unlink(from: top)
+        #expect(top.totalBlocks == 1, "parent went: its only referrer was inside it")
+        #expect(child.parent == childOwner && child.referenceCount == 0)
         #expect(throws: TallocError.notAParent) { try child.unlink(from: top) }
-        #expect(child.totalBlocks >= 2, "walks terminate on the detached loop")
-        _ = child.reportFull()
         try top.free()
         try childOwner.free()
-        try child.free()
+    }
+
+    @Test func unlinkPromotesTheNewestReferrerOutsideTheSubtree() throws {
+        let root = try named(nil, "root", 0)
+        defer { try? root.free() }
+        let x = try named(root, "x", 0)
+        let inner = try named(x, "inner", 0)
+        let outer = try named(root, "outer", 0)
+        try x.reference(from: outer)
+        try x.reference(from: inner)   // the newest, from inside
+        try x.unlink(from: root)
+        #expect(x.parent == outer && x.referenceCount == 0)
+        #expect(inner.parent == x && inner.totalBlocks == 1, "the inside reference was dropped")
     }
 
     @Test func stealBehaviour() throws {

@@ -70,7 +70,7 @@ func maskAddresses(_ s: String) -> String {
         #expect(str2.isParent(ctx) && !ctx.isParent(str2))
     }
 
-    @Test func aDetachedLoopReportsAndTerminates() throws {
+    @Test func aReferenceFromADescendantReportsAndUnlinkDropsIt() throws {
         let top = try TallocContext.new(parent: nil, name: "top")
         defer { try? top.free() }
         let parent = try TallocContext.strdup(parent: top, "parent")
@@ -83,14 +83,10 @@ func maskAddresses(_ s: String) -> String {
                         reference to: parent
 
             """)
+        // talloc would make parent a child of its own child here (a detached loop); we drop the
+        // reference from inside, and parent, with no other parent, is freed.
         try parent.unlink(from: top)
-        #expect(parent.parent == child && child.parent == parent)
-        #expect(child.reportFull(addresses: false) == """
-            full talloc report on 'child' (total     13 bytes in   2 blocks)
-                parent                         contains      7 bytes in   1 blocks (ref 0)
-
-            """)
-        try child.free()
+        #expect(top.totalBlocks == 1)
     }
 
     @Test func names() throws {

@@ -409,11 +409,21 @@ enum _Core {
         let context = contextIn ?? _Globals.nullContext
         if unreference(tc, context: context) { return 0 }
         if context != tc.pointee.parent { return -1 }
-        guard let newest = tc.refs else { return free(tc) }
-        let newParent = owner(ofHandle: newest)
-        if !unreference(tc, context: newParent) { return -1 }
-        steal(tc, to: newParent)
-        return 0
+        // The newest referrer becomes the parent — unless it lives inside tc's own subtree: talloc then
+        // builds a loop detached from every root (SEMANTICS §3.3 3, test_lifeless), which nothing can
+        // free and every upward walk circles. Such a reference cannot keep tc alive: it is dropped, and
+        // the next referrer is tried; with none left, tc is freed as an unreferenced chunk would be.
+        while let newest = tc.refs {
+            let newParent = owner(ofHandle: newest)
+            if let np = newParent, isAncestorOrSelf(tc, of: np) {
+                _ = free(newest)
+                continue
+            }
+            if !unreference(tc, context: newParent) { return -1 }
+            steal(tc, to: newParent)
+            return 0
+        }
+        return free(tc)
     }
 
     // MARK: - Free
