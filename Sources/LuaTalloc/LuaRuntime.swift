@@ -274,6 +274,12 @@ public final class LuaRuntime {
     /// The error of a failed entry: a spent budget, or Lua's status and message.
     func classify(_ status: Int32, _ message: String) -> RuntimeError {
         if let b = budget, b.pointee.exhausted != 0 { return .budgetExhausted(message: message) }
+        if status == LUA_ERRMEM || message.contains("not enough memory"), let L = state {
+            // Lua's emergency collections run no finalizers, so contexts whose handles became garbage
+            // still hold their memory: a full collection (finalizers included) gives it back, and the
+            // runtime can load and run again.
+            _ = clua_gc(L, LUA_GCCOLLECT)
+        }
         return .lua(status: status, message: message)
     }
 

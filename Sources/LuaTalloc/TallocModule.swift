@@ -20,6 +20,19 @@ enum TallocModule {
         return 1
     }
 
+    /// Runs an allocation; when it fails for memory, collects garbage once — with finalizers, so contexts
+    /// whose handles became garbage give their memory back (Lua's emergency collections run none) — and
+    /// tries again. The arguments and the new handle are on the stack, so the collection keeps them.
+    @inline(__always)
+    static func allocating<T>(_ L: LuaState, _ body: () throws(TallocError) -> T) throws(TallocError) -> T {
+        do {
+            return try body()
+        } catch .outOfMemory {
+            _ = clua_gc(L, LUA_GCCOLLECT)
+            return try body()
+        }
+    }
+
     static func failure(_ L: LuaState, _ out: Out, _ e: TallocError) -> Int32 {
         switch e {
         case .outOfMemory: return out.error("not enough memory")
@@ -45,7 +58,7 @@ enum TallocModule {
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         if !Lua.isNoneOrNil(L, 3), Lua.bytes(L, out, 3, arg: 2) == nil { return 0 }
         do throws(TallocError) {
-            let c = try TallocContext.allocateUnnamed(parent: parent, byteCount: 0)
+            let c = try allocating(L) { () throws(TallocError) in try TallocContext.allocateUnnamed(parent: parent, byteCount: 0) }
             if !applyName(L, out, 2, c, default: true) { try? c.free(); return 0 }
             return created(L, S, c)
         } catch { return failure(L, out, error) }
@@ -59,7 +72,7 @@ enum TallocModule {
         if !Lua.isNoneOrNil(L, 4), Lua.bytes(L, out, 4, arg: 3) == nil { return 0 }
         do throws(TallocError) {
             // Zero-filled: Lua never sees uninitialised bytes (DESIGN §8).
-            let c = try TallocContext.allocateUnnamed(parent: parent, byteCount: n)
+            let c = try allocating(L) { () throws(TallocError) in try TallocContext.allocateUnnamed(parent: parent, byteCount: n) }
             memset(c.unsafePointer, 0, n)
             if !applyName(L, out, 3, c, default: false) { try? c.free(); return 0 }
             return created(L, S, c)
@@ -75,7 +88,9 @@ enum TallocModule {
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         guard let n = Lua.integer(L, out, 3, arg: 2) else { return 0 }
         if n < 0 { return out.argError(2, "size must not be negative") }
-        do throws(TallocError) { return created(L, S, try TallocContext.pool(parent: parent, capacity: n)) }
+        do throws(TallocError) {
+            return created(L, S, try allocating(L) { () throws(TallocError) in try TallocContext.pool(parent: parent, capacity: n) })
+        }
         catch { return failure(L, out, error) }
     }
 
@@ -102,7 +117,9 @@ enum TallocModule {
         let S = ModuleState.enter(L, out)
         guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
         guard let s = Lua.bytes(L, out, 3, arg: 2) else { return 0 }
-        do throws(TallocError) { return created(L, S, try TallocContext.strdup(parent: parent, bytes: s)) }
+        do throws(TallocError) {
+            return created(L, S, try allocating(L) { () throws(TallocError) in try TallocContext.strdup(parent: parent, bytes: s) })
+        }
         catch { return failure(L, out, error) }
     }
 

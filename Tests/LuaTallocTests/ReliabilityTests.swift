@@ -65,7 +65,7 @@ struct LuaReliabilityTests {
         if Self.findingF4.contains(i) {
             // Finding F4 (Fuzz/README.md): memory held by garbage contexts comes back only through __gc,
             // which Lua's emergency collections never run; the next chunk cannot even be loaded.
-            withKnownIssue("F4: garbage contexts are not reclaimed by emergency GC; the next load fails", isIntermittent: true) {
+            withKnownIssue("F4: garbage contexts come back only through finalizers, which emergency collections skip", isIntermittent: true) {
                 try exhaustionBody(i)
             }
             return
@@ -73,7 +73,11 @@ struct LuaReliabilityTests {
         try exhaustionBody(i)
     }
 
-    /// Cases that hit finding F4.
+    /// Cases that hit finding F4. Mitigated, not removed: a chunk that fails for memory now runs a full
+    /// collection (finalizers included) before the runtime reports it, and the module's allocations
+    /// collect once and retry, so the *next* chunk runs. Within the same chunk, right after its pcall
+    /// caught the error, memory held by contexts that just became garbage is still held: Lua's emergency
+    /// collections run no finalizers (README: "Memory limits and the collector").
     static let findingF4: Set<Int> = [5, 12]
 
     func exhaustionBody(_ i: Int) throws {
@@ -213,7 +217,7 @@ struct LuaReliabilityTests {
         #expect(normal + errors == 75 - Self.knownBad.filter { (UInt64(batch * 75 + 1)...UInt64(batch * 75 + 75)).contains($0) }.count)
     }
 
-    @Test("finding F1: a destructor that reallocates its own chunk", .disabled("bug: realloc inside the chunk's own destructor moves it; the free then unlinks the stale chunk (SIGSEGV)"))
+    @Test("finding F1: a destructor that reallocates its own chunk")
     func findingF1() throws {
         let rt = try LuaRuntime()
         defer { rt.close() }
@@ -225,7 +229,7 @@ struct LuaReliabilityTests {
         _ = e
     }
 
-    @Test("finding F2: a finalizer frees a context whose garbage handle awaits its own __gc", .disabled("bug: __gc of a handle whose chunk was freed while it awaited finalization reads the freed chunk (Bad talloc magic value)"))
+    @Test("finding F2: a finalizer frees a context whose garbage handle awaits its own __gc")
     func findingF2() throws {
         let rt = try LuaRuntime()
         defer { rt.close() }
@@ -238,7 +242,7 @@ struct LuaReliabilityTests {
             """) == nil)
     }
 
-    @Test("finding F3: unlink re-homes a chunk to a referrer inside its own subtree", .disabled("bug: realloc(b, 0)/unlink steals b under its own descendant; a detached loop, and under a memory limit the next allocation loops forever"))
+    @Test("finding F3: unlink re-homes a chunk to a referrer inside its own subtree")
     func findingF3() throws {
         let rt = try LuaRuntime(options: .init(memoryLimit: 64 << 20))
         defer { rt.close() }
@@ -250,8 +254,11 @@ struct LuaReliabilityTests {
             x, a = nil, nil
             collectgarbage()
             talloc.realloc(b, 0)
-            assert(talloc.is_freed(b) or talloc.parent(b) == nil or not talloc.is_parent(talloc.parent(b), b))
-            talloc.new(b)
+            -- b's only referrer (a) lives inside b: that reference is dropped and b is freed with a,
+            -- instead of b becoming a child of its own child (a detached loop)
+            assert(talloc.is_freed(b))
+            assert(not pcall(talloc.new, b))
+            assert(talloc.new(nil, "the runtime goes on"))
             """) == nil)
     }
 }
