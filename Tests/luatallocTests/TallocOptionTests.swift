@@ -1,0 +1,186 @@
+// luatalloc — the options lua5.4 does not have: --memlimit, --report, --dot, -h/--help; and Ctrl-C.
+// SPDX-License-Identifier: MIT
+//
+// These pass with the provisional RuntimeHooks (plain Lua state with a byte cap). Once LuaRuntime
+// lands, extend the ones marked "EXTEND" (see the report of issue 4).
+
+import Foundation
+import Testing
+
+/// luatalloc's full usage text, as the program prints it.
+let expectedUsage = """
+    usage: lua [options] [script [args]]
+    Available options are:
+      -e stat   execute string 'stat'
+      -i        enter interactive mode after executing 'script'
+      -l mod    require library 'mod' into global 'mod'
+      -l g=mod  require library 'mod' into global 'g'
+      -v        show version information
+      -E        ignore environment variables
+      -W        turn warnings on
+      --        stop handling options
+      -         stop handling options and execute stdin
+    talloc options:
+      --memlimit SIZE  limit Lua's heap and all talloc contexts to SIZE bytes
+                       (suffix K, M or G, e.g. 64M)
+      --report         print the talloc report of every context still alive
+                       at exit (on stderr)
+      --dot FILE       write the final talloc tree as Graphviz source to FILE
+      -h, --help       show this help and exit
+
+    """
+
+@Suite("luatalloc's own options")
+struct TallocOptionTests {
+    @Test(arguments: [["-h"], ["--help"], ["-e", "print(1)", "--help"]])
+    func help(_ arguments: [String]) throws {
+        let result = try runLuatalloc(arguments)
+        #expect(result == RunResult(stdout: expectedUsage, stderr: "", status: 0))
+    }
+
+    @Test(arguments: [["-hx"], ["--help=1"], ["--reportx"], ["--report=1"], ["--memlimits", "1M"]])
+    func malformedLongOptions(_ arguments: [String]) throws {
+        let result = try runLuatalloc(arguments)
+        #expect(result.status == 1)
+        #expect(result.stderr == "lua: unrecognized option '\(arguments[0])'\n" + expectedUsage)
+        #expect(result.stdout == "")
+    }
+
+    @Test(arguments: [
+        ("12Q", "12Q"), ("M", "M"), ("0", "0"), ("-5", nil), ("1.5M", "1.5M"), ("99999999999999999999G", "99999999999999999999G"),
+        ("", ""),
+    ] as [(String, String?)])
+    func invalidMemoryLimit(_ value: String, _ shown: String?) throws {
+        let result = try runLuatalloc(["--memlimit", value, "-e", "print('ran')"])
+        #expect(result.status == 1)
+        #expect(result.stdout == "", "nothing runs")
+        if let shown {
+            #expect(
+                result.stderr
+                    == "lua: invalid size '\(shown)' for '--memlimit' (a number of bytes, with an optional K, M or G suffix)\n"
+                    + expectedUsage)
+        } else {
+            // like lua.c's -e: an argument that starts with '-' is taken as a missing argument
+            #expect(result.stderr == "lua: '--memlimit' needs argument\n" + expectedUsage)
+        }
+    }
+
+    @Test(arguments: [["--memlimit"], ["--dot"], ["--dot="], ["--dot", "-v"]])
+    func missingArgument(_ arguments: [String]) throws {
+        let result = try runLuatalloc(arguments)
+        #expect(result.status == 1)
+        let name = arguments[0].split(separator: "=").first.map(String.init) ?? arguments[0]
+        #expect(result.stderr == "lua: '\(name)' needs argument\n" + expectedUsage)
+    }
+
+    @Test(arguments: ["64M", "64m", "65536", "512K", "1G", "64k"])
+    func validMemoryLimit(_ value: String) throws {
+        let result = try runLuatalloc(["--memlimit", value, "-e", "print('ran')"])
+        #expect(result == RunResult(stdout: "ran\n", stderr: "", status: 0))
+        let attached = try runLuatalloc(["--memlimit=" + value, "-e", "print('ran')"])
+        #expect(attached == result)
+    }
+
+    /// EXTEND once LuaRuntime lands: the limit must also cover talloc contexts (`talloc.new` + allocations
+    /// past the limit fail), and `talloc.report()` must show Lua's heap under the same root.
+    @Test func memoryLimitStopsRunawayScript() throws {
+        let result = try runLuatalloc(["--memlimit", "2M", "-e", "local t = {} for i = 1, 1e8 do t[i] = i end"])
+        #expect(result.stderr == "lua: not enough memory\n")
+        #expect(result.status == 1)
+        let recovered = try runLuatalloc([
+            "--memlimit", "2M", "-e",
+            "print(pcall(string.rep, 'x', 8 * 1024 * 1024)) collectgarbage() print('still running')",
+        ])
+        #expect(recovered == RunResult(stdout: "false\tnot enough memory\nstill running\n", stderr: "", status: 0))
+    }
+
+    @Test func memoryLimitTooSmallForLibraries() throws {
+        let result = try runLuatalloc(["--memlimit", "1K", "-e", "print(1)"])
+        #expect(result == RunResult(stdout: "", stderr: "lua: not enough memory\n", status: 1))
+    }
+
+    @Test func optionsAppearInArgTable() throws {
+        let result = try runLuatalloc(["--memlimit", "64M", "--report", "args.lua", "x"])
+        #expect(result.stdout.contains("-3\t--memlimit\n-2\t64M\n-1\t--report\n0\targs.lua\n1\tx\n"), "\(result)")
+    }
+
+    /// EXTEND once LuaRuntime lands: the report must list the contexts a script leaves alive (names,
+    /// sizes, in talloc_report_full's format) and be empty of user contexts after they are freed.
+    @Test func reportGoesToStderrAfterTheRun() throws {
+        let result = try runLuatalloc(["--report", "-e", "print('out')"])
+        #expect(result.stdout == "out\n")
+        #expect(result.status == 0)
+        let failing = try runLuatalloc(["--report", "-e", "error('x', 0)"])
+        #expect(failing.status == 1)
+        #expect(failing.stderr.hasPrefix("lua: x\nstack traceback:\n"))
+    }
+
+    /// EXTEND once LuaRuntime lands: the DOT file must contain a node per live context and an edge per
+    /// parent/child link (e.g. `-e 'a = talloc.new(); b = talloc.new(a)'`).
+    @Test func dotWritesGraphvizSource() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tree-\(UUID().uuidString).dot").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try runLuatalloc(["--dot", path, "-e", "print('ran')"])
+        #expect(result == RunResult(stdout: "ran\n", stderr: "", status: 0))
+        let dot = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(dot.hasPrefix("digraph"))
+        #expect(dot.contains("{") && dot.contains("}"))
+
+        let attached = try runLuatalloc(["--dot=" + path, "-e", "os.exit(true, true)"])
+        #expect(attached.status == 0)
+    }
+
+    @Test func dotToUnwritablePathFails() throws {
+        let result = try runLuatalloc(["--dot", "/nonexistent-dir/x.dot", "-e", "print('ran')"])
+        #expect(result.stdout == "ran\n")
+        #expect(result.stderr == "lua: cannot write /nonexistent-dir/x.dot: No such file or directory\n")
+        #expect(result.status == 1)
+    }
+
+    @Test func tallocOptionsMixWithLuaOptions() throws {
+        let result = try runLuatalloc(["-E", "--memlimit", "8M", "-W", "--report", "-e", "warn('w')", "hello.lua"])
+        #expect(result.stdout == "hello\n")
+        #expect(result.stderr.hasPrefix("Lua warning: w\n"))
+        #expect(result.status == 0)
+    }
+
+    /// `--` ends option handling for luatalloc's options too.
+    @Test func doubleDashStopsTallocOptions() throws {
+        let result = try runLuatalloc(["--", "args.lua", "--memlimit", "1"])
+        #expect(result.stdout.contains("1\t--memlimit\n2\t1\n"))
+        #expect(result.status == 0)
+    }
+
+    /// Ctrl-C (SIGINT) while a script runs: `lua: interrupted!` + traceback, exit status 1, as lua.c.
+    @Test func sigintInterruptsScript() throws {
+        for program in [Programs.luatalloc] + (Programs.luaIsInstalled ? [Programs.lua] : []) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = ["interrupt.lua"]
+            process.currentDirectoryURL = URL(fileURLWithPath: Fixtures.directory)
+            process.environment = ["PATH": "/usr/bin:/bin", "HOME": Fixtures.home]
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            try withDefaultSignalMask { try process.run() }
+            let pid = process.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(pid, SIGKILL) }  // never hang
+            // wait for "started" so that the loop is running under docall's handler
+            var started = Data()
+            while !String(decoding: started, as: UTF8.self).contains("started") {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                started.append(chunk)
+            }
+            usleep(100_000)
+            kill(process.processIdentifier, SIGINT)
+            let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 1, "\(program)")
+            #expect(errors.hasPrefix("\(program): interrupted!\nstack traceback:\n"), "\(program): \(errors)")
+            #expect(errors.contains("interrupt.lua:3: in main chunk"), "\(program): \(errors)")
+        }
+    }
+}
