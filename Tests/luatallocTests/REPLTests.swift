@@ -119,6 +119,19 @@ struct REPLTests {
         #expect(reconciled == removingEOFEcho(theirs), "luatalloc:\n\(ours)\n\nlua5.4:\n\(theirs)")
     }
 
+    /// As lua.c: SIGINT is only caught while a chunk runs; at the prompt it ends the program (the line
+    /// editor restores the terminal first).
+    @Test func ctrlCAtThePromptEndsTheProgram() throws {
+        try #require(tmuxIsInstalled, "needs tmux")
+        for program in [Programs.luatalloc] + (Programs.luaIsInstalled ? [Programs.lua] : []) {
+            let terminal = try TerminalSession(program, ["-E"], home: try makeHome())
+            #expect(terminal.waitFor(">"))
+            try terminal.enter("print('typed')")
+            try terminal.keys("C-c")
+            #expect(terminal.waitFor("[exit 130]"), "\(program):\n\(terminal.screen())")
+        }
+    }
+
     @Test func historyIsKeptAcrossRuns() throws {
         try #require(tmuxIsInstalled, "needs tmux")
         let home = try makeHome()

@@ -21,8 +21,10 @@ final class TerminalSession {
         var env = ["TERM": "xterm", "HOME": home, "PATH": "/usr/bin:/bin", "LANG": "C"]
         env.merge(environment) { $1 }
         let assignments = env.sorted { $0.key < $1.key }.map { shellQuote("\($0.key)=\($0.value)") }
+        // 'trap' keeps the shell alive when Ctrl-C kills the program (the program itself gets SIGINT's
+        // default action back, as a caught signal is reset on exec), so that "[exit 130]" can be read.
         let command =
-            "cd \(shellQuote(Fixtures.directory)) && env -i \(assignments.joined(separator: " ")) "
+            "trap true INT; cd \(shellQuote(Fixtures.directory)) && env -i \(assignments.joined(separator: " ")) "
             + ([program] + arguments).map(shellQuote).joined(separator: " ")
             + "; echo \"[exit $?]\"; sleep 600"
         try tmux(["-f", "/dev/null", "new-session", "-d", "-x", "\(width)", "-y", "\(height)", command])
