@@ -14,11 +14,16 @@
 #define LTC_METATABLE "talloc.context"
 
 /*
-** The payload of a `talloc.context` userdata: a handle on one chunk.  As liolib's "closed" streams, a
-** handle is created empty (body NULL) and filled afterwards, so a memory error in between leaves it in
-** a consistent state; body NULL afterwards means the context was freed.
+** A handle on one chunk: a cell malloc'd outside Lua's heap, which the `talloc.context` userdata points
+** to (its whole payload is the pointer).  As liolib's "closed" streams, a handle is created empty (body
+** NULL) and filled afterwards, so a memory error in between leaves it consistent; body NULL afterwards
+** means the context was freed.  Two owners share the cell: the userdata (until its __gc) and the chunk
+** (through its TallocCore observer, until it is freed); the last one frees it.  So a userdata that dies
+** without its __gc (debug.setmetatable(ctx, nil)) never leaves the chunk pointing into freed memory.
 */
 typedef struct ltc_Box {
+  int refs;               /* owners: the userdata, and the chunk while it is attached */
+  struct ltc_Box *next, **pprev;  /* every live cell of the state, freed at close whatever happened */
   void *body;             /* the chunk's body (TallocCore), or NULL when freed */
   lua_Integer slot;       /* key of this chunk in the handles/slots tables; 0 = none */
   const char *freedFile;  /* the name at free time: a location "FILE:LINE" ... */
@@ -47,6 +52,7 @@ typedef struct ltc_State {
   int nfree, capfree;
   const char *lastSource;/* the chunk source whose interned short_src is 'lastFile' (a name cache) */
   const char *lastFile;
+  struct ltc_Box *cells; /* every live handle cell (see ltc_Box) */
 } ltc_State;
 
 /* Upvalues shared by every function of the module. */
@@ -70,11 +76,27 @@ static inline int ltc_upvalue (int i) { return lua_upvalueindex(i); }
 ** compares against the metatable upvalue with '-' calls only (lua_getmetatable, lua_rawequal).
 */
 static inline ltc_Box *ltc_tobox (lua_State *L, int idx) {
-  ltc_Box *b = (ltc_Box *)lua_touserdata(L, idx);
-  if (b == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  ltc_Box **p = (ltc_Box **)lua_touserdata(L, idx);
+  if (p == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
   int same = lua_rawequal(L, -1, lua_upvalueindex(LTC_UPV_META));
   lua_pop(L, 1);
-  return same ? b : NULL;
+  return same ? *p : NULL;
+}
+
+/* The cell of the handle at 'idx' (known to be a handle). */
+static inline ltc_Box *ltc_cellat (lua_State *L, int idx) {
+  return *(ltc_Box **)lua_touserdata(L, idx);
+}
+
+/* Drops one owner of a cell; the last one frees it.  Never raises. */
+static inline void ltc_unref (ltc_Box *b) {
+  if (b != NULL && --b->refs <= 0) {
+    if (b->pprev != NULL) {
+      *b->pprev = b->next;
+      if (b->next != NULL) b->next->pprev = b->pprev;
+    }
+    free(b);
+  }
 }
 
 /*
@@ -133,18 +155,22 @@ static inline void ltc_releaseslot (lua_State *L, lua_Integer slot) {
 */
 static inline ltc_Box *ltc_newbox_at (lua_State *L, int meta, int handles, int state) {
   ltc_Box *b;
+  ltc_Box **p;
   ltc_State *S = (ltc_State *)lua_touserdata(L, state);
   meta = lua_absindex(L, meta);
   handles = lua_absindex(L, handles);
-  b = (ltc_Box *)lua_newuserdatauv(L, sizeof(ltc_Box), 1);
-  b->body = NULL;
-  b->slot = 0;
-  b->freedFile = NULL;
-  b->freedLine = 0;
-  b->freedNewPrefix = 0;
-  b->freedName[0] = '\0';
+  p = (ltc_Box **)lua_newuserdatauv(L, sizeof(ltc_Box *), 1);
+  *p = NULL;
+  b = (ltc_Box *)calloc(1, sizeof(ltc_Box));
+  if (b == NULL) luaL_error(L, "not enough memory");
+  b->refs = 1;  /* the userdata's */
+  b->next = S->cells;
+  if (S->cells != NULL) S->cells->pprev = &b->next;
+  b->pprev = &S->cells;
+  S->cells = b;
+  *p = b;
   lua_pushvalue(L, meta);
-  lua_setmetatable(L, -2);
+  lua_setmetatable(L, -2);  /* from here on its __gc gives the cell back */
   lua_pushvalue(L, -1);
   /* the slot is peeked, stored ('m': may raise), and only then taken */
   lua_rawseti(L, handles, S->nfree > 0 ? S->freeslots[S->nfree - 1] : S->nextslot + 1);
@@ -372,6 +398,13 @@ static inline int ltc_state_gc (lua_State *L) {
   }
   if (S != NULL) {
     S->closed = 1;
+    /* cells whose userdata never ran its __gc (its metatable was taken away, or it was made while the
+       state closed, when Lua runs no more finalizers): nothing can reach them any more */
+    while (S->cells != NULL) {
+      ltc_Box *b = S->cells;
+      S->cells = b->next;
+      free(b);
+    }
     free(S->freeslots);
     S->freeslots = NULL;
     S->nfree = S->capfree = 0;

@@ -63,12 +63,15 @@ enum Handles {
     /// pointer, not through the weak `handles` table: a handle waiting for its finalizer has already
     /// left the weak table, yet must still learn that its chunk was freed.
     static func attach(_ L: LuaState, _ S: UnsafeMutablePointer<ltc_State>, _ idx: Int32, _ c: TallocContext) {
-        let b = lua_touserdata(L, idx)!.assumingMemoryBound(to: ltc_Box.self)
+        let b = ltc_cellat(L, idx)!
         b.pointee.body = c.unsafePointer
         if let old = c.unsafeObserverData?.assumingMemoryBound(to: ltc_Box.self), old != b {
-            // An older handle, unreachable and waiting for its finalizer: it no longer speaks for the chunk.
+            // An older handle, unreachable and waiting for its finalizer: it no longer speaks for the chunk,
+            // which lets go of its cell.
             old.pointee.body = nil
             old.pointee.slot = 0
+            c.unsafeObserverData = nil
+            ltc_unref(old)
         }
         let newSlot = Int(b.pointee.slot)
         if let old = c.observerTag, old != newSlot {
@@ -76,12 +79,14 @@ enum Handles {
             // that slot, so the destructor stays found.
             if moveHandle(L, idx, from: newSlot, to: old) { b.pointee.slot = lua_Integer(old) }
         }
+        let had = c.unsafeObserverData != nil
         if !c.unsafeSetObserver(observer, context: UnsafeMutableRawPointer(S), tag: Int(b.pointee.slot),
                                 data: UnsafeMutableRawPointer(b)) {
             // No memory for the side record: the handle could not learn of the free. Keep it empty.
             b.pointee.body = nil
             return
         }
+        if !had { b.pointee.refs += 1 }  // the chunk's
         linkParent(L, idx, c, S)
     }
 
@@ -108,7 +113,7 @@ enum Handles {
     @inline(__always)
     static func pushExisting(_ L: LuaState, slot: Int, body: UnsafeMutableRawPointer) -> Bool {
         lua_rawgeti(L, ltc_upvalue(LTC_UPV_HANDLES), lua_Integer(slot))
-        if let b = lua_touserdata(L, -1)?.assumingMemoryBound(to: ltc_Box.self), b.pointee.body == body {
+        if lua_type(L, -1) == LUA_TUSERDATA, let b = ltc_cellat(L, -1), b.pointee.body == body {
             return true
         }
         clua_pop(L, 1)
@@ -155,10 +160,13 @@ enum Handles {
         switch event {
         case 3:  // its free has begun: remember its name for "attempt to use a freed talloc context"
             if let b, b.pointee.body == body { saveName(b, TallocContext(unsafePointer: body)) }
-        case 0:  // freed: empty the handle, forget the destructor, give the slot back
-            if let b, b.pointee.body == body {
-                b.pointee.body = nil
-                b.pointee.slot = 0
+        case 0:  // freed: empty the handle (the chunk lets go of its cell), forget the destructor, give the slot back
+            if let b {
+                if b.pointee.body == body {
+                    b.pointee.body = nil
+                    b.pointee.slot = 0
+                }
+                ltc_unref(b)
             }
             guard S.pointee.closed == 0, let L = S.pointee.currentL else { return }
             ltc_clearslot(L, ltc_upvalue(LTC_UPV_HANDLES), lua_Integer(tag))

@@ -61,7 +61,7 @@ extension LuaRuntime {
             var more: Int32 = 0
             guard lth_next(L, pins, &more) == LUA_OK, more != 0 else { return nil }
             if lua_touserdata(L, -1) == original.unsafePointer {
-                let b = lua_touserdata(L, -2)!.assumingMemoryBound(to: ltc_Box.self)
+                let b = ltc_cellat(L, -2)!
                 return b.pointee.body.map { TallocContext(unsafePointer: $0) }
             }
             clua_pop(L, 1)
@@ -106,7 +106,7 @@ extension LuaRuntime {
                 var more: Int32 = 0
                 guard lth_next(L, pins, &more) == LUA_OK else { return 0 }
                 if more == 0 { break }
-                let b = lua_touserdata(L, -2)!.assumingMemoryBound(to: ltc_Box.self)
+                let b = ltc_cellat(L, -2)!
                 if let body = b.pointee.body {
                     var top = TallocContext(unsafePointer: body)
                     if !top.isParent(contexts) {
@@ -130,12 +130,13 @@ extension LuaRuntime {
                 try? r.unlink(from: x)
             }
             if let tag = x.observerTag {
-                if Handles.pushExisting(L, slot: tag, body: x.unsafePointer) {
-                    let b = lua_touserdata(L, -1)!.assumingMemoryBound(to: ltc_Box.self)
+                if let b = x.unsafeObserverData?.assumingMemoryBound(to: ltc_Box.self) {
+                    // the handle is emptied, and the chunk lets go of its cell
                     Handles.saveName(b, x)
                     b.pointee.body = nil
                     b.pointee.slot = 0
-                    clua_pop(L, 1)
+                    x.unsafeObserverData = nil
+                    ltc_unref(b)
                 }
                 lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), lua_Integer(tag))
                 if lua_type(L, -1) == LUA_TFUNCTION { _ = x.unsafeSetDestructor(nil, context: nil) }

@@ -607,6 +607,7 @@ enum TallocModule {
         let L = L!
         let S = ModuleState.enter(L, out!)
         guard let b = ltc_tobox(L, 1) else { return 0 }
+        defer { ltc_unref(b) }  // the userdata lets go of its cell
         let slot = b.pointee.slot
         guard let body = b.pointee.body else {
             // Freed (its slot went with the chunk), superseded by a newer handle (the slot moved to it),
@@ -614,20 +615,28 @@ enum TallocModule {
             if slot != 0 { ltc_releaseslot(L, slot) }
             return 0
         }
-        // Here the box is the chunk's current handle (Handles.attach keeps that true), so the chunk lives.
+        // Here the cell is the chunk's current handle (Handles.attach keeps that true), so the chunk lives.
         b.pointee.body = nil
         b.pointee.slot = 0
         let c = TallocContext(unsafePointer: body)
+        /// The chunk lets go of this cell: no more news of it reaches this handle.
+        func detach(keepObserver: Bool) {
+            if c.unsafeObserverData == UnsafeMutableRawPointer(b) {
+                c.unsafeObserverData = nil
+                ltc_unref(b)
+            }
+            if !keepObserver { c.unsafeSetObserver(nil, context: nil, tag: 0) }
+        }
         if Handles.visibleParent(c, S) == nil && !c.isBeingFreed {
             if !c.hasDestructor && c.referenceCount == 0 {
                 // The common case: nothing can refuse. This handle is going anyway, so the chunk's own
                 // observer has nothing to tell: drop it and give the slot back here.
-                c.unsafeSetObserver(nil, context: nil, tag: 0)
+                detach(keepObserver: false)
                 ltc_releaseslot(L, slot)
                 try? c.free()
                 return 0
             }
-            c.unsafeObserverData = nil
+            detach(keepObserver: true)
             S.pointee.inGC += 1
             try? c.free()
             S.pointee.inGC -= 1
@@ -638,10 +647,8 @@ enum TallocModule {
         lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), slot)
         let keep = lua_type(L, -1) == LUA_TFUNCTION
         clua_pop(L, 1)
-        if keep {
-            c.unsafeObserverData = nil
-        } else {
-            c.unsafeSetObserver(nil, context: nil, tag: 0)
+        detach(keepObserver: keep)
+        if !keep {
             ltc_clearslot(L, ltc_upvalue(LTC_UPV_HANDLES), slot)
             ltc_releaseslot(L, slot)
         }

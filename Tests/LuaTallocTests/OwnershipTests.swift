@@ -265,3 +265,21 @@ import Testing
         """, memoryLimit: 1 << 20)
     }
 }
+
+/// More regressions from the Lua misuse fuzzer.
+@Suite struct FuzzFindingTests2 {
+    /// seed-138: a destructor that moves its own context to the top level and lets it go, while its
+    /// parent is being freed: the free must come back to the parent, not wander into the new one.
+    @Test func aDestructorThatMovesItsContextAwayAndAllowsTheFree() {
+        lua("""
+        local keep = talloc.new(nil, "keep")
+        local p = talloc.new(nil, "p")
+        local c = talloc.new(p, "c")
+        talloc.new(c, "grandchild")
+        c:set_destructor(function(self) self:realloc(0); talloc.steal(nil, self) end)
+        assert(p:free())
+        assert(talloc.is_freed(c) and not talloc.is_freed(keep))
+        assert(keep:get_name() == "keep")
+        """)
+    }
+}
