@@ -182,3 +182,29 @@ struct REPLTests {
         try terminal.keys("C-d")
     }
 }
+
+/// talloc at the prompt: the global, the whole-session report, a pool's byte map, a picture's source.
+@Suite("talloc at the REPL", .serialized)
+struct TallocREPLTests {
+    @Test func thePoolsChapterAtThePrompt() throws {
+        try #require(tmuxIsInstalled, "needs tmux")
+        let terminal = try TerminalSession(Programs.luatalloc, ["-E"], home: try makeHome())
+        #expect(terminal.waitFor("> "))
+        terminal.settle()
+        try terminal.enter("p = talloc.pool(nil, 1024)")
+        try terminal.enter("a = talloc.size(p, 512, 'a')")
+        try terminal.enter("talloc.pool_map(p)")
+        #expect(terminal.waitFor("[HHHH################################____________________________] 576/1024 bytes used"), "\(terminal.screen())")
+        try terminal.enter("b = talloc.size(p, 100, 'b'); talloc.free(b); talloc.pool_map(p)")
+        #expect(terminal.waitFor("576/1024 bytes used, 2 objects"), "the last chunk is reclaimed:\n\(terminal.screen())")
+        try terminal.enter("print(talloc.report(nil, {addresses = false}))")
+        #expect(terminal.waitFor("talloc report on 'luatalloc runtime'"), "\(terminal.screen())")
+        #expect(terminal.waitFor("lua heap"), "\(terminal.screen())")
+        try terminal.enter("print((talloc.dot(p):gsub('\\n', ' ')))")
+        #expect(terminal.waitFor("digraph talloc {"), "\(terminal.screen())")
+        try terminal.enter("talloc.get_size(a), talloc.free(p), talloc.is_freed(a)")
+        #expect(terminal.waitFor("512     true    true"), "\(terminal.screen())")
+        try terminal.keys("C-d")
+        #expect(terminal.waitFor("[exit 0]"))
+    }
+}
