@@ -549,6 +549,20 @@ enum _Core {
                 }
                 switch enter(child) {
                 case .proceed:
+                    if _slowPath(child.pointee.parent != cur) {
+                        // Its destructor moved it and then let it go: it is unlinked now, and its parent
+                        // pointer is this walk's way back up, so it must lead to `cur` again. Its bytes
+                        // go back to `cur`'s limits, as a steal back would take them.
+                        let moved = child.pointee.parent
+                        if child.pointee.flags & _Flag.underLimit != 0 || cur.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0 {
+                            let under = cur.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0
+                            let wasUnder = child.pointee.flags & _Flag.underLimit != 0
+                            let charge = subtreeCharge(child, markUnderLimit: under)
+                            if wasUnder, let moved { limitShrink(moved, charge) }
+                            if under { limitGrow(cur, charge) }
+                        }
+                        child.pointee.parent = cur
+                    }
                     cur = child
                     continue
                 case .alreadyFreeing:
