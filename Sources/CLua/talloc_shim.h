@@ -75,22 +75,36 @@ static inline int ltc_upvalue (int i) { return lua_upvalueindex(i); }
 ** why: luaL_testudata is '-' in effect for Swift only when the metatable exists; this version
 ** compares against the metatable upvalue with '-' calls only (lua_getmetatable, lua_rawequal).
 */
+/*
+** What a handle points to once its __gc gave its cell back: an empty cell, so that a __gc called again
+** (Lua code can call it, and a resurrected handle can be finalized twice) finds a freed context and
+** nothing else.  Its count never reaches zero.
+*/
+static ltc_Box ltc_deadcell = { 1 << 30, NULL, NULL, NULL, 0, NULL, 0, 0, {0} };
+
 static inline ltc_Box *ltc_tobox (lua_State *L, int idx) {
   ltc_Box **p = (ltc_Box **)lua_touserdata(L, idx);
   if (p == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
   int same = lua_rawequal(L, -1, lua_upvalueindex(LTC_UPV_META));
   lua_pop(L, 1);
-  return same ? *p : NULL;
+  if (!same) return NULL;
+  return *p != NULL ? *p : &ltc_deadcell;
 }
 
 /* The cell of the handle at 'idx' (known to be a handle). */
 static inline ltc_Box *ltc_cellat (lua_State *L, int idx) {
-  return *(ltc_Box **)lua_touserdata(L, idx);
+  ltc_Box *b = *(ltc_Box **)lua_touserdata(L, idx);
+  return b != NULL ? b : &ltc_deadcell;
+}
+
+/* The handle at 'idx' lets go of its cell (in its __gc). */
+static inline void ltc_dropcell (lua_State *L, int idx) {
+  *(ltc_Box **)lua_touserdata(L, idx) = NULL;
 }
 
 /* Drops one owner of a cell; the last one frees it.  Never raises. */
 static inline void ltc_unref (ltc_Box *b) {
-  if (b != NULL && --b->refs <= 0) {
+  if (b != NULL && b != &ltc_deadcell && --b->refs <= 0) {
     if (b->pprev != NULL) {
       *b->pprev = b->next;
       if (b->next != NULL) b->next->pprev = b->pprev;

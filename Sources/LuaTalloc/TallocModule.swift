@@ -607,7 +607,11 @@ enum TallocModule {
         let L = L!
         let S = ModuleState.enter(L, out!)
         guard let b = ltc_tobox(L, 1) else { return 0 }
-        defer { ltc_unref(b) }  // the userdata lets go of its cell
+        defer {
+            // the userdata lets go of its cell (once: a second __gc finds the dead cell)
+            ltc_dropcell(L, 1)
+            ltc_unref(b)
+        }
         let slot = b.pointee.slot
         guard let body = b.pointee.body else {
             // Freed (its slot went with the chunk), superseded by a newer handle (the slot moved to it),
