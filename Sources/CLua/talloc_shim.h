@@ -197,6 +197,17 @@ static inline ltc_Box *ltc_newbox (lua_State *L) {
                        lua_upvalueindex(LTC_UPV_STATE));
 }
 
+/* What a trampoline does once the Swift body has returned: raise as asked, or return its results. */
+static inline int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
+  out->message[sizeof(out->message) - 1] = '\0';
+  switch (out->kind) {
+    case CLUA_ERROR: return luaL_error(L, "%s", out->message);
+    case CLUA_ARGERROR: return luaL_argerror(L, out->arg, out->message);
+    case CLUA_RETHROW: return lua_error(L);
+    default: return n;
+  }
+}
+
 /*
 ** The trampoline of functions that create a context: the handle is made first (it may raise: no Swift
 ** frame yet) and put at index 1, under the arguments (argument n is at index n + 1); then the Swift
@@ -217,13 +228,7 @@ static inline int ltc_create_trampoline (lua_State *L) {
   out.context = S;
   out.message[0] = '\0';
   n = body(L, &out);  /* Swift returns here: only C frames below */
-  out.message[sizeof(out.message) - 1] = '\0';
-  switch (out.kind) {
-    case CLUA_ERROR: return luaL_error(L, "%s", out.message);
-    case CLUA_ARGERROR: return luaL_argerror(L, out.arg, out.message);
-    case CLUA_RETHROW: return lua_error(L);
-    default: return n;
-  }
+  return ltc_finish(L, &out, n);
 }
 
 /* The trampoline of every other function: the generic one, with the closed-state check, handing the
@@ -240,13 +245,7 @@ static inline int ltc_trampoline (lua_State *L) {
   out.context = S;
   out.message[0] = '\0';
   n = body(L, &out);  /* Swift returns here: only C frames below */
-  out.message[sizeof(out.message) - 1] = '\0';
-  switch (out.kind) {
-    case CLUA_ERROR: return luaL_error(L, "%s", out.message);
-    case CLUA_ARGERROR: return luaL_argerror(L, out.arg, out.message);
-    case CLUA_RETHROW: return lua_error(L);
-    default: return n;
-  }
+  return ltc_finish(L, &out, n);
 }
 
 /* (protected part of ltc_pushhandle) [meta, handles, state, body] -> handle */
@@ -302,38 +301,20 @@ static inline int ltc_rawset (lua_State *L, int idx) {
   return lua_pcall(L, 3, 0, 0);
 }
 
-/* (protected part of ltc_format) string.format(...) */
-static inline int ltc_format_k (lua_State *L) {
+/* Calls string.NAME over the whole stack, with 'nresults' results (protected parts of ltc_format,
+   ltc_pack, ltc_unpack). */
+static inline int ltc_stringlib_k (lua_State *L, const char *name, int nresults) {
   int n = lua_gettop(L);
   lua_getglobal(L, "string");
-  lua_getfield(L, -1, "format");
+  lua_getfield(L, -1, name);
   lua_remove(L, -2);
   lua_insert(L, 1);
-  lua_call(L, n, 1);
-  return 1;
-}
-
-/* (protected part of ltc_pack) string.pack(fmt, ...) */
-static inline int ltc_pack_k (lua_State *L) {
-  int n = lua_gettop(L);
-  lua_getglobal(L, "string");
-  lua_getfield(L, -1, "pack");
-  lua_remove(L, -2);
-  lua_insert(L, 1);
-  lua_call(L, n, 1);
-  return 1;
-}
-
-/* (protected part of ltc_unpack) string.unpack(fmt, s, pos) */
-static inline int ltc_unpack_k (lua_State *L) {
-  int n = lua_gettop(L);
-  lua_getglobal(L, "string");
-  lua_getfield(L, -1, "unpack");
-  lua_remove(L, -2);
-  lua_insert(L, 1);
-  lua_call(L, n, LUA_MULTRET);
+  lua_call(L, n, nresults);
   return lua_gettop(L);
 }
+static inline int ltc_format_k (lua_State *L) { return ltc_stringlib_k(L, "format", 1); }
+static inline int ltc_pack_k (lua_State *L) { return ltc_stringlib_k(L, "pack", 1); }
+static inline int ltc_unpack_k (lua_State *L) { return ltc_stringlib_k(L, "unpack", LUA_MULTRET); }
 
 /*
 ** why: formatting may raise (bad format, wrong argument) and allocates.  Runs the protected function
