@@ -229,15 +229,22 @@ extension TallocContext {
     /// memory limit above it. Returns false, changing nothing, when a limit refuses.
     /// The size is a 32-bit field, as every chunk's: an external context holds at most 4 GiB - 1; growth
     /// past that is refused like a limit's refusal.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func unsafeAdjustExternalSize(by delta: Int) -> Bool {
         let tc = _Chunk.from(body: unsafePointer)
-        if _slowPath(delta > 0 && Int(tc.pointee.size) + delta > Int(UInt32.max)) { return false }
-        let f = tc.pointee.flags
-        if f & (_Flag.hasLimit | _Flag.underLimit) != 0 {
-            if delta > 0 && !_Core.limitAllows(tc, delta) { return false }
-            _Core.limitAdjust(tc, delta)
+        let newSize = Int(tc.pointee.size) &+ delta
+        if _slowPath(newSize > Int(UInt32.max)) { return false }
+        if _slowPath(tc.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0) {
+            return TallocContext._adjustLimitedExternalSize(tc, by: delta)
         }
+        tc.pointee.size = UInt32(truncatingIfNeeded: newSize)
+        return true
+    }
+
+    @usableFromInline
+    static func _adjustLimitedExternalSize(_ tc: _Chunk, by delta: Int) -> Bool {
+        if delta > 0 && !_Core.limitAllows(tc, delta) { return false }
+        _Core.limitAdjust(tc, delta)
         tc.pointee.size = UInt32(truncatingIfNeeded: Int(tc.pointee.size) &+ delta)
         return true
     }
