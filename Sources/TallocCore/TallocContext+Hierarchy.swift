@@ -129,7 +129,8 @@ extension TallocContext {
     public func steal(to newParent: TallocContext?, file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         let tc = chunk
         let np = TallocContext.chunk(newParent)
-        if let np, np != tc, np.pointee.parent != nil, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
+        // A new parent at the top level cannot be inside tc's subtree: skip the walk then.
+        if let np, np.pointee.parent != nil, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
         if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
         if _slowPath(tc.pointee.extra != nil) && tc.refs != nil && tc.pointee.parent != (np ?? _Globals.nullContext) {
             _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")

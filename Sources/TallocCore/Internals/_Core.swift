@@ -294,7 +294,7 @@ enum _Core {
 
     /// _talloc_steal_internal: `tc` becomes the newest child of `newParent` (nil: the null context, or top
     /// level). Stealing to the current parent moves it to the head, as talloc does. Memory limits follow.
-    @usableFromInline
+    @inline(__always) @usableFromInline
     static func steal(_ tc: _Chunk, to newParentIn: _Chunk?) {
         let newParent = newParentIn ?? _Globals.nullContext
         if let np = newParent, np == tc { return }
