@@ -1,8 +1,8 @@
 // luatalloc — the options lua5.4 does not have: --memlimit, --report, --dot, -h/--help; and Ctrl-C.
 // SPDX-License-Identifier: MIT
 //
-// These pass with the provisional RuntimeHooks (plain Lua state with a byte cap). Once LuaRuntime
-// lands, extend the ones marked "EXTEND" (see the report of issue 4).
+// The program runs on LuaRuntime: one limit covers Lua's heap and every context, and the report and the
+// picture show the runtime's real tree.
 
 import Foundation
 import Testing
@@ -81,8 +81,7 @@ struct TallocOptionTests {
         #expect(attached == result)
     }
 
-    /// EXTEND once LuaRuntime lands: the limit must also cover talloc contexts (`talloc.new` + allocations
-    /// past the limit fail), and `talloc.report()` must show Lua's heap under the same root.
+    /// The limit covers Lua's heap and talloc contexts alike; the report shows Lua's heap under the same root.
     @Test func memoryLimitStopsRunawayScript() throws {
         let result = try runLuatalloc(["--memlimit", "2M", "-e", "local t = {} for i = 1, 1e8 do t[i] = i end"])
         #expect(result.stderr == "lua: not enough memory\n")
@@ -92,6 +91,13 @@ struct TallocOptionTests {
             "print(pcall(string.rep, 'x', 8 * 1024 * 1024)) collectgarbage() print('still running')",
         ])
         #expect(recovered == RunResult(stdout: "false\tnot enough memory\nstill running\n", stderr: "", status: 0))
+        let contexts = try runLuatalloc([
+            "--memlimit", "2M", "-e",
+            "print(pcall(talloc.size, nil, 4 << 20)) print(talloc.report(nil, {addresses = false}):match('lua heap') ~= nil)",
+        ])
+        #expect(contexts.stdout.hasPrefix("false\t"), "\(contexts)")
+        #expect(contexts.stdout.contains("not enough memory"), "\(contexts)")
+        #expect(contexts.stdout.hasSuffix("true\n"), "\(contexts)")
     }
 
     @Test func memoryLimitTooSmallForLibraries() throws {
@@ -104,8 +110,7 @@ struct TallocOptionTests {
         #expect(result.stdout.contains("-3\t--memlimit\n-2\t64M\n-1\t--report\n0\targs.lua\n1\tx\n"), "\(result)")
     }
 
-    /// EXTEND once LuaRuntime lands: the report must list the contexts a script leaves alive (names,
-    /// sizes, in talloc_report_full's format) and be empty of user contexts after they are freed.
+    /// The report lists the contexts a script leaves alive, in talloc_report_full's format.
     @Test func reportGoesToStderrAfterTheRun() throws {
         let result = try runLuatalloc(["--report", "-e", "print('out')"])
         #expect(result.stdout == "out\n")
@@ -113,10 +118,13 @@ struct TallocOptionTests {
         let failing = try runLuatalloc(["--report", "-e", "error('x', 0)"])
         #expect(failing.status == 1)
         #expect(failing.stderr.hasPrefix("lua: x\nstack traceback:\n"))
+        let leaked = try runLuatalloc(["--report", "-e", "kept = talloc.new(nil, 'kept'); talloc.strdup(kept, 'leak')"])
+        #expect(leaked.stderr.hasPrefix("full talloc report on 'lua contexts' (total      5 bytes in   3 blocks)\n"), "\(leaked)")
+        #expect(leaked.stderr.contains("    kept                           contains      5 bytes in   2 blocks (ref 0) 0x"))
+        #expect(leaked.stderr.contains("        leak                           contains      5 bytes in   1 blocks (ref 0) 0x"))
     }
 
-    /// EXTEND once LuaRuntime lands: the DOT file must contain a node per live context and an edge per
-    /// parent/child link (e.g. `-e 'a = talloc.new(); b = talloc.new(a)'`).
+    /// The DOT file has a node per live context and an edge per parent/child link.
     @Test func dotWritesGraphvizSource() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tree-\(UUID().uuidString).dot").path
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -128,6 +136,12 @@ struct TallocOptionTests {
 
         let attached = try runLuatalloc(["--dot=" + path, "-e", "os.exit(true, true)"])
         #expect(attached.status == 0)
+
+        let tree = try runLuatalloc(["--dot", path, "-e", "a = talloc.new(nil, 'alpha'); b = talloc.new(a, 'beta')"])
+        #expect(tree.status == 0)
+        let picture = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(picture.contains("label=\"alpha\\n0 bytes\"") && picture.contains("label=\"beta\\n0 bytes\""), "\(picture)")
+        #expect(picture.contains(" -> "))
     }
 
     @Test func dotToUnwritablePathFails() throws {
