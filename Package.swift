@@ -21,10 +21,13 @@ let package = Package(
         .executable(name: "luatalloc", targets: ["luatalloc"]),
     ],
     targets: [
-        // Debian's Lua 5.4 (liblua5.4-dev), through pkg-config. shim.h is the only C in the product.
+        // Debian's Lua 5.4 (liblua5.4-dev), through pkg-config: the headers and the library.
         .systemLibrary(
             name: "CLua", pkgConfig: "lua5.4",
             providers: [.apt(["liblua5.4-dev"])]),
+        // The only C in the product: what Swift must not do with Lua's C API (raise, macros, variadics).
+        .target(
+            name: "CLuaShims", dependencies: ["CLua"]),
         // Debian's libedit (libedit-dev) for line editing in the REPL.
         .systemLibrary(
             name: "CEdit", pkgConfig: "libedit",
@@ -35,11 +38,11 @@ let package = Package(
             swiftSettings: commonSettings),
         // The `talloc` Lua module, the ownership model, the Lua allocator and LuaRuntime.
         .target(
-            name: "LuaTalloc", dependencies: ["CLua", "TallocCore"],
+            name: "LuaTalloc", dependencies: ["CLua", "CLuaShims", "TallocCore"],
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
         // The command-line program.
         .executableTarget(
-            name: "luatalloc", dependencies: ["LuaTalloc", "CLua", "CEdit"],
+            name: "luatalloc", dependencies: ["LuaTalloc", "CLua", "CLuaShims", "CEdit"],
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
         // Example host: a Lua policy builds a talloc tree from a file list in a sandbox (docs/EMBEDDING.md).
         .executableTarget(
@@ -47,7 +50,7 @@ let package = Package(
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
         // `require "talloc"` from a stock lua5.4: exports luaopen_talloc.
         .target(
-            name: "TallocLuaModule", dependencies: ["LuaTalloc", "CLua"],
+            name: "TallocLuaModule", dependencies: ["LuaTalloc", "CLua", "CLuaShims"],
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
 
         // Test-only: Debian's libtalloc-dev, the oracle of the differential tests.
@@ -58,7 +61,7 @@ let package = Package(
             name: "TallocCoreTests", dependencies: ["TallocCore", "CTalloc"],
             swiftSettings: commonSettings),
         .testTarget(
-            name: "LuaTallocTests", dependencies: ["LuaTalloc", "CLua", "TallocCore"],
+            name: "LuaTallocTests", dependencies: ["LuaTalloc", "CLua", "CLuaShims", "TallocCore"],
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
         .testTarget(
             name: "luatallocTests", dependencies: [],

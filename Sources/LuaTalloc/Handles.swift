@@ -17,6 +17,7 @@
 //   collected, so the destructor still runs when the chunk is freed.
 
 import CLua
+import CLuaShims
 import Glibc
 import TallocCore
 

@@ -6,6 +6,7 @@
 // unwound. Swift only arms it before an entry into Lua and disarms it after.
 
 import CLua
+import CLuaShims
 import Glibc
 
 extension LuaRuntime {

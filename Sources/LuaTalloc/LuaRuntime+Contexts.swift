@@ -16,6 +16,7 @@
 //   runs inside the module.
 
 import CLua
+import CLuaShims
 import TallocCore
 
 extension LuaRuntime {

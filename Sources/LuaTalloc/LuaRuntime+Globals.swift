@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 import CLua
+import CLuaShims
 import TallocCore
 
 /// A Swift function registered with Lua, kept alive by its runtime (`functions`) until it closes; the

@@ -8,6 +8,7 @@
 // body reports failure through the outcome, as every module body does: nothing raises into Swift.
 
 import CLua
+import CLuaShims
 import TallocCore
 
 /// Swift work run by the bound `perform` function; passed to it as a light userdata.

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 import CLua
+import CLuaShims
 
 extension LuaRuntime {
     /// The standard libraries a runtime opens, one bit each.

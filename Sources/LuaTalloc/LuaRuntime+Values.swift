@@ -5,6 +5,7 @@
 // everything that allocates. Neither can raise into Swift (DESIGN §4).
 
 import CLua
+import CLuaShims
 import TallocCore
 
 /// Why a value could not be copied between Lua and Swift.

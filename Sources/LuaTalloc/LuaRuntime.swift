@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 import CLua
+import CLuaShims
 import Glibc
 import TallocCore
 

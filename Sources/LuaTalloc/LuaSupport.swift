@@ -6,6 +6,7 @@
 // C trampoline raises once the Swift frame has returned (DESIGN §4).
 
 import CLua
+import CLuaShims
 import Glibc
 import TallocCore
 

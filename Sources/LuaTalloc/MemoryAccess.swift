@@ -5,6 +5,7 @@
 // start of the chunk, counted from 0 as in C (so `c:write(0, s)` writes at the first byte).
 
 import CLua
+import CLuaShims
 import Glibc
 import TallocCore
 

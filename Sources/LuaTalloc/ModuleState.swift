@@ -5,6 +5,7 @@
 // under lua_pcall, and closing (everything the state created is freed, refusals overridden).
 
 import CLua
+import CLuaShims
 import Glibc
 import TallocCore
 

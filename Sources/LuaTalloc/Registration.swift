@@ -5,6 +5,7 @@
 // metameth[]): every function is a module function and, since it takes a context first, a method too.
 
 import CLua
+import CLuaShims
 import TallocCore
 
 public enum LuaTallocModule {

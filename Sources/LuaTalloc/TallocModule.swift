@@ -5,6 +5,7 @@
 // report failures through the outcome, so a Lua error never unwinds a Swift frame (DESIGN §4).
 
 import CLua
+import CLuaShims
 import Glibc
 import TallocCore
 

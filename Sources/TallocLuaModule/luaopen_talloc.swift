@@ -7,6 +7,7 @@
 // script makes hang under a root context this module owns and frees when the state closes.
 
 import CLua
+import CLuaShims
 import LuaTalloc
 import TallocCore
 

@@ -5,6 +5,7 @@
 // protected `clua_` helpers of shim.h, which return a status (STYLE.md §2.3).
 
 import CLua
+import CLuaShims
 import Glibc
 
 /// Runs one command line in one Lua state, in lua.c's order.

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 import CLua
+import CLuaShims
 import Glibc
 
 /// The interactive loop, as lua.c's `doREPL`: each input is first compiled as `return <line>;` and its

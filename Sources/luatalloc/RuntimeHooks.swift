@@ -5,6 +5,7 @@
 // covers Lua's heap and every context, and the reports show both.
 
 import CLua
+import CLuaShims
 import LuaTalloc
 
 /// The runtimes behind the states this program made (one, in practice).

@@ -6,6 +6,7 @@
 // protected helpers of shim.h.
 
 import CLua
+import CLuaShims
 import Glibc
 
 /// Writes `text` to stderr and flushes it (lua.c's lua_writestringerror).

@@ -8,7 +8,7 @@
 */
 #ifndef CLUA_TALLOC_SHIM_H
 #define CLUA_TALLOC_SHIM_H
-#include "shim.h"
+#include "clua_shim.h"
 
 /* The metatable of contexts, as liolib names LUA_FILEHANDLE. */
 #define LTC_METATABLE "talloc.context"

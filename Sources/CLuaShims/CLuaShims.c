@@ -1,0 +1,2 @@
+/* luatalloc — the C half of the Lua binding. */
+#include "CLuaShims.h"
