@@ -1,38 +1,94 @@
 // luatalloc — the `talloc` Lua module
 // SPDX-License-Identifier: MIT
 //
-// Handles: the one userdata of a chunk, and how Lua's garbage collector and talloc share ownership
+// Handles: the userdata of a chunk, and how Lua's garbage collector and talloc share ownership
 // (DESIGN §3 "Handles, ownership and the garbage collector").
 //
-// - A chunk seen by Lua gets a *slot* (an integer key, luaL_ref-allocated) kept in its side record as the
-//   TallocCore observer tag. `handles[slot]` (weak values) is its userdata: identity is one array lookup.
-// - A handle's user value 1 is its parent's handle (the nearest ancestor that has one): a child's handle
-//   keeps its ancestors' handles — and so the top-level context — alive. TallocCore tells us when a
-//   chunk's parent changes (steal, reparent, re-homing during a free), and the link follows.
-// - Only a top-level handle's __gc frees its context; a child belongs to its parent.
-// - When a chunk is freed, TallocCore tells us first: the handle is emptied (body NULL), so using it is a
-//   Lua error ("attempt to use a freed talloc context"), never a dangling pointer — even if a new chunk
-//   later takes the same address.
-// - A Lua destructor lives in `extra[slot]`; a chunk with one keeps its slot after its handle is
-//   collected, so the destructor still runs when the chunk is freed.
+// - A chunk Lua has seen has a *cell* (ltc_Cell, outside Lua's heap), reached from the chunk through its
+//   TallocCore observer (data = the cell, tag = the state: one state per chunk) and from each userdata
+//   through its payload. The cell lives as long as the chunk or any userdata, whichever is longer, so a
+//   userdata never reaches freed memory: the chunk's free empties the cell first.
+// - `handles[slot]` (weak values) is the chunk's current userdata: identity is one array lookup. A chunk
+//   keeps its slot (and `extra[slot]`, its Lua destructor) as long as its cell lives.
+// - A handle's user value 1 is the handle of the nearest ancestor that has one: a child's handle keeps
+//   its ancestors' handles — and so the top-level context — alive. TallocCore tells us when a chunk's
+//   parent changes (steal, reparent, re-homing during a free), and the link follows.
+// - Only the last userdata of a top-level context frees it when collected; a child belongs to its parent.
+// - What Lua may see: the subtree of the state's root (its top level), and the subtrees of every chunk
+//   that has a cell (what Lua was given or reached). A cell whose chunk's parent is outside that world is
+//   marked LTC_HIDDEN: `parent` is nil there and walks up stop there. No path hands Lua the root, the
+//   runtime's own contexts, or the ancestors of a context the host lent.
 
 import CLua
 import CLuaShims
 import Glibc
 import TallocCore
 
-typealias Box = UnsafeMutablePointer<ltc_Box>
-
 enum Handles {
-    /// The context in argument `i`: a live handle, or a Lua error written to `out` (wrong type, freed).
+    /// The side record a cell makes a chunk carry (charged to the account when the cell made it).
+    static let sideRecordCost = ModuleState.footprint(TallocContext.sideRecordByteCount)
+
+    // MARK: Cells
+
+    /// The cell of `c` in state `S`, if Lua has seen it.
     @inline(__always)
-    static func context(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32? = nil) -> TallocContext? {
-        guard let b = ltc_tobox(L, i) else {
-            _ = Lua.typeError(L, out, i, "talloc.context", arg: arg)
+    static func cell(of c: TallocContext, _ S: StatePtr) -> Cell? {
+        guard c.observerTag == Int(bitPattern: S) else { return nil }
+        return c.unsafeObserverData?.assumingMemoryBound(to: ltc_Cell.self)
+    }
+
+    /// The cell of `c`, made if needed (no Lua allocation happens here: no collection can run). Nil when
+    /// memory runs out or when `c` belongs to another state.
+    static func makeCell(_ S: StatePtr, _ c: TallocContext, lent: Bool = false) -> Cell? {
+        if let cell = cell(of: c, S) { return cell }
+        guard let cell = ltc_newcell(S) else { return nil }
+        cell.pointee.slot = ltc_takeslot_public(S)
+        if !attach(S, c, cell) {
+            ltc_freecell(S, cell)
             return nil
         }
-        guard let body = b.pointee.body else {
-            _ = out.error("attempt to use a freed talloc context (\(freedName(b)))")
+        if lent { cell.pointee.flags |= Int32(LTC_LENT) }
+        updateHidden(S, c, cell)
+        return cell
+    }
+
+    /// Makes `cell` (new, or made by a creating trampoline) the cell of the new or unseen chunk `c`.
+    /// False when memory runs out or `c` has another observer (another state's, or the host's).
+    static func attach(_ S: StatePtr, _ c: TallocContext, _ cell: Cell) -> Bool {
+        if c.observerTag != nil { return false }
+        let hadSide = c.hasSideRecord
+        if !hadSide && !ModuleState.charge(S, sideRecordCost) { return false }
+        if !c.unsafeSetObserver(observer, context: UnsafeMutableRawPointer(S), tag: Int(bitPattern: S),
+                                data: UnsafeMutableRawPointer(cell)) {
+            if !hadSide { _ = ModuleState.charge(S, -sideRecordCost) }
+            return false
+        }
+        if !hadSide {
+            cell.pointee.flags |= Int32(LTC_SIDEREC)
+            cell.pointee.charged = sideRecordCost
+        }
+        cell.pointee.flags |= Int32(LTC_ATTACHED)
+        cell.pointee.body = c.unsafePointer
+        return true
+    }
+
+    /// Frees `cell` if nothing points at it any more.
+    @inline(__always)
+    static func release(_ S: StatePtr, _ cell: Cell) {
+        if cell.pointee.uds <= 0 && cell.pointee.flags & Int32(LTC_ATTACHED) == 0 { ltc_freecell(S, cell) }
+    }
+
+    // MARK: Arguments
+
+    /// The context in argument `i` (with its cell): a live handle, or a Lua error written to `out`.
+    @inline(__always)
+    static func context(_ f: Frame, _ out: Out, _ i: Int32, arg: Int32? = nil) -> TallocContext? {
+        guard let cell = ltc_tocell_in(f.L, i, f.meta) else {
+            _ = Lua.typeError(f.L, out, i, "talloc.context", arg: arg)
+            return nil
+        }
+        guard let body = cell.pointee.body else {
+            _ = freedError(f.L, out, cell)
             return nil
         }
         return TallocContext(unsafePointer: body)
@@ -40,172 +96,210 @@ enum Handles {
 
     /// An optional parent: nil or none is the state's root (Lua's "top level").
     @inline(__always)
-    static func parent(_ L: LuaState, _ out: Out, _ i: Int32, _ S: UnsafeMutablePointer<ltc_State>, arg: Int32? = nil) -> TallocContext?? {
-        if Lua.isNoneOrNil(L, i) { return .some(TallocContext(unsafePointer: S.pointee.root)) }
-        guard let c = context(L, out, i, arg: arg) else { return nil }
-        return .some(c)
+    static func parent(_ f: Frame, _ out: Out, _ i: Int32, arg: Int32? = nil) -> TallocContext? {
+        if Lua.isNoneOrNil(f.L, i) { return TallocContext(unsafePointer: f.S.pointee.root) }
+        return context(f, out, i, arg: arg)
     }
 
-    static func freedName(_ b: Box) -> String {
-        if let f = b.pointee.freedFile {
-            let loc = String(cString: f) + ":" + String(b.pointee.freedLine)
-            return "'" + (b.pointee.freedNewPrefix != 0 ? "talloc_new: " + loc : loc) + "'"
-        }
-        let name = withUnsafeBytes(of: b.pointee.freedName) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
-        return name.isEmpty ? "unnamed" : "'" + name + "'"
+    /// "attempt to use a freed talloc context ('NAME')", with the name the context had.
+    static func freedError(_ L: LuaState, _ out: Out, _ cell: Cell) -> Int32 {
+        out.error(L, parts: [Array("attempt to use a freed talloc context (".utf8), freedName(cell), [UInt8(ascii: ")")]])
     }
 
-    /// Fills a new handle (on the stack at `idx`, made by the trampoline or ltc_pushhandle) with `c`.
-    ///
-    /// Invariant: the chunk's observer data is the box of its current handle (or nil), and a box whose
-    /// `body` is set is the current handle of that chunk. The observer reaches the box through that
-    /// pointer, not through the weak `handles` table: a handle waiting for its finalizer has already
-    /// left the weak table, yet must still learn that its chunk was freed.
-    static func attach(_ L: LuaState, _ S: UnsafeMutablePointer<ltc_State>, _ idx: Int32, _ c: TallocContext) {
-        let b = ltc_cellat(L, idx)!
-        b.pointee.body = c.unsafePointer
-        if let old = c.unsafeObserverData?.assumingMemoryBound(to: ltc_Box.self), old != b {
-            // An older handle, unreachable and waiting for its finalizer: it no longer speaks for the chunk,
-            // which lets go of its cell.
-            old.pointee.body = nil
-            old.pointee.slot = 0
-            c.unsafeObserverData = nil
-            ltc_unref(old)
+    /// The name kept for a freed context, quoted, or "unnamed".
+    static func freedName(_ cell: Cell) -> [UInt8] {
+        var text: [UInt8]
+        if let n = cell.pointee.name {
+            text = cell.pointee.flags & Int32(LTC_NEWPREFIX) != 0 ? Array("talloc_new: ".utf8) : []
+            withUnsafeMutablePointer(to: &n.pointee.text) { p in
+                p.withMemoryRebound(to: UInt8.self, capacity: n.pointee.len) {
+                    text += UnsafeBufferPointer(start: $0, count: n.pointee.len)
+                }
+            }
+            text += Array(":\(cell.pointee.line)".utf8)
+        } else {
+            text = withUnsafeBytes(of: cell.pointee.freed) { Array($0.prefix(while: { $0 != 0 })) }
+            if text.isEmpty { return Array("unnamed".utf8) }
         }
-        let newSlot = Int(b.pointee.slot)
-        if let old = c.observerTag, old != newSlot {
-            // The chunk kept its slot (it has a destructor) while it had no handle: move the handle to
-            // that slot, so the destructor stays found.
-            if moveHandle(L, idx, from: newSlot, to: old) { b.pointee.slot = lua_Integer(old) }
-        }
-        let had = c.unsafeObserverData != nil
-        if !c.unsafeSetObserver(observer, context: UnsafeMutableRawPointer(S), tag: Int(b.pointee.slot),
-                                data: UnsafeMutableRawPointer(b)) {
-            // No memory for the side record: the handle could not learn of the free. Keep it empty.
-            b.pointee.body = nil
-            return
-        }
-        if !had { b.pointee.refs += 1 }  // the chunk's
-        linkParent(L, idx, c, S)
+        return [UInt8(ascii: "'")] + text + [UInt8(ascii: "'")]
     }
 
-    private static func moveHandle(_ L: LuaState, _ idx: Int32, from: Int, to: Int) -> Bool {
-        let ud = lua_absindex(L, idx)
-        lua_pushinteger(L, lua_Integer(to))
-        lua_pushvalue(L, ud)
-        if ltc_rawset(L, ltc_upvalue(LTC_UPV_HANDLES)) != LUA_OK {
-            clua_pop(L, 1)
-            return false
-        }
-        ltc_clearslot(L, ltc_upvalue(LTC_UPV_HANDLES), lua_Integer(from))
-        ltc_releaseslot(L, lua_Integer(from))
-        return true
-    }
+    // MARK: Pushing handles
 
-    /// Pushes the live handle of `c`, if it has one (no allocation). Returns false otherwise.
+    /// Pushes the live userdata of `cell`, if it has one (no allocation). Returns false otherwise.
     @inline(__always)
-    static func pushExisting(_ L: LuaState, _ c: TallocContext, _ S: UnsafeMutablePointer<ltc_State>) -> Bool {
-        guard let tag = c.observerTag else { return false }
-        return pushExisting(L, slot: tag, body: c.unsafePointer)
-    }
-
-    @inline(__always)
-    static func pushExisting(_ L: LuaState, slot: Int, body: UnsafeMutableRawPointer) -> Bool {
-        lua_rawgeti(L, ltc_upvalue(LTC_UPV_HANDLES), lua_Integer(slot))
-        if lua_type(L, -1) == LUA_TUSERDATA, let b = ltc_cellat(L, -1), b.pointee.body == body {
-            return true
-        }
-        clua_pop(L, 1)
+    static func pushExisting(_ f: Frame, _ cell: Cell) -> Bool {
+        lua_rawgeti(f.L, f.handles, cell.pointee.slot)
+        if lua_type(f.L, -1) == LUA_TUSERDATA, ltc_cellat(f.L, -1) == cell { return true }
+        clua_pop(f.L, 1)
         return false
     }
 
     /// Pushes the handle of `c` (the same userdata every time while it lives), making one if needed.
-    /// Returns false with the error object on the top when making one failed.
-    static func push(_ L: LuaState, _ c: TallocContext, _ S: UnsafeMutablePointer<ltc_State>) -> Bool {
-        if pushExisting(L, c, S) { return true }
-        if ltc_pushhandle(L, c.unsafePointer) != LUA_OK { return false }
-        attach(L, S, -1, c)
+    /// `cell` is `c`'s cell if the caller has it. Returns false with the error object on the top.
+    ///
+    /// Making a userdata allocates, so a collection may run finalizers and destructors meanwhile: the
+    /// caller must re-read every context it holds from its cell afterwards (the pushed handle may read as
+    /// freed by then, which is what it then is).
+    static func push(_ f: Frame, _ c: TallocContext, _ known: Cell? = nil) -> Bool {
+        guard let cell = known ?? makeCell(f.S, c) else { return fail(f.L, "not enough memory") }
+        return push(f, cell: cell)
+    }
+
+    static func push(_ f: Frame, cell: Cell) -> Bool {
+        if pushExisting(f, cell) { return true }
+        cell.pointee.uds += 1  // the cell must outlive the allocation below, whatever a finalizer frees
+        let st = ltc_pushhandle(f.L, cell, f.tables)
+        cell.pointee.uds -= 1
+        if st != LUA_OK {
+            release(f.S, cell)
+            return false
+        }
+        if let body = cell.pointee.body { linkParent(f, -1, TallocContext(unsafePointer: body), cell) }
         return true
     }
 
-    /// The Lua-visible parent: nil for the state's root (Lua's top level).
-    static func visibleParent(_ c: TallocContext, _ S: UnsafeMutablePointer<ltc_State>) -> TallocContext? {
-        guard let p = c.parent, p.unsafePointer != S.pointee.root else { return nil }
-        return p
+    /// Pushes the handle of `c`, or nil for none. Returns 1 (the result count) or raises through `out`.
+    static func pushOrNil(_ f: Frame, _ out: Out, _ c: TallocContext?) -> Int32 {
+        guard let c else { lua_pushnil(f.L); return 1 }
+        return push(f, c) ? 1 : out.rethrow()
+    }
+
+    static func fail(_ L: LuaState, _ message: String) -> Bool {
+        _ = Lua.push(L, message)
+        return false
     }
 
     /// Sets user value 1 of the handle at `idx` to the handle of the nearest ancestor that has one.
-    static func linkParent(_ L: LuaState, _ idx: Int32, _ c: TallocContext, _ S: UnsafeMutablePointer<ltc_State>) {
-        let ud = lua_absindex(L, idx)
-        var p = visibleParent(c, S)
-        var steps = 0
-        while let x = p, steps < 100_000 {
-            if !x.isValid { break }
-            if pushExisting(L, x, S) {
-                lua_setiuservalue(L, ud, 1)
-                return
+    static func linkParent(_ f: Frame, _ idx: Int32, _ c: TallocContext, _ cell: Cell) {
+        let ud = lua_absindex(f.L, idx)
+        if cell.pointee.flags & Int32(LTC_HIDDEN) == 0 {
+            let root = f.S.pointee.root
+            var p = c.parent
+            while let x = p, x.unsafePointer != root {
+                if let xc = Handles.cell(of: x, f.S) {
+                    if pushExisting(f, xc) {
+                        lua_setiuservalue(f.L, ud, 1)
+                        return
+                    }
+                    if xc.pointee.flags & Int32(LTC_HIDDEN) != 0 { break }
+                }
+                p = x.parent
             }
-            p = visibleParent(x, S)
-            steps += 1
         }
-        lua_pushnil(L)
-        lua_setiuservalue(L, ud, 1)
+        lua_pushnil(f.L)
+        lua_setiuservalue(f.L, ud, 1)
     }
 
-    /// TallocCore's observer for chunks that have a slot; `data` is the box of the chunk's handle.
-    static let observer: TallocUnsafeObserver = { body, event, tag, context, data in
+    // MARK: What Lua may see
+
+    /// Whether `c` lies in Lua's world: under the state's root, or in the subtree of a chunk Lua has seen.
+    /// Walks up to the first such chunk (usually `c` itself or its parent).
+    static func isVisible(_ S: StatePtr, _ c: TallocContext) -> Bool {
+        let root = S.pointee.root
+        var x: TallocContext? = c
+        while let y = x {
+            if y.unsafePointer == root { return false }  // the root itself is never Lua's to hold
+            if cell(of: y, S) != nil { return true }
+            guard let p = y.parent else { return false }
+            if p.unsafePointer == root { return true }
+            x = p
+        }
+        return false
+    }
+
+    /// Recomputes LTC_HIDDEN: set when `c`'s parent is outside Lua's world.
+    static func updateHidden(_ S: StatePtr, _ c: TallocContext, _ cell: Cell) {
+        let hidden: Bool
+        if let p = c.parent {
+            hidden = p.unsafePointer != S.pointee.root && !isVisible(S, p)
+        } else {
+            hidden = true
+        }
+        if hidden { cell.pointee.flags |= Int32(LTC_HIDDEN) } else { cell.pointee.flags &= ~Int32(LTC_HIDDEN) }
+    }
+
+    /// The parent Lua sees: nil at the top level, and above a context whose parent is not Lua's.
+    static func visibleParent(_ S: StatePtr, _ c: TallocContext, _ cell: Cell?) -> TallocContext? {
+        guard let p = c.parent, p.unsafePointer != S.pointee.root else { return nil }
+        if let cell {
+            if cell.pointee.flags & Int32(LTC_HIDDEN) != 0 { return nil }
+            return p
+        }
+        return isVisible(S, p) ? p : nil
+    }
+
+    // MARK: Lending
+
+    /// Pushes the handle of a context the host lends to Lua: its cell is marked lent (the collector
+    /// never frees it; its ancestors stay hidden). Returns the cell, or nil with the error object pushed.
+    static func lend(_ f: Frame, _ c: TallocContext) -> Cell? {
+        guard let cell = makeCell(f.S, c, lent: true) else {
+            _ = fail(f.L, c.observerTag != nil && cell(of: c, f.S) == nil
+                     ? "the context is already lent to another Lua state" : "not enough memory")
+            return nil
+        }
+        cell.pointee.flags |= Int32(LTC_LENT)
+        return push(f, cell: cell) ? cell : nil
+    }
+
+    // MARK: The observer
+
+    /// TallocCore's observer of every chunk that has a cell; `data` is the cell, `context` the state.
+    static let observer: TallocUnsafeObserver = { body, event, _, context, data in
         let S = context!.assumingMemoryBound(to: ltc_State.self)
-        let b = data?.assumingMemoryBound(to: ltc_Box.self)
+        guard let cell = data?.assumingMemoryBound(to: ltc_Cell.self) else { return }
         switch event {
         case 3:  // its free has begun: remember its name for "attempt to use a freed talloc context"
-            if let b, b.pointee.body == body { saveName(b, TallocContext(unsafePointer: body)) }
-        case 0:  // freed: empty the handle (the chunk lets go of its cell), forget the destructor, give the slot back
-            if let b {
-                if b.pointee.body == body {
-                    b.pointee.body = nil
-                    b.pointee.slot = 0
-                }
-                ltc_unref(b)
+            saveName(S, cell, TallocContext(unsafePointer: body))
+        case 0:  // freed: the cell is emptied, its destructor forgotten, its side record's charge returned
+            saveName(S, cell, TallocContext(unsafePointer: body))
+            cell.pointee.body = nil
+            cell.pointee.flags &= ~Int32(LTC_ATTACHED)
+            if S.pointee.closed == 0 {
+                _ = ModuleState.charge(S, -Int(cell.pointee.charged + cell.pointee.namecharge))
+                cell.pointee.charged = 0
+                cell.pointee.namecharge = 0
+                _ = Frame.callback(S) { f in ltc_clearslot(f.L, f.extra, cell.pointee.slot) }
             }
-            guard S.pointee.closed == 0, let L = S.pointee.currentL else { return }
-            ltc_clearslot(L, ltc_upvalue(LTC_UPV_HANDLES), lua_Integer(tag))
-            ltc_clearslot(L, ltc_upvalue(LTC_UPV_EXTRA), lua_Integer(tag))
-            ltc_releaseslot(L, lua_Integer(tag))
+            release(S, cell)
         case 1:  // moved by a realloc
-            if let b, b.pointee.body != nil { b.pointee.body = body }
-        case 2:  // a new parent: the parent link follows
-            guard S.pointee.closed == 0, let L = S.pointee.currentL else { return }
-            if pushExisting(L, slot: tag, body: body) {
-                linkParent(L, -1, TallocContext(unsafePointer: body), S)
-                clua_pop(L, 1)
+            if cell.pointee.body != nil { cell.pointee.body = body }
+        case 2:  // a new parent: what Lua may see of it, and the parent link, follow
+            guard S.pointee.closed == 0 else { return }
+            let c = TallocContext(unsafePointer: body)
+            updateHidden(S, c, cell)
+            if cell.pointee.uds > 0 {
+                _ = Frame.callback(S) { f in
+                    if pushExisting(f, cell) { linkParent(f, -1, c, cell) }
+                }
             }
         default:
             break
         }
     }
 
-    /// Keeps what the name was, for the message of a later use ("attempt to use a freed talloc context
-    /// ('NAME')"): the parts of a location name (interned, permanent), or the first bytes of any other.
-    static func saveName(_ b: Box, _ c: TallocContext) {
-        if b.pointee.freedFile != nil || b.pointee.freedName.0 != 0 { return }
+    /// Keeps what the name was, for the message of a later use: the counted file of a location name
+    /// (the cell holds it until it goes), or the first bytes of any other name.
+    static func saveName(_ S: StatePtr, _ cell: Cell, _ c: TallocContext) {
+        if cell.pointee.body == nil { return }  // already saved
         let parts = c.unsafeNameParts
-        if parts.isLocation, let file = parts.string {
-            b.pointee.freedFile = file
-            b.pointee.freedLine = Int32(truncatingIfNeeded: parts.line)
-            b.pointee.freedNewPrefix = parts.talloc_new ? 1 : 0
+        if parts.isLocation, let file = parts.string, let n = cell.pointee.name,
+           withUnsafeMutablePointer(to: &n.pointee.text, { UnsafeRawPointer($0) }) == UnsafeRawPointer(file) {
+            cell.pointee.line = Int32(truncatingIfNeeded: parts.line)
+            if parts.talloc_new { cell.pointee.flags |= Int32(LTC_NEWPREFIX) }
             return
         }
-        withUnsafeMutableBytes(of: &b.pointee.freedName) { buf in
-            guard let src = parts.string else {
-                for (i, ch) in "UNNAMED".utf8.enumerated() { buf[i] = ch }
-                buf[7] = 0
-                return
-            }
-            let n = strnlen(src, buf.count - 1)
-            memcpy(buf.baseAddress!, src, n)
+        let bytes = Names.bytes(c)
+        withUnsafeMutableBytes(of: &cell.pointee.freed) { buf in
+            let n = Swift.min(bytes.count, buf.count - 1)
+            for i in 0..<n { buf[i] = bytes[i] }
             buf[n] = 0
+        }
+        // the name is not the counted location any more: its count goes now
+        if let n = cell.pointee.name {
+            cell.pointee.name = nil
+            ltc_unrefname(S, n)
         }
     }
 }

@@ -37,7 +37,6 @@ extension LuaRuntime {
         var result: Result<R, any Error>? = nil
         let st = withoutActuallyEscaping(body) { body in
             perform(L, nargs: 0, nresults: 0) { L, _ in
-                _ = ModuleState.enter(L)
                 result = Result { try body() }
                 return 0
             }
@@ -62,8 +61,8 @@ extension LuaRuntime {
             var more: Int32 = 0
             guard lth_next(L, pins, &more) == LUA_OK, more != 0 else { return nil }
             if lua_touserdata(L, -1) == original.unsafePointer {
-                let b = ltc_cellat(L, -2)!
-                return b.pointee.body.map { TallocContext(unsafePointer: $0) }
+                let cell = ltc_cellat(L, -2)!
+                return cell.pointee.body.map { TallocContext(unsafePointer: $0) }
             }
             clua_pop(L, 1)
         }
@@ -96,8 +95,7 @@ extension LuaRuntime {
         defer { lua_settop(L, base) }
         let contexts = self.contexts
         _ = perform(L, nargs: 0, nresults: 0) { L, out in
-            let S = ModuleState.enter(L)
-            _ = S
+            let f = ModuleState.frame(L, out)
             guard lua_checkstack(L, 8) != 0 else { return 0 }
             lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
             let pins = lua_gettop(L)
@@ -107,42 +105,45 @@ extension LuaRuntime {
                 var more: Int32 = 0
                 guard lth_next(L, pins, &more) == LUA_OK else { return 0 }
                 if more == 0 { break }
-                let b = ltc_cellat(L, -2)!
-                if let body = b.pointee.body {
-                    var top = TallocContext(unsafePointer: body)
-                    if !top.isParent(contexts) {
-                        var steps = 0
-                        while let p = top.parent, steps < 10_000_000 { top = p; steps += 1 }
-                        if !tops.contains(top) { tops.append(top) }
-                    }
+                let cell = ltc_cellat(L, -2)!
+                if let body = cell.pointee.body {
+                    let c = TallocContext(unsafePointer: body)
+                    if !c.isParent(contexts) && !tops.contains(c) { tops.append(c) }
                 }
                 clua_pop(L, 1)
             }
-            for top in tops { LuaRuntime.release(tree: top, L, contexts: contexts) }
+            for top in tops where top.isValid { LuaRuntime.release(tree: top, f, contexts: contexts) }
             return 0
         }
     }
 
-    /// Walks `top`'s tree (iteratively) and detaches it from this state.
-    private static func release(tree top: TallocContext, _ L: LuaState, contexts: TallocContext) {
+    /// Walks `top`'s tree (iteratively) and detaches it from this state: every chunk with a cell lets go
+    /// of it (the handle reads as freed), loses its Lua destructor and its observer, and a name that
+    /// points into the state's interned names becomes a copy the chunk owns.
+    private static func release(tree top: TallocContext, _ f: Frame, contexts: TallocContext) {
+        let S = f.S
         var stack = [top]
         while let x = stack.popLast() {
             for r in x.referencedContexts where r.isParent(contexts) {
                 try? r.unlink(from: x)
             }
-            if let tag = x.observerTag {
-                if let b = x.unsafeObserverData?.assumingMemoryBound(to: ltc_Box.self) {
-                    // the handle is emptied, and the chunk lets go of its cell
-                    Handles.saveName(b, x)
-                    b.pointee.body = nil
-                    b.pointee.slot = 0
-                    x.unsafeObserverData = nil
-                    ltc_unref(b)
+            if let cell = Handles.cell(of: x, S) {
+                if cell.pointee.name != nil {
+                    let bytes = Names.bytes(x)
+                    _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
                 }
-                lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), lua_Integer(tag))
-                if lua_type(L, -1) == LUA_TFUNCTION { _ = x.unsafeSetDestructor(nil, context: nil) }
-                clua_pop(L, 1)
+                Handles.saveName(S, cell, x)
+                lua_rawgeti(f.L, f.extra, cell.pointee.slot)
+                if lua_type(f.L, -1) == LUA_TFUNCTION { _ = x.unsafeSetDestructor(nil, context: nil) }
+                clua_pop(f.L, 1)
+                ltc_clearslot(f.L, f.extra, cell.pointee.slot)
                 _ = x.unsafeSetObserver(nil, context: nil, tag: 0)
+                _ = ModuleState.charge(S, -Int(cell.pointee.charged + cell.pointee.namecharge))
+                cell.pointee.charged = 0
+                cell.pointee.namecharge = 0
+                cell.pointee.body = nil
+                cell.pointee.flags &= ~Int32(LTC_ATTACHED)
+                Handles.release(S, cell)
             }
             var child = x.firstChild
             while let c = child {
@@ -150,5 +151,22 @@ extension LuaRuntime {
                 child = c.nextSibling
             }
         }
+    }
+}
+
+extension LuaRuntime {
+    /// Pushes the handle of a context the host passes to Lua. One of Lua's own (under `contexts`) is
+    /// pushed as is; any other is lent (`Handles.lend`: the collector never frees it, its ancestors stay
+    /// hidden) and `pin` keeps its handle. The runtime's own contexts never reach Lua.
+    static func pushContext(_ f: Frame, _ c: TallocContext, contexts: TallocContext, root: TallocContext,
+                            pin: () -> Bool) -> Bool {
+        // The runtime's own tree (its root, "lua contexts", "lua heap") never reaches Lua: freeing it
+        // from a script would pull the floor from under the state.
+        if c == contexts || c == root || (c.isParent(root) && !c.isParent(contexts)) {
+            return Handles.fail(f.L, "the runtime's own contexts cannot be passed to Lua")
+        }
+        if c.isParent(contexts) { return Handles.push(f, c) }
+        guard Handles.lend(f, c) != nil else { return false }
+        return pin()
     }
 }

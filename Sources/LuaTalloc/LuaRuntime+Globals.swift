@@ -90,14 +90,14 @@ extension LuaRuntime {
     /// The body of every registered function (a bound function: the module's helpers work in it).
     static let functionBody: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L)
+        let f = ModuleState.frame(L, out)
         guard let raw = lua_touserdata(L, lth_upvalue(LTH_UPV_EXTRA)) else { return out.error("talloc host: no function") }
         let box = Unmanaged<_FunctionBox>.fromOpaque(raw).takeUnretainedValue()
         guard let runtime = box.runtime, runtime.state != nil else { return out.error("the Lua runtime is closed") }
-        return runtime.callFunction(box, L, out, S)
+        return runtime.callFunction(box, L, out, f)
     }
 
-    func callFunction(_ box: _FunctionBox, _ L: LuaState, _ out: Out, _ S: StatePtr) -> Int32 {
+    func callFunction(_ box: _FunctionBox, _ L: LuaState, _ out: Out, _ f: Frame) -> Int32 {
         let n = lua_gettop(L)
         var reader = _LuaReader(L, meta: ltc_upvalue(LTC_UPV_META), maxDepth: options.maxTableDepth)
         var args: [LuaValue] = []
@@ -120,7 +120,7 @@ extension LuaRuntime {
             let count = Int32(values.count)
             guard lua_checkstack(L, count + 8) != 0 else { return out.error("too many results") }
             lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
-            var w = _LuaWriter(L, S: S, pins: lua_gettop(L), contexts: contexts, root: root)
+            var w = _LuaWriter(L, frame: f, pins: lua_gettop(L), contexts: contexts, root: root)
             for v in values { guard w.push(v) else { return out.rethrow() } }
             return count
         }
@@ -128,11 +128,7 @@ extension LuaRuntime {
 
     /// Asks the trampoline to raise "position: message" (any length: the message is a Lua string).
     private func raise(_ L: LuaState, _ out: Out, _ message: String) -> Int32 {
-        var prefix = ""
-        // level 2: seen from the helper, level 1 is this function
-        if ltc_where(L, 2) == LUA_OK, let p = clua_tostring(L, -1) { prefix = String(cString: p) }
-        clua_pop(L, 1)
-        _ = Lua.push(L, prefix + message)  // on a memory error, that error is the object raised
-        return out.rethrow()
+        var m = message
+        return m.withUTF8 { out.error(L, bytes: UnsafeRawBufferPointer($0)) }
     }
 }

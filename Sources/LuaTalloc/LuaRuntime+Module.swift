@@ -63,7 +63,7 @@ extension LuaRuntime {
         let n = Int32(values.count)
         guard lua_checkstack(L, n + 8) != 0 else { return Lua.push(L, "stack overflow") ? LUA_ERRMEM : LUA_ERRMEM }
         guard hostRef > 0 else {
-            var w = _LuaWriter(L, S: nil, pins: 0, contexts: nil, root: nil)
+            var w = _LuaWriter(L, frame: nil, pins: 0, contexts: nil, root: nil)
             let base = lua_gettop(L)
             for v in values {
                 if !w.push(v) {
@@ -78,10 +78,10 @@ extension LuaRuntime {
         }
         let contexts = self.contexts, root = self.root
         return perform(L, nargs: 0, nresults: n) { L, out in
-            let S = ModuleState.enter(L)
+            let f = ModuleState.frame(L, out)
             guard lua_checkstack(L, n + 8) != 0 else { return out.error("stack overflow") }
             lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
-            var w = _LuaWriter(L, S: S, pins: lua_gettop(L), contexts: contexts, root: root)
+            var w = _LuaWriter(L, frame: f, pins: lua_gettop(L), contexts: contexts, root: root)
             for v in values { guard w.push(v) else { return out.rethrow() } }
             return n
         }

@@ -124,11 +124,11 @@ struct _LuaReader {
     }
 }
 
-/// Pushes `LuaValue`s. Contexts need the module (`S` and the pins table at `pins`); without them a
+/// Pushes `LuaValue`s. Contexts need the module (its frame and the pins table at `pins`); without them a
 /// context is an error.
 struct _LuaWriter {
     let L: LuaState
-    let S: StatePtr?
+    let frame: Frame?
     /// Absolute index of the pins table (host table's LTH_HOST_PINS), 0 if none.
     let pins: Int32
     /// The runtime's "lua contexts": contexts under it are Lua's, others are lent.
@@ -138,9 +138,9 @@ struct _LuaWriter {
     /// The tables being built, outermost first (stack indices), for `.cycle`.
     private var building: [Int32] = []
 
-    init(_ L: LuaState, S: StatePtr?, pins: Int32, contexts: TallocContext?, root: TallocContext?) {
+    init(_ L: LuaState, frame: Frame?, pins: Int32, contexts: TallocContext?, root: TallocContext?) {
         self.L = L
-        self.S = S
+        self.frame = frame
         self.pins = pins
         self.contexts = contexts
         self.root = root
@@ -195,27 +195,12 @@ struct _LuaWriter {
         return true
     }
 
-    /// The handle of `c`; a context outside the runtime's "lua contexts" is lent: its handle and the
-    /// handle of its tree's top are pinned (the collector must not free the host's tree).
+    /// The handle of `c`; a context outside the runtime's "lua contexts" is lent (Handles.lend): its
+    /// handle is pinned, and nothing above it reaches Lua.
     private func pushContext(_ c: TallocContext) -> Bool {
-        guard let S, pins != 0, let contexts, let root else { return fail("talloc contexts need the talloc module (openLibraries)") }
+        guard let frame, pins != 0, let contexts, let root else { return fail("talloc contexts need the talloc module (openLibraries)") }
         guard c.isValid else { return fail("invalid talloc context (already freed?)") }
-        // The runtime's own tree (its root, "lua contexts", "lua heap") never reaches Lua: freeing it
-        // from a script would pull the floor from under the state.
-        if c == contexts || (c.isParent(root) && !c.isParent(contexts)) {
-            return fail("the runtime's own contexts cannot be passed to Lua")
-        }
-        guard Handles.push(L, c, S) else { return false }
-        if c.isParent(contexts) { return true }
-        guard pin(-1, c) else { return false }
-        var top = c
-        var steps = 0
-        while let p = top.parent, steps < 1_000_000 { top = p; steps += 1 }
-        if top == c { return true }
-        guard Handles.push(L, top, S) else { return false }
-        guard pin(-1, top) else { return false }
-        clua_pop(L, 1)
-        return true
+        return LuaRuntime.pushContext(frame, c, contexts: contexts, root: root) { pin(-1, c) }
     }
 
     /// pins[handle at idx] = light userdata(c): the handle stays reachable until the runtime closes.

@@ -50,6 +50,8 @@ public final class LuaRuntime {
     /// The registry reference of the host table (module, metatable, pins, bound helpers); 0 before
     /// the module is open.
     var hostRef: Int32 = 0
+    /// What the allocator works with: the heap context and the "memory ran out" flag.
+    let heapState: UnsafeMutablePointer<lth_Heap>
     /// The budget the count hook reads (nil: no budget, no hook).
     var budget: UnsafeMutablePointer<lth_Budget>?
     /// Entries from Swift into Lua that are running (the outermost arms the budget).
@@ -73,8 +75,11 @@ public final class LuaRuntime {
             throw .outOfMemory
         }
         self.options = options
+        heapState = UnsafeMutablePointer<lth_Heap>.allocate(capacity: 1)
+        heapState.initialize(to: lth_Heap(heap: heap.unsafePointer, pendingCollect: 0))
         guard let L = luaL_newstate() else {
             try? root.free()
+            heapState.deallocate()
             throw .outOfMemory
         }
         // The state was made with the standard allocator (realloc/free) and its panic and warning
@@ -82,9 +87,14 @@ public final class LuaRuntime {
         // the C heap, so blocks made before the switch are freed correctly after it.
         let initial = Int(clua_gc(L, LUA_GCCOUNT)) * 1024 + Int(clua_gc(L, LUA_GCCOUNTB))
         _ = heap.unsafeAdjustExternalSize(by: initial)
-        lua_setallocf(L, LuaRuntime.allocator, heap.unsafePointer)
+        lua_setallocf(L, LuaRuntime.allocator, heapState)
         if let limit = options.memoryLimit {
-            do { try root.setMemoryLimit(limit) } catch { lua_close(L); try? root.free(); throw .outOfMemory }
+            do { try root.setMemoryLimit(limit) } catch {
+                lua_close(L)
+                try? root.free()
+                heapState.deallocate()
+                throw .outOfMemory
+            }
         }
         state = L
         if options.instructionLimit != nil || options.timeLimit != nil {
@@ -107,8 +117,13 @@ public final class LuaRuntime {
             let st = lth_openlibs(L, options.libraries.rawValue)
             if st != LUA_OK { return st }
         }
-        let st = LuaTallocModule.open(L, root: contexts, ownsRoot: false, setGlobal: options.tallocGlobal)
+        let st = LuaTallocModule.open(L, root: contexts, ownsRoot: false, setGlobal: options.tallocGlobal,
+                                      account: heap, pendingCollect: &heapState.pointee.pendingCollect)
         if st != LUA_OK { return st }
+        if options.libraries.contains(.base) || options.libraries.contains(.coroutine) {
+            let cs = lth_collectingcatch(L, &heapState.pointee.pendingCollect)
+            if cs != LUA_OK { clua_remove(L, -2); return cs }
+        }
         lua_pushvalue(L, -1)
         var ref: Int32 = 0
         let hs = lth_hostinit(L, LuaRuntime.performBody, &ref)
@@ -144,11 +159,15 @@ public final class LuaRuntime {
             self.budget = nil
         }
         try? root.free()
+        heapState.deallocate()
     }
 
-    /// Lua's `lua_Alloc`: malloc/realloc/free, each growth charged to the heap context first.
+    /// Lua's `lua_Alloc`: malloc/realloc/free, each growth charged to the heap context first. A growth
+    /// that fails sets the "memory ran out" flag: the module (at its next call) and the runtime's pcall
+    /// (when it catches the error) then collect with finalizers, which Lua's emergency collections skip.
     static let allocator: lua_Alloc = { ud, ptr, osize, nsize in
-        let heap = TallocContext(unsafePointer: ud!)
+        let hs = ud!.assumingMemoryBound(to: lth_Heap.self)
+        let heap = TallocContext(unsafePointer: hs.pointee.heap)
         let old = ptr == nil ? 0 : Int(osize)
         if nsize == 0 {
             if let ptr {
@@ -158,9 +177,13 @@ public final class LuaRuntime {
             return nil
         }
         let delta = Int(nsize) - old
-        if delta > 0 && !heap.unsafeAdjustExternalSize(by: delta) { return nil }
+        if delta > 0 && !heap.unsafeAdjustExternalSize(by: delta) {
+            hs.pointee.pendingCollect = 1
+            return nil
+        }
         guard let p = Glibc.realloc(ptr, Int(nsize)) else {
             if delta > 0 { _ = heap.unsafeAdjustExternalSize(by: -delta) }
+            hs.pointee.pendingCollect = 1
             return nil
         }
         if delta < 0 { _ = heap.unsafeAdjustExternalSize(by: delta) }

@@ -38,6 +38,26 @@ extension UnsafeMutablePointer where Pointee == clua_Outcome {
         return 0
     }
 
+    /// Asks the trampoline to raise "position: " followed by `bytes` exactly (any length, NULs
+    /// included). Returns 0.
+    @discardableResult
+    func error(_ L: LuaState, bytes: UnsafeRawBufferPointer) -> Int32 {
+        if Lua.push(L, bytes: bytes) {
+            pointee.kind = Int32(LTC_ERRORVALUE)
+        } else {
+            pointee.kind = Int32(CLUA_RETHROW)  // the memory error is what is raised
+        }
+        return 0
+    }
+
+    /// The same for a message made of parts, some of them bytes.
+    @discardableResult
+    func error(_ L: LuaState, parts: [[UInt8]]) -> Int32 {
+        var all: [UInt8] = []
+        for p in parts { all += p }
+        return all.withUnsafeBytes { error(L, bytes: $0) }
+    }
+
     private func setMessage(_ message: String) {
         withUnsafeMutableBytes(of: &pointee.message) { buf in
             var i = 0
@@ -61,7 +81,7 @@ enum Lua {
     static func typeName(_ L: LuaState, _ i: Int32) -> String {
         let t = lua_type(L, i)
         if t == LUA_TLIGHTUSERDATA { return "light userdata" }
-        if t == LUA_TUSERDATA, ltc_tobox(L, i) != nil { return "talloc.context" }
+        if t == LUA_TUSERDATA, ltc_tocell(L, i) != nil { return "talloc.context" }
         return String(cString: lua_typename(L, t))
     }
 
@@ -70,16 +90,22 @@ enum Lua {
         out.argError(arg ?? i, "\(expected) expected, got \(lua_type(L, i) == LUA_TNONE ? "no value" : typeName(L, i))")
     }
 
-    /// An integer argument (integral floats accepted, as luaL_checkinteger).
+    /// An integer argument, as luaL_checkinteger reads it: integers, integral floats and strings that
+    /// convert to one ("10", "0x10", "1e2"); reading converts nothing in place and never allocates.
     static func integer(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32? = nil) -> Int? {
-        var ok: Int32 = 0
-        let v = lua_tointegerx(L, i, &ok)
-        if ok != 0 && lua_type(L, i) == LUA_TNUMBER { return Int(v) }
-        if lua_type(L, i) == LUA_TNUMBER {
-            _ = out.argError(arg ?? i, "number has no integer representation")
-        } else {
-            _ = typeError(L, out, i, "number", arg: arg)
+        let t = lua_type(L, i)
+        if t == LUA_TNUMBER || t == LUA_TSTRING {
+            var ok: Int32 = 0
+            let v = lua_tointegerx(L, i, &ok)
+            if ok != 0 { return Int(v) }
+            var isNumber: Int32 = 0
+            _ = lua_tonumberx(L, i, &isNumber)
+            if isNumber != 0 {
+                _ = out.argError(arg ?? i, "number has no integer representation")
+                return nil
+            }
         }
+        _ = typeError(L, out, i, "number", arg: arg)
         return nil
     }
 
@@ -87,29 +113,23 @@ enum Lua {
         isNoneOrNil(L, i) ? def : integer(L, out, i, arg: arg)
     }
 
-    /// A string argument (only real strings: converting a number would allocate).
+    /// A string argument, as luaL_checklstring reads it: a number is converted in place (its slot then
+    /// holds the string). The bytes stay valid while the value is on the stack.
+    ///
+    /// Converting allocates, so a collection (finalizers, destructors) may run: read string arguments
+    /// before resolving contexts.
     static func bytes(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32? = nil) -> UnsafeRawBufferPointer? {
         var len = 0
-        guard let p = clua_tostring_strict(L, i, &len) else {
-            if lua_type(L, i) == LUA_TNUMBER { return numberText(L, i) }
+        if let p = clua_tostring_strict(L, i, &len) { return UnsafeRawBufferPointer(start: p, count: len) }
+        guard lua_type(L, i) == LUA_TNUMBER else {
             _ = typeError(L, out, i, "string", arg: arg)
             return nil
         }
+        guard lua_checkstack(L, 3) != 0 else { _ = out.error("stack overflow"); return nil }
+        guard ltc_tostringinplace(L, i) == LUA_OK else { _ = out.rethrow(); return nil }
+        guard let p = clua_tostring_strict(L, i, &len) else { _ = out.error("not enough memory"); return nil }
         return UnsafeRawBufferPointer(start: p, count: len)
     }
-
-    /// Numbers passed where strings are expected, converted without touching the Lua stack.
-    private static func numberText(_ L: LuaState, _ i: Int32) -> UnsafeRawBufferPointer {
-        let text: String
-        if lua_isinteger(L, i) != 0 {
-            text = String(lua_tointegerx(L, i, nil))
-        } else {
-            text = formatNumber(lua_tonumberx(L, i, nil))
-        }
-        numberScratch = Array(text.utf8)
-        return numberScratch.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) }
-    }
-    nonisolated(unsafe) private static var numberScratch: [UInt8] = []
 
     /// Lua's "%.14g".
     static func formatNumber(_ d: Double) -> String {
@@ -120,8 +140,8 @@ enum Lua {
         return s
     }
 
-    static func string(_ L: LuaState, _ out: Out, _ i: Int32) -> String? {
-        guard let b = bytes(L, out, i) else { return nil }
+    static func string(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32? = nil) -> String? {
+        guard let b = bytes(L, out, i, arg: arg) else { return nil }
         return String(decoding: b, as: UTF8.self)
     }
 

@@ -33,19 +33,23 @@ enum MemoryAccess {
 
     static let read: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard Lua.isNoneOrNil(L, 2) || Lua.integer(L, out, 2) != nil else { return 0 }
+        guard Lua.isNoneOrNil(L, 3) || Lua.integer(L, out, 3) != nil else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
         guard let off = Lua.optInteger(L, out, 2, 0) else { return 0 }
         guard let len = Lua.optInteger(L, out, 3, max(c.size - max(off, 0), 0)) else { return 0 }
         guard inBounds(out, c, off, len, offArg: 2, lenArg: 3) else { return 0 }
+        // the copy is made before the collection this allocation may start runs anything
         let b = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(c.unsafeMutableBytes)[off..<(off + len)])
         return Lua.push(L, bytes: b) ? 1 : out.rethrow()
     }
 
     static let write: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, 3) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, 3) else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
         guard inBounds(out, c, off, s.count, offArg: 2, lenArg: 3) else { return 0 }
         guard keepsTerminator(out, c, at: off, s, fill: nil, count: s.count) else { return 0 }
         if s.count > 0 { memcpy(c.unsafePointer + off, s.baseAddress!, s.count) }
@@ -55,8 +59,11 @@ enum MemoryAccess {
 
     static let fill: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let byte = Lua.integer(L, out, 2) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let byte = Lua.integer(L, out, 2) else { return 0 }
+        guard Lua.isNoneOrNil(L, 3) || Lua.integer(L, out, 3) != nil else { return 0 }
+        guard Lua.isNoneOrNil(L, 4) || Lua.integer(L, out, 4) != nil else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
         if byte < 0 || byte > 255 { return out.argError(2, "byte out of range (0..255)") }
         guard let off = Lua.optInteger(L, out, 3, 0) else { return 0 }
         guard let len = Lua.optInteger(L, out, 4, max(c.size - max(off, 0), 0)) else { return 0 }
@@ -66,17 +73,14 @@ enum MemoryAccess {
         return 0
     }
 
-    /// c:pack(off, fmt, ...): string.pack(fmt, ...) written at `off`; returns the offset after it.
+    /// c:pack(off, fmt, ...): string.pack(fmt, ...) written at `off`; returns the offset after it. The
+    /// trampoline packed the values (in the method's own frame: its errors name 'pack'); the bytes are on
+    /// the top, and the context is resolved only now.
     static let pack: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let off = Lua.integer(L, out, 2) else { return 0 }
-        guard Lua.bytes(L, out, 3) != nil else { return 0 }
-        let n = lua_gettop(L) - 2
-        guard lua_checkstack(L, n + 2) != 0 else { return out.error("stack overflow") }
-        for i in 3...(2 + n) { lua_pushvalue(L, i) }
-        guard ltc_pack(L, n) == LUA_OK else { return out.rethrow() }
-        guard let s = Lua.bytes(L, out, -1) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, -1) else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
         guard inBounds(out, c, off, s.count, offArg: 2, lenArg: 3) else { return 0 }
         guard keepsTerminator(out, c, at: off, s, fill: nil, count: s.count) else { return 0 }
         if s.count > 0 { memcpy(c.unsafePointer + off, s.baseAddress!, s.count) }
@@ -85,63 +89,83 @@ enum MemoryAccess {
     }
 
     /// c:unpack(off, fmt): string.unpack(fmt, bytes from `off`); returns the values and the offset after.
+    /// This body checks and pushes a copy of the bytes; the trampoline unpacks it afterwards.
     static let unpack: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let off = Lua.integer(L, out, 2) else { return 0 }
-        guard Lua.bytes(L, out, 3) != nil else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let off = Lua.integer(L, out, 2), Lua.bytes(L, out, 3) != nil else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
         guard inBounds(out, c, off, 0, offArg: 2, lenArg: 2) else { return 0 }
-        let base = lua_gettop(L)
-        lua_pushvalue(L, 3)
         let b = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(c.unsafeMutableBytes)[off...])
-        guard Lua.push(L, bytes: b) else { return out.rethrow() }
-        guard ltc_unpack(L, 2) == LUA_OK else { return out.rethrow() }
-        let results = lua_gettop(L) - base
-        // the last result is string.unpack's 1-based position in the bytes: make it an offset
-        var ok: Int32 = 0
-        let pos = lua_tointegerx(L, -1, &ok)
-        clua_pop(L, 1)
-        lua_pushinteger(L, lua_Integer(off) + pos - 1)
-        return results
+        return Lua.push(L, bytes: b) ? 0 : out.rethrow()
     }
 
     /// c:string(): the bytes up to the first NUL (all of them when there is none).
     static let string: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
+        guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         let bytes = UnsafeRawBufferPointer(c.unsafeMutableBytes)
         let n = bytes.firstIndex(of: 0) ?? bytes.count
         return Lua.push(L, bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<n])) ? 1 : out.rethrow()
     }
 }
 
-/// talloc.pool_map: a pool's bytes drawn on one line.
+/// talloc.pool_map: a pool's bytes drawn on one line of a fixed width, whatever the pool holds.
 enum PoolMap {
     /// One character per `scale` bytes: `P` the pool's own object, `H` chunk headers, `#` live bytes,
-    /// `.` holes left by freed members (not reusable until the pool empties), `_` free space.
+    /// `.` holes left by freed members (not reusable until the pool empties), `_` free space. A cell that
+    /// covers several kinds shows the one that covers most of it (live bytes and headers win ties, so a
+    /// small member never disappears from a big pool's map).
     static func render(_ c: TallocContext, width: Int = 64) -> String? {
-        guard let info = c.poolInfo, let layout = c.poolLayout else { return nil }
+        guard let info = c.poolInfo else { return nil }
         let total = max(info.capacity, 1)
         let scale = max(16, (total + width - 1) / width)
-        var line = ""
-        var lastEnd = 0
-        for seg in layout {
-            let ch: Character
-            switch seg.kind {
-            case .pool: ch = "P"
-            case .header: ch = "H"
-            case .live: ch = "#"
-            case .hole: ch = "."
-            case .free: ch = "_"
+        let cells = (total + scale - 1) / scale
+        // bytes of each kind in each cell: kinds P H # . _
+        var counts = [Int](repeating: 0, count: cells * 5)
+        func kindIndex(_ k: TallocPoolSegment.Kind) -> Int {
+            switch k {
+            case .pool: return 0
+            case .header: return 1
+            case .live: return 2
+            case .hole: return 3
+            case .free: return 4
             }
-            let start = max(seg.offset, lastEnd)
-            let end = seg.offset + seg.length
-            let cells = max(0, (end + scale - 1) / scale - (start + scale - 1) / scale)
-            line += String(repeating: ch, count: seg.length > 0 && cells == 0 && seg.kind != .free ? 1 : cells)
-            lastEnd = max(lastEnd, end)
+        }
+        let ok = c.forEachPoolSegmentInterim { seg in
+            var start = max(0, seg.offset)
+            let end = min(total, seg.offset + seg.length)
+            let k = kindIndex(seg.kind)
+            while start < end {
+                let cell = start / scale
+                let cellEnd = min(end, (cell + 1) * scale)
+                counts[cell * 5 + k] += cellEnd - start
+                start = cellEnd
+            }
+            return true
+        }
+        guard ok else { return nil }
+        let glyphs: [Character] = ["P", "H", "#", ".", "_"]
+        var line = ""
+        for cell in 0..<cells {
+            var best = 4, bestCount = -1
+            for k in [2, 1, 0, 3, 4] where counts[cell * 5 + k] > bestCount {
+                best = k
+                bestCount = counts[cell * 5 + k]
+            }
+            if counts[cell * 5 + 2] > 0 && bestCount < scale / 2 { best = 2 }  // live bytes are never hidden
+            line.append(glyphs[best])
         }
         let state = info.isFreed ? ", freed (pinned by \(info.objectCount) members)" : ""
         return "[\(line)] \(info.used)/\(info.capacity) bytes used, \(info.objectCount) objects\(state); 1 char = \(scale) bytes"
+    }
+}
+
+extension TallocContext {
+    /// INTERIM until TallocCore streams its pool walk.
+    func forEachPoolSegmentInterim(_ body: (TallocPoolSegment) -> Bool) -> Bool {
+        guard let layout = poolLayout else { return false }
+        for s in layout where !body(s) { return false }
+        return true
     }
 }

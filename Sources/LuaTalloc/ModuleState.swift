@@ -1,8 +1,9 @@
 // luatalloc — the `talloc` Lua module
 // SPDX-License-Identifier: MIT
 //
-// Per-state services of the module: default names from the Lua caller's position, Lua destructors run
-// under lua_pcall, and closing (everything the state created is freed, refusals overridden).
+// Per-state services of the module: the frame every body and callback works in, accounting of the
+// module's own memory, default names from the Lua caller's position, Lua destructors run under
+// lua_pcall, and closing (everything the state created is freed, refusals overridden).
 
 import CLua
 import CLuaShims
@@ -10,111 +11,173 @@ import Glibc
 import TallocCore
 
 typealias StatePtr = UnsafeMutablePointer<ltc_State>
+typealias Cell = UnsafeMutablePointer<ltc_Cell>
+
+/// Where the module's tables are for the code running now: the upvalues of a module function, or three
+/// stack slots a callback pushed from the registry (ltc_pushtables). Every helper that touches the
+/// tables takes one, so none depends on which C function happens to be running.
+struct Frame {
+    let L: LuaState
+    let S: StatePtr
+    let meta: Int32
+    let handles: Int32
+    let extra: Int32
+    /// For the C helpers: 0 inside a module function (its upvalues), else the index of `meta`.
+    let tables: Int32
+
+    /// Inside a module function (or a bound host function, which shares the upvalues).
+    @inline(__always)
+    init(module L: LuaState, _ S: StatePtr) {
+        self.L = L
+        self.S = S
+        meta = ltc_upvalue(LTC_UPV_META)
+        handles = ltc_upvalue(LTC_UPV_HANDLES)
+        extra = ltc_upvalue(LTC_UPV_EXTRA)
+        tables = 0
+    }
+
+    private init(L: LuaState, S: StatePtr, base: Int32) {
+        self.L = L
+        self.S = S
+        meta = base
+        handles = base + 1
+        extra = base + 2
+        tables = base
+    }
+
+    /// Runs `body` in a frame for a callback (observer, destructor, close): on the thread running now
+    /// (the innermost module call's, else the main thread, which is then idle), with the tables pushed
+    /// from the registry. Nil when the stack cannot grow.
+    static func callback<R>(_ S: StatePtr, _ body: (Frame) -> R) -> R? {
+        guard let L = ltc_thread(S), lua_checkstack(L, 12) != 0 else { return nil }
+        let base = lua_gettop(L)
+        ltc_pushtables(L, S)
+        defer { lua_settop(L, base) }
+        return body(Frame(L: L, S: S, base: base + 1))
+    }
+}
 
 enum ModuleState {
-    /// The state of the running function (a function with the module's upvalues), with the current thread
-    /// recorded for observers.
+    /// The state of the running module function (its trampoline put it in the outcome).
     @inline(__always)
-    static func enter(_ L: LuaState) -> StatePtr {
-        let S = ltc_state(L)!
-        S.pointee.currentL = L
-        return S
+    static func state(_ out: Out) -> StatePtr {
+        out.pointee.context!.assumingMemoryBound(to: ltc_State.self)
     }
 
-    /// The state of the running function (the trampoline looked it up and recorded the current thread).
+    /// The frame of the running module function.
     @inline(__always)
-    static func enter(_ L: LuaState, _ out: Out) -> StatePtr {
-        if let S = out.pointee.context { return S.assumingMemoryBound(to: ltc_State.self) }
-        let S = ltc_state(L)!
-        S.pointee.currentL = L
-        return S
+    static func frame(_ L: LuaState, _ out: Out) -> Frame { Frame(module: L, state(out)) }
+
+    // MARK: Accounting
+
+    /// Charges (or gives back) bytes of the module's own memory to the state's account: handle cells,
+    /// side records, name copies, interned names, report text. A memory limit above the account then
+    /// bounds what the module allocates on a script's behalf.
+    static let charge: ltc_ChargeFn = { S, n in
+        guard let S, let account = S.pointee.account else { return 1 }
+        return TallocContext(unsafePointer: account).unsafeAdjustExternalSize(by: Int(n)) ? 1 : 0
     }
+
+    @inline(__always)
+    static func charge(_ S: StatePtr, _ n: Int) -> Bool {
+        guard let fn = S.pointee.charge else { return true }
+        return fn(S, Int64(n)) != 0
+    }
+
+    /// What a malloc of `n` bytes really takes (ltc_mallocfootprint).
+    @inline(__always)
+    static func footprint(_ n: Int) -> Int { Int(ltc_mallocfootprint(n)) }
 
     // MARK: Default names
 
-    /// Interned "short_src" strings, one per chunk source, kept for the process's life (names point at
-    /// them, as talloc's names point at __FILE__ literals).
-    private static var interned: [UnsafeRawPointer: UnsafeMutablePointer<CChar>] = [:]
-    private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
-        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(m, nil)
-        return m
-    }()
     private static let emptyName = strdup("")!
     private static let newEmptyName = strdup("talloc_new: ")!
 
-    private static func intern(source: UnsafeRawPointer, shortSource: UnsafePointer<CChar>) -> UnsafePointer<CChar> {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        if let p = interned[source], strcmp(p, shortSource) == 0 { return UnsafePointer(p) }
-        let copy = strdup(shortSource)!
-        interned[source] = copy  // an older copy for a recycled source address stays valid for old names
-        return UnsafePointer(copy)
-    }
-
     /// Names `c` after the Lua code that called the module: "FILE:LINE" or "talloc_new: FILE:LINE",
-    /// formatted only when read. A C caller (e.g. pcall) gives talloc's name with an empty location.
-    static func nameByCaller(_ L: LuaState, _ S: StatePtr, _ c: TallocContext, talloc_new: Bool) {
-        var source: UnsafePointer<CChar>? = nil
+    /// formatted only when read. FILE is a counted name interned in the state (its count is the cell's).
+    /// A C caller (e.g. pcall) gives talloc's name with an empty location. False when memory ran out.
+    static func nameByCaller(_ f: Frame, _ c: TallocContext, _ cell: Cell, talloc_new: Bool) -> Bool {
+        var source: UnsafeRawPointer? = nil
         var line: Int32 = 0
-        var buf = (0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64)
-        withUnsafeMutableBytes(of: &buf) { raw in
+        var cached: UnsafeMutablePointer<ltc_Name>? = nil
+        var buf = (0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64,
+                   0 as UInt64, 0 as UInt64)
+        return withUnsafeMutableBytes(of: &buf) { raw in
             let p = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-            switch ltc_callername(L, S, p, raw.count, &source, &line) {
+            let name: UnsafeMutablePointer<ltc_Name>
+            switch ltc_callername(f.L, f.S, p, raw.count, &source, &line, &cached) {
             case 1:
-                // One-entry cache per state: consecutive names from one chunk skip the interning lock.
-                c.unsafeSetNameLocation(file: S.pointee.lastFile!, line: Int(line), talloc_new: talloc_new)
+                name = cached!
+                name.pointee.refs += 1
             case 2:
-                let file = intern(source: UnsafeRawPointer(source!), shortSource: p)
-                S.pointee.lastSource = source
-                S.pointee.lastFile = file
-                c.unsafeSetNameLocation(file: file, line: Int(line), talloc_new: talloc_new)
+                guard let n = ltc_internname(f.S, p) else { return false }
+                f.S.pointee.lastSource = source
+                f.S.pointee.lastName = n
+                name = n
             default:
                 c.unsafeSetNameConst(talloc_new ? newEmptyName : emptyName)
+                return true
             }
+            if let old = cell.pointee.name { ltc_unrefname(f.S, old) }
+            cell.pointee.name = name
+            withUnsafeMutablePointer(to: &name.pointee.text) { text in
+                text.withMemoryRebound(to: CChar.self, capacity: 1) {
+                    c.unsafeSetNameLocation(file: $0, line: Int(line), talloc_new: talloc_new)
+                }
+            }
+            return true
         }
+    }
+
+    /// Names `c` with a copy of `bytes` that the chunk owns (talloc_named_const semantics, without
+    /// keeping the Lua string alive), charged to the account. False when memory ran out.
+    static func setNameCopy(_ S: StatePtr, _ c: TallocContext, _ cell: Cell, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.firstIndex(of: 0) ?? bytes.count
+        let cost = footprint(n + 1)
+        guard charge(S, cost) else { return false }
+        guard c.setNameCopy(bytes) else { _ = charge(S, -cost); return false }
+        _ = charge(S, -Int(cell.pointee.namecharge))  // the previous copy is gone
+        cell.pointee.namecharge = cost
+        cell.pointee.flags |= Int32(LTC_NAMECOPY)
+        return true
     }
 
     // MARK: Destructors
 
-    /// The C destructor of every chunk that has a Lua destructor: runs `fn(handle)` in lua_pcall.
-    /// `false` refuses; an error refuses too and is kept for the caller of `free` (a warning when the
-    /// collector freed). While the state closes, refusals and errors are overridden.
+    /// The C destructor of every chunk that has a Lua destructor: runs `fn(handle)` in lua_pcall, on the
+    /// thread running now. `false` refuses; an error refuses too and is kept for the caller of `free` (a
+    /// warning when the collector freed). While the state closes, refusals and errors are overridden.
     static let destructor: TallocUnsafeDestructor = { body, context in
         let S = context!.assumingMemoryBound(to: ltc_State.self)
-        guard S.pointee.closed == 0, let L = S.pointee.currentL else { return 0 }
+        guard S.pointee.closed == 0 else { return 0 }
         let c = TallocContext(unsafePointer: body)
-        guard let tag = c.observerTag else { return 0 }
-        guard lua_checkstack(L, 8) != 0 else { return 0 }
-        lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), lua_Integer(tag))
-        guard lua_type(L, -1) == LUA_TFUNCTION else { clua_pop(L, 1); return 0 }
-        guard Handles.push(L, c, S) else {
-            clua_pop(L, 2)  // the function and the error object: out of memory, let it go
-            return 0
-        }
+        guard let cell = Handles.cell(of: c, S) else { return 0 }
+        return Frame.callback(S) { f in runDestructor(f, c, cell) } ?? 0
+    }
+
+    private static func runDestructor(_ f: Frame, _ c: TallocContext, _ cell: Cell) -> Int32 {
+        let L = f.L, S = f.S
+        lua_rawgeti(L, f.extra, cell.pointee.slot)
+        guard lua_type(L, -1) == LUA_TFUNCTION else { return 0 }
+        guard Handles.push(f, c, cell) else { return 0 }  // out of memory: let it go
         let status = ltc_call(L, 1)
         if status != LUA_OK {
             if S.pointee.closing != 0 {
                 warn(L, "talloc: error in a destructor while the state closes (ignored): ")
-                clua_pop(L, 1)
                 return 0
             }
             if S.pointee.inGC > 0 {
                 warn(L, "talloc: error in a destructor run by the garbage collector: ")
-                clua_pop(L, 1)
                 return -1
             }
             if S.pointee.hasError == 0 {
                 // key 0 exists since the module opened: this assignment cannot allocate
-                ltc_setexisting(L, ltc_upvalue(LTC_UPV_EXTRA), 0)
+                ltc_setexisting(L, f.extra, 0)
                 S.pointee.hasError = 1
-            } else {
-                clua_pop(L, 1)
             }
             return -1
         }
         let refuses = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1) == 0
-        clua_pop(L, 1)
         if refuses && S.pointee.closing != 0 {
             lua_warning(L, "talloc: a destructor refused while the state closes (overridden)", 0)
             return 0
@@ -133,12 +196,12 @@ enum ModuleState {
     }
 
     /// After a free: a destructor error kept for this caller is pushed; returns whether there was one.
-    static func takeError(_ L: LuaState, _ S: StatePtr) -> Bool {
-        guard S.pointee.hasError != 0 else { return false }
-        S.pointee.hasError = 0
-        lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), 0)
-        lua_pushboolean(L, 0)
-        ltc_setexisting(L, ltc_upvalue(LTC_UPV_EXTRA), 0)
+    static func takeError(_ f: Frame) -> Bool {
+        guard f.S.pointee.hasError != 0 else { return false }
+        f.S.pointee.hasError = 0
+        lua_rawgeti(f.L, f.extra, 0)
+        lua_pushboolean(f.L, 0)
+        ltc_setexisting(f.L, f.extra, 0)
         return true
     }
 

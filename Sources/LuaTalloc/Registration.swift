@@ -12,23 +12,24 @@ public enum LuaTallocModule {
     private static let moduleAndMethod: Int32 = 1 | 2
     private static let meta: Int32 = 4
 
-    private static func reg(_ name: StaticString, _ body: clua_Body, creates: Bool = false, where w: Int32 = 1 | 2) -> ltc_Reg {
+    private static func reg(_ name: StaticString, _ body: clua_Body, _ kind: Int32 = LTC_PLAIN, where w: Int32 = 1 | 2) -> ltc_Reg {
         ltc_Reg(name: UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self), body: body,
-                creates: creates ? 1 : 0, where: w)
+                kind: kind, where: w)
     }
+    private static let creates = Int32(LTC_CREATES)
 
     private static let functions: [ltc_Reg] = [
-        reg("new", TallocModule.new, creates: true),
-        reg("size", TallocModule.size, creates: true),
-        reg("zero", TallocModule.zero, creates: true),
-        reg("pool", TallocModule.pool, creates: true),
-        reg("pooled_object", TallocModule.pooledObject, creates: true),
-        reg("strdup", TallocModule.strdup, creates: true),
-        reg("strndup", TallocModule.strndup, creates: true),
-        reg("asprintf", TallocModule.asprintf, creates: true),
-        reg("memdup", TallocModule.memdup, creates: true),
+        reg("new", TallocModule.new, creates),
+        reg("size", TallocModule.size, creates),
+        reg("zero", TallocModule.zero, creates),
+        reg("pool", TallocModule.pool, creates),
+        reg("pooled_object", TallocModule.pooledObject, creates),
+        reg("strdup", TallocModule.strdup, creates),
+        reg("strndup", TallocModule.strndup, creates),
+        reg("asprintf", TallocModule.asprintf, LTC_FORMATS),
+        reg("memdup", TallocModule.memdup, creates),
         reg("strdup_append", TallocModule.strdupAppend),
-        reg("asprintf_append", TallocModule.asprintfAppend),
+        reg("asprintf_append", TallocModule.asprintfAppend, LTC_APPENDS),
         reg("realloc", TallocModule.realloc),
         reg("free", TallocModule.free),
         reg("free_children", TallocModule.freeChildren),
@@ -47,7 +48,7 @@ public enum LuaTallocModule {
         reg("parent", TallocModule.parent),
         reg("parent_name", TallocModule.parentName),
         reg("children", TallocModule.children),
-        reg("_next_child", TallocModule.nextChild, where: 1),
+        reg("_next_child", TallocModule.nextChild, where: 1 | 8),
         reg("is_parent", TallocModule.isParent),
         reg("find_parent_byname", TallocModule.findParentByName),
         reg("get_size", TallocModule.getSize),
@@ -59,18 +60,18 @@ public enum LuaTallocModule {
         reg("pool_info", TallocModule.poolInfo),
         reg("dot", TallocModule.dot),
         reg("pool_map", TallocModule.poolMap),
-        reg("is_freed", TallocModule.isFreed),
+        reg("is_freed", TallocModule.isFreed, LTC_NOSTATE),
         // memory access: methods only
         reg("read", MemoryAccess.read, where: 2),
         reg("write", MemoryAccess.write, where: 2),
         reg("fill", MemoryAccess.fill, where: 2),
-        reg("pack", MemoryAccess.pack, where: 2),
-        reg("unpack", MemoryAccess.unpack, where: 2),
+        reg("pack", MemoryAccess.pack, LTC_PACKS, where: 2),
+        reg("unpack", MemoryAccess.unpack, LTC_UNPACKS, where: 2),
         reg("string", MemoryAccess.string, where: 2),
         // metamethods
-        reg("__gc", TallocModule.gc, where: 4),
+        reg("__gc", TallocModule.gc, LTC_NOSTATE, where: 4),
         reg("__close", TallocModule.close, where: 4),
-        reg("__tostring", TallocModule.tostring, where: 4),
+        reg("__tostring", TallocModule.tostring, LTC_NOSTATE, where: 4),
     ]
 
     /// Builds the module in `L`, its top-level contexts hanging under `root` (a context the caller keeps
@@ -79,9 +80,15 @@ public enum LuaTallocModule {
     ///
     /// Returns a Lua status; on success the module table is on the top of the stack, on failure the
     /// error object.
-    public static func open(_ L: LuaState, root: TallocContext, ownsRoot: Bool, setGlobal: Bool) -> Int32 {
+    /// `account` (an external-size context, e.g. the runtime's Lua heap) is charged for the module's own
+    /// memory (handle cells, side records, names, report text), so that a memory limit above it bounds
+    /// everything the module allocates for a script. `pendingCollect` is the flag the runtime's allocator
+    /// sets when memory runs out (the module then collects at its next safe point); nil: the module's own.
+    public static func open(_ L: LuaState, root: TallocContext, ownsRoot: Bool, setGlobal: Bool,
+                            account: TallocContext? = nil, pendingCollect: UnsafeMutablePointer<Int32>? = nil) -> Int32 {
         let status = functions.withUnsafeBufferPointer { regs in
-            ltc_openlib(L, regs.baseAddress, Int32(regs.count), root.unsafePointer, ownsRoot ? 1 : 0, ModuleState.close)
+            ltc_openlib(L, regs.baseAddress, Int32(regs.count), root.unsafePointer, ownsRoot ? 1 : 0,
+                        account?.unsafePointer, pendingCollect, ModuleState.charge, ModuleState.close)
         }
         if status != LUA_OK { return status }
         lua_pushvalue(L, -1)

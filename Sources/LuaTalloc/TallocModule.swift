@@ -3,6 +3,11 @@
 //
 // One body per Lua function (DESIGN §3). Bodies use only '-' API calls and protected helpers, and
 // report failures through the outcome, so a Lua error never unwinds a Swift frame (DESIGN §4).
+//
+// Lua code can run in the middle of a call: a metamethod, a destructor, or a finalizer run by a
+// collection that any allocation may start. So a body reads its plain arguments first (converting a
+// number to a name allocates), then resolves its contexts, and re-resolves them from their handles after
+// anything that allocates or runs Lua. It never looks up a global.
 
 import CLua
 import CLuaShims
@@ -10,31 +15,55 @@ import Glibc
 import TallocCore
 
 enum TallocModule {
-    // MARK: - Creation (the trampoline made the handle: it is on the top of the stack)
+    // MARK: - Creation (the trampoline made an empty handle: index 1, the arguments after it)
 
-    /// The new handle, at index 1 (the arguments follow it: argument n is at index n + 1), gets `c`;
-    /// returns 1 (the handle).
-    @inline(__always)
-    static func created(_ L: LuaState, _ S: StatePtr, _ c: TallocContext) -> Int32 {
-        lua_settop(L, 1)
-        Handles.attach(L, S, 1, c)
-        return 1
-    }
-
-    /// Runs an allocation; when it fails for memory, collects garbage once — with finalizers, so contexts
-    /// whose handles became garbage give their memory back (Lua's emergency collections run none) — and
-    /// tries again. The arguments and the new handle are on the stack, so the collection keeps them.
-    @inline(__always)
-    static func allocating<T>(_ L: LuaState, _ body: () throws(TallocError) -> T) throws(TallocError) -> T {
+    /// Allocates with `make` under the parent in argument `parentArg` (stack index `parentArg + 1`).
+    /// When it fails for memory, collects garbage once — with finalizers, so contexts whose handles
+    /// became garbage give their memory back (Lua's emergency collections run none) — and tries again
+    /// with the parent re-resolved from its handle (a finalizer may have freed it).
+    static func allocate(_ f: Frame, _ out: Out, parentArg: Int32,
+                         _ make: (TallocContext) throws(TallocError) -> TallocContext) -> TallocContext? {
+        guard let parent = Handles.parent(f, out, parentArg + 1, arg: parentArg) else { return nil }
         do {
-            return try body()
+            return try make(parent)
         } catch .outOfMemory {
-            _ = clua_gc(L, LUA_GCCOLLECT)
-            return try body()
+            f.S.pointee.pendingCollect.pointee = 0
+            _ = clua_gc(f.L, LUA_GCCOLLECT)
+            guard let parent = Handles.parent(f, out, parentArg + 1, arg: parentArg) else { return nil }
+            do { return try make(parent) } catch {
+                _ = failure(out, error)
+                return nil
+            }
+        } catch {
+            _ = failure(out, error)
+            return nil
         }
     }
 
-    static func failure(_ L: LuaState, _ out: Out, _ e: TallocError) -> Int32 {
+    /// The new handle at index 1 gets `c` and its name (`name`, or the caller's position); returns 1.
+    static func created(_ f: Frame, _ out: Out, _ c: TallocContext, name: UnsafeRawBufferPointer?, talloc_new: Bool,
+                        byCaller: Bool = true) -> Int32 {
+        let cell = ltc_cellat(f.L, 1)!
+        guard Handles.attach(f.S, c, cell) else {
+            try? c.free()
+            return out.error("not enough memory")
+        }
+        var named = true
+        if let name {
+            named = ModuleState.setNameCopy(f.S, c, cell, name)
+        } else if byCaller {
+            named = ModuleState.nameByCaller(f, c, cell, talloc_new: talloc_new)
+        }
+        if !named {
+            try? c.free()
+            return out.error("not enough memory")
+        }
+        Handles.linkParent(f, 1, c, cell)
+        lua_settop(f.L, 1)
+        return 1
+    }
+
+    static func failure(_ out: Out, _ e: TallocError) -> Int32 {
         switch e {
         case .outOfMemory: return out.error("not enough memory")
         case .sizeTooLarge: return out.error("size too large (talloc allocations are below 256 MiB)")
@@ -42,42 +71,40 @@ enum TallocModule {
         }
     }
 
-    /// Optional name argument: a copy owned by the chunk (talloc_named_const semantics).
-    static func applyName(_ L: LuaState, _ out: Out, _ n: Int32, _ c: TallocContext, default talloc_new: Bool) -> Bool {
-        if Lua.isNoneOrNil(L, n + 1) {
-            ModuleState.nameByCaller(L, ModuleState.enter(L, out), c, talloc_new: talloc_new)
-            return true
-        }
-        guard let b = Lua.bytes(L, out, n + 1, arg: n) else { return false }
-        if !c.setNameCopy(b) { _ = out.error("not enough memory"); return false }
-        return true
+    /// The optional name argument at stack index `i` (read before any context: it may allocate).
+    /// `.some(nil)` when absent; nil when it is not a string (the error is in `out`).
+    static func nameArgument(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32) -> UnsafeRawBufferPointer?? {
+        if Lua.isNoneOrNil(L, i) { return .some(nil) }
+        guard let b = Lua.bytes(L, out, i, arg: arg) else { return nil }
+        return .some(b)
+    }
+
+    /// A size argument: an integer from 0 up.
+    static func size(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32, what: String = "size") -> Int? {
+        guard let n = Lua.integer(L, out, i, arg: arg) else { return nil }
+        if n < 0 { _ = out.argError(arg, "\(what) must not be negative"); return nil }
+        return n
     }
 
     static let new: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
-        if !Lua.isNoneOrNil(L, 3), Lua.bytes(L, out, 3, arg: 2) == nil { return 0 }
-        do throws(TallocError) {
-            let c = try allocating(L) { () throws(TallocError) in try TallocContext.allocateUnnamed(parent: parent, byteCount: 0) }
-            if !applyName(L, out, 2, c, default: true) { try? c.free(); return 0 }
-            return created(L, S, c)
-        } catch { return failure(L, out, error) }
+        let f = ModuleState.frame(L, out)
+        guard case .some(let name) = nameArgument(L, out, 3, arg: 2) else { return 0 }
+        guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
+            try TallocContext.allocateUnnamed(parent: p, byteCount: 0)
+        }) else { return 0 }
+        return created(f, out, c, name: name, talloc_new: true)
     }
 
     static func sized(_ L: LuaState, _ out: Out) -> Int32 {
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
-        guard let n = Lua.integer(L, out, 3, arg: 2) else { return 0 }
-        if n < 0 { return out.argError(2, "size must not be negative") }
-        if !Lua.isNoneOrNil(L, 4), Lua.bytes(L, out, 4, arg: 3) == nil { return 0 }
-        do throws(TallocError) {
-            // Zero-filled: Lua never sees uninitialised bytes (DESIGN §8).
-            let c = try allocating(L) { () throws(TallocError) in try TallocContext.allocateUnnamed(parent: parent, byteCount: n) }
-            memset(c.unsafePointer, 0, n)
-            if !applyName(L, out, 3, c, default: false) { try? c.free(); return 0 }
-            return created(L, S, c)
-        } catch { return failure(L, out, error) }
+        let f = ModuleState.frame(L, out)
+        guard let n = size(L, out, 3, arg: 2) else { return 0 }
+        guard case .some(let name) = nameArgument(L, out, 4, arg: 3) else { return 0 }
+        guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
+            try TallocContext.allocateUnnamed(parent: p, byteCount: n)
+        }) else { return 0 }
+        memset(c.unsafePointer, 0, n)  // Lua never sees uninitialised bytes (DESIGN §8)
+        return created(f, out, c, name: name, talloc_new: false)
     }
 
     static let size: clua_Body = { L, out in sized(L!, out!) }
@@ -85,121 +112,104 @@ enum TallocModule {
 
     static let pool: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
-        guard let n = Lua.integer(L, out, 3, arg: 2) else { return 0 }
-        if n < 0 { return out.argError(2, "size must not be negative") }
-        do throws(TallocError) {
-            return created(L, S, try allocating(L) { () throws(TallocError) in try TallocContext.pool(parent: parent, capacity: n) })
-        }
-        catch { return failure(L, out, error) }
+        let f = ModuleState.frame(L, out)
+        guard let n = size(L, out, 3, arg: 2) else { return 0 }
+        guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
+            try TallocContext.pool(parent: p, capacity: n)
+        }) else { return 0 }
+        return created(f, out, c, name: nil, talloc_new: false, byCaller: false)
     }
 
     static let pooledObject: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
-        guard let size = Lua.integer(L, out, 3, arg: 2), let count = Lua.integer(L, out, 4, arg: 3),
-              let bytes = Lua.integer(L, out, 5, arg: 4) else { return 0 }
-        if size < 0 { return out.argError(2, "size must not be negative") }
-        if count < 0 { return out.argError(3, "count must not be negative") }
-        if bytes < 0 { return out.argError(4, "size must not be negative") }
-        if !Lua.isNoneOrNil(L, 6), Lua.bytes(L, out, 6, arg: 5) == nil { return 0 }
-        do throws(TallocError) {
-            let c = try TallocContext.pooledObject(parent: parent, byteCount: size, name: "", subobjects: count, subobjectBytes: bytes)
-            memset(c.unsafePointer, 0, size)
-            if !applyName(L, out, 5, c, default: false) { try? c.free(); return 0 }
-            return created(L, S, c)
-        } catch { return failure(L, out, error) }
+        let f = ModuleState.frame(L, out)
+        guard let size = TallocModule.size(L, out, 3, arg: 2),
+              let count = TallocModule.size(L, out, 4, arg: 3, what: "count"),
+              let bytes = TallocModule.size(L, out, 5, arg: 4) else { return 0 }
+        guard case .some(let name) = nameArgument(L, out, 6, arg: 5) else { return 0 }
+        guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
+            try TallocContext.pooledObject(parent: p, byteCount: size, name: "", subobjects: count, subobjectBytes: bytes)
+        }) else { return 0 }
+        memset(c.unsafePointer, 0, size)
+        return created(f, out, c, name: name, talloc_new: false)
     }
 
     static let strdup: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
+        let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 3, arg: 2) else { return 0 }
-        do throws(TallocError) {
-            return created(L, S, try allocating(L) { () throws(TallocError) in try TallocContext.strdup(parent: parent, bytes: s) })
-        }
-        catch { return failure(L, out, error) }
+        guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
+            try TallocContext.strdup(parent: p, bytes: s)
+        }) else { return 0 }
+        return created(f, out, c, name: nil, talloc_new: false, byCaller: false)
     }
 
     static let strndup: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
-        guard let s = Lua.bytes(L, out, 3, arg: 2), let n = Lua.integer(L, out, 4, arg: 3) else { return 0 }
-        if n < 0 { return out.argError(3, "length must not be negative") }
+        let f = ModuleState.frame(L, out)
+        guard let s = Lua.bytes(L, out, 3, arg: 2), let n = size(L, out, 4, arg: 3, what: "length") else { return 0 }
         let cut = UnsafeRawBufferPointer(rebasing: s[0..<min(n, s.count)])
-        do throws(TallocError) { return created(L, S, try TallocContext.strdup(parent: parent, bytes: cut)) }
-        catch { return failure(L, out, error) }
+        guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
+            try TallocContext.strdup(parent: p, bytes: cut)
+        }) else { return 0 }
+        return created(f, out, c, name: nil, talloc_new: false, byCaller: false)
     }
 
-    /// string.format over the arguments from `first` on (protected); the result replaces nothing: it is
-    /// pushed. False with the error object on the top when formatting failed.
-    static func format(_ L: LuaState, from first: Int32) -> Bool {
-        let n = lua_gettop(L) - first + 1
-        guard lua_checkstack(L, n + 2) != 0 else { return false }
-        for i in first..<(first + n) { lua_pushvalue(L, i) }
-        return ltc_format(L, n) == LUA_OK
-    }
-
+    /// asprintf(parent, fmt, ...): the trampoline formatted the arguments (their metamethods have run);
+    /// the text is on the top, the parent at index 2.
     static let asprintf: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
-        if Lua.bytes(L, out, 3, arg: 2) == nil { return 0 }
-        let handle = lua_gettop(L)  // the trampoline's new handle
-        guard format(L, from: 3) else { return out.rethrow() }
+        let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, -1) else { return 0 }
-        do throws(TallocError) {
-            let c = try TallocContext.strdup(parent: parent, bytes: s)
-            return created(L, S, c)
-        } catch { return failure(L, out, error) }
+        guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
+            try TallocContext.strdup(parent: p, bytes: s)
+        }) else { return 0 }
+        return created(f, out, c, name: nil, talloc_new: false, byCaller: false)
     }
 
     static let memdup: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 2, S, arg: 1) else { return 0 }
-        let src: UnsafeRawBufferPointer
-        if lua_type(L, 3) == LUA_TSTRING {
-            src = Lua.bytes(L, out, 3, arg: 2)!
-        } else if ltc_tobox(L, 3) != nil {
-            guard let c = Handles.context(L, out, 3, arg: 2) else { return 0 }
-            src = UnsafeRawBufferPointer(c.unsafeMutableBytes)
-        } else {
+        let f = ModuleState.frame(L, out)
+        let isString = lua_type(L, 3) == LUA_TSTRING
+        if !isString && ltc_tocell_in(L, 3, f.meta) == nil {
             return Lua.typeError(L, out, 3, "string or talloc.context", arg: 2)
         }
-        do throws(TallocError) {
-            let c = try TallocContext.allocateUnnamed(parent: parent, byteCount: src.count)
+        /// The source, re-resolved at every attempt (the retry's collection may free it); nil: freed.
+        func source() -> UnsafeRawBufferPointer? {
+            if isString { return Lua.bytes(L, out, 3, arg: 2) }
+            return Handles.context(f, out, 3, arg: 2).map { UnsafeRawBufferPointer($0.unsafeMutableBytes) }
+        }
+        guard source() != nil else { return 0 }
+        var gone = false
+        guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
+            guard let src = source() else { gone = true; throw .accessAfterFree }
+            let c = try TallocContext.allocateUnnamed(parent: p, byteCount: src.count)
             if src.count > 0 { memcpy(c.unsafePointer, src.baseAddress!, src.count) }
-            ModuleState.nameByCaller(L, ModuleState.enter(L, out), c, talloc_new: false)
-            return created(L, S, c)
-        } catch { return failure(L, out, error) }
+            return c
+        }) else {
+            if gone { _ = source() }  // the freed-context error, in place of the one allocate wrote
+            return 0
+        }
+        return created(f, out, c, name: nil, talloc_new: false)
     }
 
     // MARK: - Strings that grow
 
+    /// strdup_append(c, s) and asprintf_append(c, fmt, ...) (whose trampoline formatted the text: it is
+    /// on the top). The handle stays the same even if the memory moves.
     static func appendBody(_ L: LuaState, _ out: Out, formatting: Bool) -> Int32 {
-        let S = ModuleState.enter(L, out)
-        guard var c = Handles.context(L, out, 1) else { return 0 }
-        guard Lua.bytes(L, out, 2) != nil else { return 0 }
-        if formatting {
-            guard format(L, from: 2) else { return out.rethrow() }
-        } else {
-            lua_pushvalue(L, 2)
-        }
-        guard let s = Lua.bytes(L, out, -1) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        let at: Int32 = formatting ? -1 : 2
+        guard let s = Lua.bytes(L, out, at) else { return 0 }
+        guard var c = Handles.context(f, out, 1) else { return 0 }
         if formatting && s.count == 0 { lua_settop(L, 1); return 1 }  // talloc: empty output, unchanged
         do throws(TallocError) {
             try c.appendString(bytes: s, atBufferEnd: false)
         } catch {
-            return failure(L, out, error)
+            return failure(out, error)
         }
-        _ = S
         lua_settop(L, 1)
-        return 1  // the same handle, even if the memory moved
+        return 1
     }
 
     static let strdupAppend: clua_Body = { L, out in appendBody(L!, out!, formatting: false) }
@@ -207,19 +217,18 @@ enum TallocModule {
 
     static let realloc: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard var c = Handles.context(L, out, 1) else { return 0 }
-        guard let n = Lua.integer(L, out, 2) else { return 0 }
-        if n < 0 { return out.argError(2, "size must not be negative") }
+        let f = ModuleState.frame(L, out)
+        guard let n = size(L, out, 2, arg: 2) else { return 0 }
+        guard var c = Handles.context(f, out, 1) else { return 0 }
         if n == 0 {
             // talloc_realloc(parent, c, 0): unlink from its parent, which frees it
             do throws(TallocError) { try c.unlink(from: c.parent) } catch {
-                if ModuleState.takeError(L, S) { return out.rethrow() }
+                if ModuleState.takeError(f) { return out.rethrow() }
                 lua_pushnil(L)
                 Lua.push(L, "the free was refused (\(error))")
                 return 2
             }
-            if ModuleState.takeError(L, S) { return out.rethrow() }
+            if ModuleState.takeError(f) { return out.rethrow() }
             lua_pushnil(L)
             return 1
         }
@@ -232,7 +241,7 @@ enum TallocModule {
         } catch .beingFreed {
             return out.error("cannot reallocate a context that is being freed")
         } catch {
-            return failure(L, out, error)
+            return failure(out, error)
         }
         lua_settop(L, 1)
         return 1
@@ -242,31 +251,32 @@ enum TallocModule {
 
     static let free: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1) else { return 0 }
         do throws(TallocError) {
             try c.free()
         } catch {
-            if ModuleState.takeError(L, S) { return out.rethrow() }
+            if ModuleState.takeError(f) { return out.rethrow() }
             lua_pushboolean(L, 0)
             switch error {
+            // references are checked before any destructor runs: c is alive here
             case .hasReferences: Lua.push(L, "the context has references (\(c.referenceCount)); unlink them first")
             case .destructorRefused: Lua.push(L, "a destructor refused the free")
             default: Lua.push(L, error.description)
             }
             return 2
         }
-        if ModuleState.takeError(L, S) { return out.rethrow() }
+        if ModuleState.takeError(f) { return out.rethrow() }
         lua_pushboolean(L, 1)
         return 1
     }
 
     static let freeChildren: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1) else { return 0 }
         c.freeChildren()
-        if ModuleState.takeError(L, S) { return out.rethrow() }
+        if ModuleState.takeError(f) { return out.rethrow() }
         return 0
     }
 
@@ -282,9 +292,8 @@ enum TallocModule {
 
     static let steal: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 1, S) else { return 0 }
-        guard let c = Handles.context(L, out, 2) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
         do throws(TallocError) { try c.steal(to: parent) } catch { return hierarchyError(out, error) }
         lua_settop(L, 2)
         return 1
@@ -292,9 +301,9 @@ enum TallocModule {
 
     static let reparent: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let old = Handles.parent(L, out, 1, S), let new = Handles.parent(L, out, 2, S) else { return 0 }
-        guard let c = Handles.context(L, out, 3) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let old = Handles.parent(f, out, 1), let new = Handles.parent(f, out, 2),
+              let c = Handles.context(f, out, 3) else { return 0 }
         do throws(TallocError) { try c.reparent(from: old, to: new) } catch .notAParent {
             lua_pushnil(L)
             Lua.push(L, "not a parent of the context")
@@ -306,53 +315,58 @@ enum TallocModule {
 
     static let reference: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 1, S) else { return 0 }
-        guard let c = Handles.context(L, out, 2) else { return 0 }
-        do throws(TallocError) { try c.reference(from: parent) } catch { return failure(L, out, error) }
+        let f = ModuleState.frame(L, out)
+        guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
+        do throws(TallocError) { try c.reference(from: parent) } catch { return failure(out, error) }
         lua_settop(L, 2)
         return 1
     }
 
     static let unlink: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let parent = Handles.parent(L, out, 1, S) else { return 0 }
-        guard let c = Handles.context(L, out, 2) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
         do throws(TallocError) { try c.unlink(from: parent) } catch {
-            if ModuleState.takeError(L, S) { return out.rethrow() }
+            if ModuleState.takeError(f) { return out.rethrow() }
             lua_pushboolean(L, 0)
             Lua.push(L, error == .notAParent ? "not a parent of the context" : "a destructor refused the free")
             return 2
         }
-        if ModuleState.takeError(L, S) { return out.rethrow() }
+        if ModuleState.takeError(f) { return out.rethrow() }
         lua_pushboolean(L, 1)
         return 1
     }
 
     static let referenceCount: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
+        guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         lua_pushinteger(L, lua_Integer(c.referenceCount))
         return 1
     }
 
     static let setDestructor: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
-        let slot = Int(ltc_tobox(L, 1)!.pointee.slot)
-        if Lua.isNoneOrNil(L, 2) {
-            ltc_clearslot(L, ltc_upvalue(LTC_UPV_EXTRA), lua_Integer(slot))
-            c.unsafeSetDestructor(nil, context: nil)
+        let f = ModuleState.frame(L, out)
+        let removing = Lua.isNoneOrNil(L, 2)
+        if !removing && lua_type(L, 2) != LUA_TFUNCTION { return Lua.typeError(L, out, 2, "function") }
+        guard Handles.context(f, out, 1) != nil else { return 0 }
+        let cell = ltc_tocell_in(L, 1, f.meta)!
+        let slot = cell.pointee.slot
+        if removing {
+            ltc_clearslot(L, f.extra, slot)
+            TallocContext(unsafePointer: cell.pointee.body!).unsafeSetDestructor(nil, context: nil)
             return 0
         }
-        guard lua_type(L, 2) == LUA_TFUNCTION else { return Lua.typeError(L, out, 2, "function") }
-        lua_pushinteger(L, lua_Integer(slot))
+        lua_pushinteger(L, slot)
         lua_pushvalue(L, 2)
-        guard ltc_rawset(L, ltc_upvalue(LTC_UPV_EXTRA)) == LUA_OK else { return out.rethrow() }
-        if !c.unsafeSetDestructor(ModuleState.destructor, context: UnsafeMutableRawPointer(S)) {
+        guard ltc_rawset(L, f.extra) == LUA_OK else { return out.rethrow() }
+        // the table may have grown: a collection may have freed the context meanwhile
+        guard let body = cell.pointee.body else {
+            ltc_clearslot(L, f.extra, slot)
+            return Handles.freedError(L, out, cell)
+        }
+        if !TallocContext(unsafePointer: body).unsafeSetDestructor(ModuleState.destructor, context: UnsafeMutableRawPointer(f.S)) {
+            ltc_clearslot(L, f.extra, slot)
             return out.error("not enough memory")
         }
         return 0
@@ -360,144 +374,160 @@ enum TallocModule {
 
     // MARK: - Names and types
 
+    /// set_name(c, name): talloc_set_name: the name is copied into a new ".name" child (counted in
+    /// total_blocks and by memory limits, as talloc's).
     static let setName: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let s = Lua.string(L, out, 2) else { return 0 }
-        do throws(TallocError) { try c.setName(s) } catch { return failure(L, out, error) }
+        let f = ModuleState.frame(L, out)
+        guard let s = Lua.bytes(L, out, 2) else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        let n = s.firstIndex(of: 0) ?? s.count
+        let child: TallocContext
+        do throws(TallocError) {
+            child = try TallocContext.strdup(parent: c, bytes: UnsafeRawBufferPointer(rebasing: s[0..<n]))
+        } catch { return failure(out, error) }
+        child.unsafeSetNameConst(nameChunkName)
+        c.unsafeSetNameConst(UnsafePointer(child.unsafePointer.assumingMemoryBound(to: CChar.self)))
         lua_settop(L, 2)
         return 1
     }
 
+    private static let nameChunkName = Glibc.strdup(".name")!
+
     static let getName: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
-        return Lua.push(L, c.name) ? 1 : out.rethrow()
+        guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
+        return Names.bytes(c).withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
     }
 
     static let checkName: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let s = Lua.string(L, out, 2) else { return 0 }
-        lua_pushboolean(L, c.checkName(s) ? 1 : 0)
+        let f = ModuleState.frame(L, out)
+        guard let s = Lua.bytes(L, out, 2) else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        lua_pushboolean(L, Names.equals(c, s) ? 1 : 0)
         return 1
     }
 
     static let setType: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let b = Lua.bytes(L, out, 2) else { return 0 }
-        if !c.setNameCopy(b) { return out.error("not enough memory") }
+        let f = ModuleState.frame(L, out)
+        guard let b = Lua.bytes(L, out, 2) else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        let cell = ltc_tocell_in(L, 1, f.meta)!
+        if !ModuleState.setNameCopy(f.S, c, cell, b) { return out.error("not enough memory") }
         return 0
     }
 
     static let getType: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let s = Lua.string(L, out, 2) else { return 0 }
-        if c.checkName(s) { lua_settop(L, 1) } else { lua_pushnil(L) }
+        let f = ModuleState.frame(L, out)
+        guard let s = Lua.bytes(L, out, 2) else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        if Names.equals(c, s) { lua_settop(L, 1) } else { lua_pushnil(L) }
         return 1
     }
 
     static let getTypeAbort: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let s = Lua.string(L, out, 2) else { return 0 }
-        if Lua.isNoneOrNil(L, 1) { return out.error("Type mismatch: name[NULL] expected[\(s)]") }
-        guard let c = Handles.context(L, out, 1) else { return 0 }
-        if !c.checkName(s) { return out.error("Type mismatch: name[\(c.name)] expected[\(s)]") }
+        let f = ModuleState.frame(L, out)
+        guard let s = Lua.bytes(L, out, 2) else { return 0 }
+        let expected = Array(s)
+        if Lua.isNoneOrNil(L, 1) {
+            return out.error(L, parts: [Array("Type mismatch: name[NULL] expected[".utf8), expected, [UInt8(ascii: "]")]])
+        }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        if !Names.equals(c, s) {
+            return out.error(L, parts: [Array("Type mismatch: name[".utf8), Names.bytes(c), Array("] expected[".utf8),
+                                        expected, [UInt8(ascii: "]")]])
+        }
         lua_settop(L, 1)
         return 1
     }
 
     // MARK: - Tree queries
 
-    static func pushOrNil(_ L: LuaState, _ out: Out, _ c: TallocContext?, _ S: StatePtr) -> Int32 {
-        guard let c else { lua_pushnil(L); return 1 }
-        return Handles.push(L, c, S) ? 1 : out.rethrow()
-    }
-
     static let parent: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
-        return pushOrNil(L, out, Handles.visibleParent(c, S), S)
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        let cell = ltc_tocell_in(L, 1, f.meta)!
+        return Handles.pushOrNil(f, out, Handles.visibleParent(f.S, c, cell))
     }
 
     static let parentName: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
-        guard let p = Handles.visibleParent(c, S) else { lua_pushnil(L); return 1 }
-        return Lua.push(L, p.name) ? 1 : out.rethrow()
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        let cell = ltc_tocell_in(L, 1, f.meta)!
+        guard let p = Handles.visibleParent(f.S, c, cell) else { lua_pushnil(L); return 1 }
+        return Names.bytes(p).withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
     }
 
-    /// The children a Lua user sees: not reference handles, not the ".name" chunk holding the name.
+    /// The children a Lua user sees: not reference handles (TallocCore skips them), not the ".name"
+    /// chunk holding the parent's current name (found by address: O(1) per step).
+    @inline(__always)
     static func visibleChild(_ start: TallocContext?, of parent: TallocContext) -> TallocContext? {
         var c = start
-        let nameChild = parent.isNamedByContents ? nil : nameChunk(of: parent)
-        while let x = c, x == nameChild { c = x.nextSibling }
+        while let x = c, Names.isNameChild(x, of: parent) { c = x.nextSibling }
         return c
-    }
-
-    static func nameChunk(of c: TallocContext) -> TallocContext? {
-        var x = c.firstChild
-        let name = c.name
-        while let y = x {
-            if y.checkName(".name") && y.stringValue == name && y.isNamedByContents == false { return y }
-            x = y.nextSibling
-        }
-        return nil
     }
 
     static let children: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard Handles.context(L, out, 1) != nil else { return 0 }
-        lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), -1)  // the iterator
+        let f = ModuleState.frame(L, out)
+        guard Handles.context(f, out, 1) != nil else { return 0 }
+        lua_rawgeti(L, f.extra, -1)  // the iterator
         lua_pushvalue(L, 1)
         lua_pushnil(L)
         return 3
     }
 
-    /// The iterator of children(): (parent, previous) -> next child, newest first.
+    /// The iterator of children(): (parent, previous) -> next child, newest first. O(1) per step.
     static let nextChild: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let p = Handles.context(L, out, 1) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let p = Handles.context(f, out, 1) else { return 0 }
         let next: TallocContext?
         if Lua.isNoneOrNil(L, 2) {
             next = visibleChild(p.firstChild, of: p)
         } else {
-            guard let prev = Handles.context(L, out, 2) else { return 0 }
+            guard let prev = Handles.context(f, out, 2) else { return 0 }
             if prev.parent != p { return out.error("children changed while iterating (the previous child moved)") }
             next = visibleChild(prev.nextSibling, of: p)
         }
-        return pushOrNil(L, out, next, S)
+        return Handles.pushOrNil(f, out, next)
     }
 
     static let isParent: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let p = Handles.context(L, out, 2) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1), let p = Handles.context(f, out, 2) else { return 0 }
         lua_pushboolean(L, c.isParent(p) ? 1 : 0)
         return 1
     }
 
+    /// find_parent_byname(c, name): c itself or its nearest ancestor so named, within what Lua may see.
     static let findParentByName: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let s = Lua.string(L, out, 2) else { return 0 }
-        var found = c.findParent(byName: s)
-        if found?.unsafePointer == S.pointee.root { found = nil }
-        return pushOrNil(L, out, found, S)
+        let f = ModuleState.frame(L, out)
+        guard let s = Lua.bytes(L, out, 2) else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        let root = f.S.pointee.root
+        var x = c
+        while true {
+            if Names.equals(x, s) { return Handles.push(f, x) ? 1 : out.rethrow() }
+            if let xc = Handles.cell(of: x, f.S), xc.pointee.flags & Int32(LTC_HIDDEN) != 0 { break }
+            guard let p = x.parent, p.unsafePointer != root else { break }
+            x = p
+        }
+        lua_pushnil(L)
+        return 1
     }
 
-    static func integerQuery(_ L: LuaState, _ out: Out, _ f: (TallocContext) -> Int) -> Int32 {
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
-        lua_pushinteger(L, lua_Integer(f(c)))
+    static func integerQuery(_ L: LuaState, _ out: Out, _ fn: (TallocContext) -> Int) -> Int32 {
+        guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
+        lua_pushinteger(L, lua_Integer(fn(c)))
         return 1
     }
 
@@ -507,31 +537,34 @@ enum TallocModule {
 
     // MARK: - Reports, limits, pools, pictures
 
-    static func reportBody(_ L: LuaState, _ out: Out, full: Bool) -> Int32 {
-        let S = ModuleState.enter(L, out)
+    /// The `addresses` option of report/report_full at stack index `i` (read first: `__index` may run).
+    static func addressesOption(_ L: LuaState, _ out: Out, _ i: Int32) -> Bool? {
         var addresses = true
-        if !Lua.isNoneOrNil(L, 2) {
-            guard lua_type(L, 2) == LUA_TTABLE else { return Lua.typeError(L, out, 2, "table") }
-            guard clua_getfield(L, 2, "addresses") == LUA_OK else { return out.rethrow() }
+        if !Lua.isNoneOrNil(L, i) {
+            guard lua_type(L, i) == LUA_TTABLE else { _ = Lua.typeError(L, out, i, "table"); return nil }
+            guard clua_getfield(L, i, "addresses") == LUA_OK else { _ = out.rethrow(); return nil }
             if lua_type(L, -1) != LUA_TNIL { addresses = lua_toboolean(L, -1) != 0 }
             clua_pop(L, 1)
         }
-        let text: String
-        if Lua.isNoneOrNil(L, 1) {
-            text = allReport(S, full: full, addresses: addresses)
-        } else {
-            guard let c = Handles.context(L, out, 1) else { return 0 }
-            text = full ? c.reportFull(addresses: addresses) : c.report(addresses: addresses)
-        }
-        return Lua.push(L, text) ? 1 : out.rethrow()
+        return addresses
     }
 
-    /// The report of everything the state made: the runtime's root (Lua's heap and the contexts) when
-    /// there is one, else each top-level context of this state.
-    static func allReport(_ S: StatePtr, full: Bool, addresses: Bool) -> String {
-        let root = TallocContext(unsafePointer: S.pointee.root)
-        let top = root.parent ?? root
-        return full ? top.reportFull(addresses: addresses) : top.report(addresses: addresses)
+    static func reportBody(_ L: LuaState, _ out: Out, full: Bool) -> Int32 {
+        let f = ModuleState.frame(L, out)
+        guard let addresses = addressesOption(L, out, 2) else { return 0 }
+        let target: TallocContext
+        if Lua.isNoneOrNil(L, 1) {
+            // everything the state made: the runtime's root (Lua's heap and the contexts) when there
+            // is one, else the state's top level
+            let root = TallocContext(unsafePointer: f.S.pointee.root)
+            target = root.parent ?? root
+        } else {
+            guard let c = Handles.context(f, out, 1) else { return 0 }
+            target = c
+        }
+        return Text.push(f, out) { accountant, sink in
+            target.writeReport(depth: 0, maxDepth: full ? -1 : 1, addresses: addresses, accountant: accountant, to: sink)
+        }
     }
 
     static let report: clua_Body = { L, out in reportBody(L!, out!, full: false) }
@@ -539,23 +572,22 @@ enum TallocModule {
 
     static let setMemlimit: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1), let n = Lua.integer(L, out, 2) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let n = Lua.integer(L, out, 2) else { return 0 }
         if n < 0 { return out.argError(2, "limit must not be negative") }
-        do throws(TallocError) { try c.setMemoryLimit(n) } catch { return failure(L, out, error) }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        do throws(TallocError) { try c.setMemoryLimit(n) } catch { return failure(out, error) }
         lua_pushboolean(L, 1)
         return 1
     }
 
     static let poolInfo: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
+        guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         guard let info = c.poolInfo else { lua_pushnil(L); return 1 }
         guard clua_createtable(L, 0, 5) == LUA_OK else { return out.rethrow() }
-        let fields: [(String, Int)] = [("capacity", info.capacity), ("used", info.used), ("available", info.available),
-                                       ("objects", info.objectCount)]
-        for (k, v) in fields {
+        for (k, v) in [("capacity", info.capacity), ("used", info.used), ("available", info.available),
+                       ("objects", info.objectCount)] {
             lua_pushinteger(L, lua_Integer(v))
             guard clua_setfield(L, -2, k) == LUA_OK else { return out.rethrow() }
         }
@@ -566,29 +598,35 @@ enum TallocModule {
 
     static let dot: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        let text: String
+        let f = ModuleState.frame(L, out)
+        let target: TallocContext
         if Lua.isNoneOrNil(L, 1) {
-            let root = TallocContext(unsafePointer: S.pointee.root)
-            text = TallocContext.dot([root.parent ?? root])
+            let root = TallocContext(unsafePointer: f.S.pointee.root)
+            target = root.parent ?? root
         } else {
-            guard let c = Handles.context(L, out, 1) else { return 0 }
-            text = c.dot()
+            guard let c = Handles.context(f, out, 1) else { return 0 }
+            target = c
         }
-        return Lua.push(L, text) ? 1 : out.rethrow()
+        return Text.push(f, out) { accountant, sink in target.writeDot(accountant: accountant, to: sink) }
     }
 
     static let poolMap: clua_Body = { L, out in
         let L = L!, out = out!
-        _ = ModuleState.enter(L, out)
-        guard let c = Handles.context(L, out, 1) else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1) else { return 0 }
         guard let text = PoolMap.render(c) else { lua_pushnil(L); return 1 }
         return Lua.push(L, text) ? 1 : out.rethrow()
     }
 
+    /// is_freed(x): true for a freed context (and for every handle once the state closed); never raises.
     static let isFreed: clua_Body = { L, out in
-        let L = L!
-        if let b = ltc_tobox(L, 1) { lua_pushboolean(L, b.pointee.body == nil ? 1 : 0) } else { lua_pushboolean(L, 0) }
+        let L = L!, out = out!
+        guard let S = out.pointee.context?.assumingMemoryBound(to: ltc_State.self) else {
+            lua_pushboolean(L, ltc_tocell(L, 1) != nil ? 1 : 0)
+            return 1
+        }
+        let f = Frame(module: L, S)
+        if let cell = ltc_tocell_in(L, 1, f.meta) { lua_pushboolean(L, cell.pointee.body == nil ? 1 : 0) } else { lua_pushboolean(L, 0) }
         return 1
     }
 
@@ -596,66 +634,48 @@ enum TallocModule {
 
     static let tostring: clua_Body = { L, out in
         let L = L!, out = out!
-        guard let b = ltc_tobox(L, 1) else { return Lua.typeError(L, out, 1, "talloc.context") }
-        guard let body = b.pointee.body else { return Lua.push(L, "talloc.context (freed)") ? 1 : out.rethrow() }
+        guard let cell = ltc_tocell(L, 1) else { return Lua.typeError(L, out, 1, "talloc.context") }
+        guard out.pointee.context != nil, let body = cell.pointee.body else {
+            return Lua.push(L, "talloc.context (freed)") ? 1 : out.rethrow()
+        }
         let c = TallocContext(unsafePointer: body)
-        let text = "talloc.context '\(c.name)' (\(c.size) bytes) 0x\(String(UInt(bitPattern: body), radix: 16))"
-        return Lua.push(L, text) ? 1 : out.rethrow()
+        var text = Array("talloc.context '".utf8)
+        text += Names.bytes(c)
+        text += Array("' (\(c.size) bytes) 0x\(String(UInt(bitPattern: body), radix: 16))".utf8)
+        return text.withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
     }
 
-    /// __gc: a top-level context no Lua value can reach is freed; a child is left to its parent.
+    /// __gc: when the last userdata of a top-level context goes, the context is freed (unless the host
+    /// lent it, or a destructor refused once already); a child is left to its parent.
     static let gc: clua_Body = { L, out in
-        let L = L!
-        let S = ModuleState.enter(L, out!)
-        guard let b = ltc_tobox(L, 1) else { return 0 }
+        let L = L!, out = out!
+        guard let S = out.pointee.context?.assumingMemoryBound(to: ltc_State.self) else {
+            // the state is closed: its cells are gone with it; only let go of the pointer
+            if ltc_tocell(L, 1) != nil { ltc_dropcell(L, 1) }
+            return 0
+        }
+        let f = Frame(module: L, S)
+        guard let cell = ltc_tocell_in(L, 1, f.meta), ltc_isdead(cell) == 0 else { return 0 }
+        ltc_dropcell(L, 1)  // a second __gc finds the dead cell
+        // this userdata's count is given back at the end: the cell must outlive the free below
         defer {
-            // the userdata lets go of its cell (once: a second __gc finds the dead cell)
-            ltc_dropcell(L, 1)
-            ltc_unref(b)
+            cell.pointee.uds -= 1
+            Handles.release(S, cell)
         }
-        let slot = b.pointee.slot
-        guard let body = b.pointee.body else {
-            // Freed (its slot went with the chunk), superseded by a newer handle (the slot moved to it),
-            // or a handle whose creation failed (it still holds its own slot).
-            if slot != 0 { ltc_releaseslot(L, slot) }
-            return 0
-        }
-        // Here the cell is the chunk's current handle (Handles.attach keeps that true), so the chunk lives.
-        b.pointee.body = nil
-        b.pointee.slot = 0
+        guard cell.pointee.uds <= 1, let body = cell.pointee.body else { return 0 }
         let c = TallocContext(unsafePointer: body)
-        /// The chunk lets go of this cell: no more news of it reaches this handle.
-        func detach(keepObserver: Bool) {
-            if c.unsafeObserverData == UnsafeMutableRawPointer(b) {
-                c.unsafeObserverData = nil
-                ltc_unref(b)
-            }
-            if !keepObserver { c.unsafeSetObserver(nil, context: nil, tag: 0) }
-        }
-        if Handles.visibleParent(c, S) == nil && !c.isBeingFreed {
-            if !c.hasDestructor && c.referenceCount == 0 {
-                // The common case: nothing can refuse. This handle is going anyway, so the chunk's own
-                // observer has nothing to tell: drop it and give the slot back here.
-                detach(keepObserver: false)
-                ltc_releaseslot(L, slot)
-                try? c.free()
-                return 0
-            }
-            detach(keepObserver: true)
-            S.pointee.inGC += 1
-            try? c.free()
-            S.pointee.inGC -= 1
-            _ = ModuleState.takeError(L, S)
+        let flags = cell.pointee.flags
+        guard c.parent?.unsafePointer == S.pointee.root, flags & Int32(LTC_LENT | LTC_REFUSED) == 0, !c.isBeingFreed else {
             return 0
         }
-        // A child belongs to its parent. Keep the slot while a destructor needs it.
-        lua_rawgeti(L, ltc_upvalue(LTC_UPV_EXTRA), slot)
-        let keep = lua_type(L, -1) == LUA_TFUNCTION
-        clua_pop(L, 1)
-        detach(keepObserver: keep)
-        if !keep {
-            ltc_clearslot(L, ltc_upvalue(LTC_UPV_HANDLES), slot)
-            ltc_releaseslot(L, slot)
+        S.pointee.inGC += 1
+        try? c.free()
+        S.pointee.inGC -= 1
+        if ModuleState.takeError(f) { clua_pop(L, 1) }
+        if cell.pointee.body != nil {
+            // refused (a destructor, or references): it stays until the state closes, and the collector
+            // does not try again
+            cell.pointee.flags |= Int32(LTC_REFUSED)
         }
         return 0
     }
@@ -663,10 +683,10 @@ enum TallocModule {
     /// __close: frees like `free`; a refusal is not an error, a destructor's error is.
     static let close: clua_Body = { L, out in
         let L = L!, out = out!
-        let S = ModuleState.enter(L, out)
-        guard let b = ltc_tobox(L, 1), let body = b.pointee.body else { return 0 }
+        let f = ModuleState.frame(L, out)
+        guard let cell = ltc_tocell_in(L, 1, f.meta), let body = cell.pointee.body else { return 0 }
         try? TallocContext(unsafePointer: body).free()
-        if ModuleState.takeError(L, S) { return out.rethrow() }
+        if ModuleState.takeError(f) { return out.rethrow() }
         return 0
     }
 }

@@ -1,6 +1,9 @@
-/* luatalloc — the C half of the Lua binding (see clua_shim.h and ltc_shim.h). */
+/* luatalloc — the C half of the Lua binding: Lua API wrappers (clua_), the talloc module (ltc_), host
+   helpers (lth_). */
 #ifndef CLUASHIMS_H
 #define CLUASHIMS_H
 #include "clua_shim.h"
 #include "ltc_shim.h"
+#include "lth_shim.h"
+#include "ltc_strlib.h"
 #endif

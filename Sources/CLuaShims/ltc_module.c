@@ -1,0 +1,657 @@
+/*
+** luatalloc — the C half of the `talloc` Lua module: trampolines, opening and closing, protected helpers.
+** SPDX-License-Identifier: MIT
+**
+** See ltc_shim.h for the two rules (threads, handles).  Every function here that may raise runs either in
+** a module function's own frame (before its Swift body or after the body returned) or under lua_pcall.
+*/
+#include "ltc_shim.h"
+#include "ltc_strlib.h"
+
+const ltc_Cell ltc_deadcell = { NULL, NULL, NULL, 0, NULL, 0, 0, 1 << 30, 0, 0, {0} };
+
+/* The closure of every module function carries these upvalues (see LTC_UPV_*). */
+
+static int ltc_closedmsg (lua_State *L) {
+  return luaL_error(L, "talloc: the Lua state is closing");
+}
+
+/*
+** {======================================================================
+** Running a Swift body
+** =======================================================================
+*/
+
+/* Raises as the body asked, or returns its results.  The previous thread is back in place already. */
+static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
+  out->message[sizeof(out->message) - 1] = '\0';
+  switch (out->kind) {
+    case CLUA_ERROR: return luaL_error(L, "%s", out->message);
+    case CLUA_ARGERROR: return luaL_argerror(L, out->arg, out->message);
+    case CLUA_RETHROW: return lua_error(L);
+    case LTC_ERRORVALUE:  /* "position: " .. message, any bytes */
+      luaL_where(L, 1);
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+      return lua_error(L);
+    default: return n;
+  }
+}
+
+/*
+** Runs the body with the thread recorded: callbacks that run inside it (observer, Lua destructors) use
+** this thread, and the thread of the call that was running before comes back when the body returns.  A
+** body never raises, so the restore always happens.
+*/
+static int ltc_runbody (lua_State *L, ltc_State *S, clua_Outcome *out) {
+  clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+  lua_State *prev = S->currentL;
+  int n;
+  out->kind = CLUA_RETURN;
+  out->arg = 0;
+  out->context = S;
+  out->message[0] = '\0';
+  S->currentL = L;
+  n = body(L, out);  /* Swift returns here: only C frames below */
+  S->currentL = prev;
+  return n;
+}
+
+/*
+** The safe point at the start of every module call: nothing is held yet, so a collection asked for when
+** memory ran out (finalizers included: contexts that became garbage give their memory back) runs here.
+*/
+static void ltc_safepoint (lua_State *L, ltc_State *S) {
+  if (*S->pendingCollect) {
+    *S->pendingCollect = 0;
+    lua_gc(L, LUA_GCCOLLECT);
+  }
+}
+
+/* Every plain function. */
+int ltc_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_State *S = ltc_state(L);
+  int n;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  n = ltc_runbody(L, S, &out);
+  return ltc_finish(L, &out, n);
+}
+
+/* Functions that must work on a closed state and never raise on their own (is_freed, __gc, __tostring):
+   the body sees out.context NULL when the state is closed. */
+static int ltc_nostate_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_State *S = ltc_state(L);
+  int n;
+  if (S->closed) {
+    clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+    out.kind = CLUA_RETURN;
+    out.arg = 0;
+    out.context = NULL;
+    out.message[0] = '\0';
+    n = body(L, &out);
+    return ltc_finish(L, &out, n);
+  }
+  n = ltc_runbody(L, S, &out);
+  return ltc_finish(L, &out, n);
+}
+
+/* The slot a new cell takes (a free list in the state, so that taking and giving back touches no table). */
+static lua_Integer ltc_takeslot (ltc_State *S) {
+  if (S->nfree > 0) return S->freeslots[--S->nfree];
+  return ++S->nextslot;
+}
+
+/*
+** A new, empty handle with a new cell (body NULL, slot of its own, stored in handles[slot]): [-0, +1].
+** Raises on memory errors, so it runs in a trampoline before the Swift body.  Until the body attaches a
+** chunk, the handle reads as freed; if the body fails, the handle is garbage and its __gc frees the cell.
+*/
+static ltc_Cell *ltc_newhandle (lua_State *L, ltc_State *S) {
+  ltc_Cell *cell;
+  ltc_Cell **p = (ltc_Cell **)lua_newuserdatauv(L, sizeof(ltc_Cell *), 1);
+  *p = NULL;
+  lua_pushvalue(L, lua_upvalueindex(LTC_UPV_META));
+  lua_setmetatable(L, -2);  /* from here on its __gc runs (and finds a dead cell until one is set) */
+  cell = ltc_newcell(S);
+  if (cell == NULL) luaL_error(L, "not enough memory");
+  cell->slot = ltc_takeslot(S);
+  *p = cell;
+  cell->uds = 1;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, lua_upvalueindex(LTC_UPV_HANDLES), cell->slot);  /* 'm': raises, the __gc cleans up */
+  return cell;
+}
+
+/*
+** Functions that create a context: the handle is made first (it may raise: no Swift frame yet) and put at
+** index 1, under the arguments (argument n is at index n + 1); then the Swift body fills it and returns 1,
+** or fails and leaves it empty.
+*/
+static int ltc_create_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_State *S = ltc_state(L);
+  int n;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  ltc_newhandle(L, S);
+  lua_insert(L, 1);
+  n = ltc_runbody(L, S, &out);
+  return ltc_finish(L, &out, n);
+}
+
+/*
+** asprintf(parent, fmt, ...): the arguments are formatted first, in the function's own frame, so errors
+** name 'asprintf' and its real argument numbers, and __tostring (Lua code) has run before the body looks
+** at any context.  Then as ltc_create_trampoline; the formatted string is on the top.
+*/
+static int ltc_format_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_State *S = ltc_state(L);
+  int n;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  luaL_checkstack(L, 4, NULL);
+  if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
+  ltc_format(L, 2);
+  ltc_newhandle(L, S);
+  lua_insert(L, 1);
+  n = ltc_runbody(L, S, &out);
+  return ltc_finish(L, &out, n);
+}
+
+/* asprintf_append(c, fmt, ...): formatted first, as above; the result on the top. */
+static int ltc_append_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_State *S = ltc_state(L);
+  int n;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  luaL_checkstack(L, 4, NULL);
+  if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
+  ltc_format(L, 2);
+  n = ltc_runbody(L, S, &out);
+  return ltc_finish(L, &out, n);
+}
+
+/* c:pack(off, fmt, ...): string.pack of the arguments from 3 on, in the method's own frame; the packed
+   string on the top. */
+static int ltc_pack_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_State *S = ltc_state(L);
+  int n;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  luaL_checkstack(L, 4, NULL);
+  ltc_pack(L, 3);
+  n = ltc_runbody(L, S, &out);
+  return ltc_finish(L, &out, n);
+}
+
+/*
+** c:unpack(off, fmt): the body checks the context and the offset and pushes a copy of the bytes from
+** 'off' on (so no finalizer can free what is being read); then string.unpack runs here, in the method's
+** frame, and its last result becomes an offset into the context again.
+*/
+static int ltc_unpack_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_State *S = ltc_state(L);
+  int n, data;
+  lua_Integer off;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  lua_settop(L, 3);
+  n = ltc_runbody(L, S, &out);
+  if (out.kind != CLUA_RETURN) return ltc_finish(L, &out, n);
+  data = lua_gettop(L);
+  off = lua_tointeger(L, 2);
+  n = ltc_unpack(L, 3, data, 1);
+  lua_pushinteger(L, off + lua_tointeger(L, -1) - 1);
+  lua_replace(L, -2);
+  return n;
+}
+
+/* }====================================================================== */
+
+
+/*
+** {======================================================================
+** Cells, slots, handles
+** =======================================================================
+*/
+
+ltc_Cell *ltc_newcell (ltc_State *S) {
+  ltc_Cell *cell;
+  if (S->charge != NULL && !S->charge(S, (long long)LTC_CELLCOST)) return NULL;
+  cell = (ltc_Cell *)calloc(1, sizeof(ltc_Cell));
+  if (cell == NULL) {
+    if (S->charge != NULL) S->charge(S, -(long long)LTC_CELLCOST);
+    return NULL;
+  }
+  cell->next = S->cells;
+  if (S->cells != NULL) S->cells->pprev = &cell->next;
+  cell->pprev = &S->cells;
+  S->cells = cell;
+  S->ncells++;
+  return cell;
+}
+
+/* Gives a slot back (never raises: a slot that does not fit in the list is simply never reused). */
+void ltc_giveslot (ltc_State *S, lua_Integer slot) {
+  if (slot <= 0) return;
+  if (S->nfree == S->capfree) {
+    size_t cap = S->capfree ? S->capfree * 2 : 64;
+    lua_Integer *p;
+    long long grow = (long long)((cap - S->capfree) * sizeof(lua_Integer));
+    if (S->charge != NULL && !S->charge(S, grow)) return;
+    p = (lua_Integer *)realloc(S->freeslots, cap * sizeof(lua_Integer));
+    if (p == NULL) {
+      if (S->charge != NULL) S->charge(S, -grow);
+      return;
+    }
+    S->freeslots = p;
+    S->capfree = cap;
+  }
+  S->freeslots[S->nfree++] = slot;
+}
+
+/* Frees a cell nothing points at any more (no userdata, no chunk): its slot and name go back. */
+void ltc_freecell (ltc_State *S, ltc_Cell *cell) {
+  if (cell == NULL || cell == &ltc_deadcell) return;
+  if (cell->pprev != NULL) {
+    *cell->pprev = cell->next;
+    if (cell->next != NULL) cell->next->pprev = cell->pprev;
+  }
+  S->ncells--;
+  if (!S->closed) {
+    ltc_giveslot(S, cell->slot);
+    if (cell->name != NULL) ltc_unrefname(S, cell->name);
+    if (S->charge != NULL) S->charge(S, -(long long)(LTC_CELLCOST + cell->charged + cell->namecharge));
+  }
+  free(cell);
+}
+
+void ltc_pushtables (lua_State *L, ltc_State *S) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->metaRef);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->handlesRef);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->extraRef);
+}
+
+/* (protected part of ltc_pushhandle) [meta, handles, cell] -> handle */
+static int ltc_pushhandle_k (lua_State *L) {
+  ltc_Cell *cell = (ltc_Cell *)lua_touserdata(L, 3);
+  ltc_Cell **p = (ltc_Cell **)lua_newuserdatauv(L, sizeof(ltc_Cell *), 1);
+  *p = NULL;
+  lua_pushvalue(L, 1);
+  lua_setmetatable(L, -2);
+  *p = cell;  /* with the metatable set, its __gc will count this userdata out again */
+  cell->uds++;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, 2, cell->slot);
+  return 1;
+}
+
+int ltc_pushhandle (lua_State *L, ltc_Cell *cell, int tables) {
+  lua_pushcfunction(L, ltc_pushhandle_k);
+  if (tables == 0) {
+    lua_pushvalue(L, lua_upvalueindex(LTC_UPV_META));
+    lua_pushvalue(L, lua_upvalueindex(LTC_UPV_HANDLES));
+  } else {
+    tables = lua_absindex(L, tables);
+    lua_pushvalue(L, tables);
+    lua_pushvalue(L, tables + 1);
+  }
+  lua_pushlightuserdata(L, cell);
+  return lua_pcall(L, 3, 1, 0);
+}
+
+/* }====================================================================== */
+
+
+/*
+** {======================================================================
+** Interned names: the chunk sources of location names ("FILE:LINE")
+** =======================================================================
+*/
+
+static unsigned ltc_hash (const char *s, size_t len) {
+  unsigned h = 2166136261u;
+  size_t i;
+  for (i = 0; i < len; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
+  return h;
+}
+
+/* The counted name for 'text' (one count taken for the caller), or NULL when memory runs out. */
+ltc_Name *ltc_internname (ltc_State *S, const char *text) {
+  size_t len = strlen(text);
+  unsigned h = ltc_hash(text, len);
+  ltc_Name *n;
+  if (S->capnames > 0) {
+    for (n = S->names[h & (S->capnames - 1)]; n != NULL; n = n->next) {
+      if (n->hash == h && n->len == len && memcmp(n->text, text, len) == 0) {
+        n->refs++;
+        return n;
+      }
+    }
+  }
+  if (S->nnames >= S->capnames) {  /* grow the buckets (and rehash) */
+    size_t cap = S->capnames ? S->capnames * 2 : 64, i;
+    long long cost = (long long)(cap * sizeof(ltc_Name *)), old = (long long)(S->capnames * sizeof(ltc_Name *));
+    ltc_Name **b;
+    if (S->charge != NULL && !S->charge(S, cost)) return NULL;
+    b = (ltc_Name **)calloc(cap, sizeof(ltc_Name *));
+    if (b == NULL) { if (S->charge != NULL) S->charge(S, -cost); return NULL; }
+    for (i = 0; i < S->capnames; i++) {
+      ltc_Name *x = S->names[i];
+      while (x != NULL) {
+        ltc_Name *next = x->next;
+        x->next = b[x->hash & (cap - 1)];
+        b[x->hash & (cap - 1)] = x;
+        x = next;
+      }
+    }
+    free(S->names);
+    if (S->charge != NULL) S->charge(S, -old);
+    S->names = b;
+    S->capnames = cap;
+  }
+  if (S->charge != NULL && !S->charge(S, (long long)ltc_mallocfootprint(sizeof(ltc_Name) + len))) return NULL;
+  n = (ltc_Name *)malloc(sizeof(ltc_Name) + len);
+  if (n == NULL) {
+    if (S->charge != NULL) S->charge(S, -(long long)ltc_mallocfootprint(sizeof(ltc_Name) + len));
+    return NULL;
+  }
+  memcpy(n->text, text, len + 1);
+  n->len = len;
+  n->hash = h;
+  n->refs = 1;
+  n->next = S->names[h & (S->capnames - 1)];
+  S->names[h & (S->capnames - 1)] = n;
+  S->nnames++;
+  return n;
+}
+
+/* Drops one count of a name; the last one frees it (and forgets it in the one-entry cache). */
+void ltc_unrefname (ltc_State *S, ltc_Name *n) {
+  ltc_Name **pp;
+  if (n == NULL || S->closed) return;
+  if (--n->refs > 0) return;
+  for (pp = &S->names[n->hash & (S->capnames - 1)]; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == n) { *pp = n->next; break; }
+  }
+  if (S->lastName == n) { S->lastName = NULL; S->lastSource = NULL; }
+  S->nnames--;
+  if (S->charge != NULL) S->charge(S, -(long long)ltc_mallocfootprint(sizeof(ltc_Name) + n->len));
+  free(n);
+}
+
+static void ltc_freenames (ltc_State *S) {
+  size_t i;
+  for (i = 0; i < S->capnames; i++) {
+    ltc_Name *x = S->names[i];
+    while (x != NULL) { ltc_Name *next = x->next; free(x); x = next; }
+  }
+  free(S->names);
+  S->names = NULL;
+  S->capnames = S->nnames = 0;
+  S->lastName = NULL;
+  S->lastSource = NULL;
+}
+
+int ltc_callername (lua_State *L, ltc_State *S, char *buf, size_t buflen, const void **source, int *line,
+                    ltc_Name **name) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 1, &ar)) return 0;
+  if (!lua_getinfo(L, "Sl", &ar)) return 0;
+  if (ar.currentline < 0) return 0;  /* a C function: no position */
+  *line = ar.currentline;
+  *source = ar.source;
+  if (S->lastName != NULL && S->lastSource == (const void *)ar.source && strcmp(S->lastName->text, ar.short_src) == 0) {
+    *name = S->lastName;
+    return 1;
+  }
+  strncpy(buf, ar.short_src, buflen - 1);
+  buf[buflen - 1] = '\0';
+  return 2;
+}
+
+/* }====================================================================== */
+
+
+/*
+** {======================================================================
+** Protected helpers
+** =======================================================================
+*/
+
+/* (protected part of ltc_call) [k, fn, args...] -> first result of fn(args...) */
+static int ltc_call_k (lua_State *L) {
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+int ltc_call (lua_State *L, int nargs) {
+  lua_pushcfunction(L, ltc_call_k);
+  lua_insert(L, -(nargs + 2));
+  return lua_pcall(L, nargs + 1, 1, 0);
+}
+
+/* (protected part of ltc_rawset) [table, key, value] */
+static int ltc_rawset_k (lua_State *L) {
+  lua_rawset(L, 1);
+  return 0;
+}
+
+int ltc_rawset (lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, ltc_rawset_k);
+  lua_pushvalue(L, idx);
+  lua_rotate(L, -4, 2);  /* [k, v, f, t] -> [f, t, k, v] */
+  return lua_pcall(L, 3, 0, 0);
+}
+
+/* (protected part of ltc_where) [level, message] */
+static int ltc_where_k (lua_State *L) {
+  luaL_where(L, (int)lua_tointeger(L, 1));
+  lua_insert(L, 2);
+  lua_concat(L, 2);
+  return 1;
+}
+
+int ltc_where (lua_State *L, int level) {
+  lua_pushcfunction(L, ltc_where_k);
+  lua_pushinteger(L, level);
+  lua_rotate(L, -3, -1);  /* [msg, f, level] -> [f, level, msg] */
+  return lua_pcall(L, 2, 1, 0);
+}
+
+/* }====================================================================== */
+
+
+/*
+** {======================================================================
+** Opening and closing
+** =======================================================================
+*/
+
+/* __gc of the state userdata: runs last at lua_close. */
+static int ltc_state_gc (lua_State *L) {
+  ltc_State *S = (ltc_State *)lua_touserdata(L, 1);
+  if (S == NULL) return 0;
+  if (!S->closed && S->closehook != NULL) {
+    lua_State *prev = S->currentL;
+    S->currentL = L;
+    ((ltc_CloseHook)S->closehook)(L, S);
+    S->currentL = prev;
+  }
+  S->closed = 1;
+  /* cells whose userdata never ran its __gc (its metatable was taken away, or it was made while the state
+     closed, when Lua runs no more finalizers): nothing can reach them any more */
+  while (S->cells != NULL) {
+    ltc_Cell *cell = S->cells;
+    S->cells = cell->next;
+    free(cell);
+  }
+  S->ncells = 0;
+  free(S->freeslots);
+  S->freeslots = NULL;
+  S->nfree = S->capfree = 0;
+  ltc_freenames(S);
+  return 0;
+}
+
+static lua_CFunction ltc_trampolinefor (int kind) {
+  switch (kind) {
+    case LTC_CREATES: return ltc_create_trampoline;
+    case LTC_FORMATS: return ltc_format_trampoline;
+    case LTC_APPENDS: return ltc_append_trampoline;
+    case LTC_PACKS: return ltc_pack_trampoline;
+    case LTC_UNPACKS: return ltc_unpack_trampoline;
+    case LTC_NOSTATE: return ltc_nostate_trampoline;
+    default: return ltc_trampoline;
+  }
+}
+
+void ltc_pushfunction (lua_State *L, clua_Body body, int kind, int meta, int handles, int state, int extra) {
+  lua_pushlightuserdata(L, (void *)body);
+  lua_pushvalue(L, meta);
+  lua_pushvalue(L, handles);
+  lua_pushvalue(L, state);
+  lua_pushvalue(L, extra);
+  lua_pushcclosure(L, ltc_trampolinefor(kind), LTC_NUPVALUES);
+}
+
+/*
+** (protected part of ltc_openlib) [regs, nregs, root, ownsRoot, closehook, account, pending, charge]
+** -> module table.  Builds the metatable "talloc.context", the handles (weak values) and extra tables, the
+** state userdata, and one closure per function, all sharing the same upvalues.
+*/
+static int ltc_openlib_k (lua_State *L) {
+  const ltc_Reg *regs = (const ltc_Reg *)lua_touserdata(L, 1);
+  int nregs = (int)lua_tointeger(L, 2);
+  void *root = lua_touserdata(L, 3);
+  int owns = lua_toboolean(L, 4);
+  ltc_CloseHook hook = (ltc_CloseHook)lua_touserdata(L, 5);
+  void *account = lua_touserdata(L, 6);
+  int *pending = (int *)lua_touserdata(L, 7);
+  ltc_ChargeFn charge = (ltc_ChargeFn)lua_touserdata(L, 8);
+  int i, meta, handles, state, extra, module, methods;
+  ltc_State *S;
+  lua_settop(L, 0);
+  luaL_newmetatable(L, LTC_METATABLE); meta = lua_gettop(L);
+  lua_newtable(L); handles = lua_gettop(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, handles);
+  S = (ltc_State *)lua_newuserdatauv(L, sizeof(ltc_State), 0); state = lua_gettop(L);
+  memset(S, 0, sizeof(*S));
+  S->root = root;
+  S->ownsRoot = owns;
+  S->account = account;
+  S->charge = account != NULL ? charge : NULL;
+  S->pendingCollect = pending != NULL ? pending : &S->ownPending;
+  S->L = L;
+  S->currentL = NULL;
+  S->metaRef = S->handlesRef = S->extraRef = LUA_NOREF;
+  lua_newtable(L); extra = lua_gettop(L);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, extra, 0);  /* the key of the pending destructor error exists from the start */
+  /* the state's __gc closes the module; a plain function, it finds the state in its argument */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, ltc_state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, state);
+  S->closehook = (void *)hook;  /* only now: a failure above leaves a state whose __gc does nothing */
+  /* the tables, for callbacks (registry references); the state, so it is finalized only at lua_close */
+  lua_pushvalue(L, meta); S->metaRef = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, handles); S->handlesRef = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, extra); S->extraRef = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, state);
+  lua_setfield(L, LUA_REGISTRYINDEX, "talloc.state");
+  lua_newtable(L); module = lua_gettop(L);
+  lua_newtable(L); methods = lua_gettop(L);
+  for (i = 0; i < nregs; i++) {
+    ltc_pushfunction(L, regs[i].body, regs[i].kind, meta, handles, state, extra);
+    if (regs[i].where & 1) { lua_pushvalue(L, -1); lua_setfield(L, module, regs[i].name); }
+    if (regs[i].where & 2) { lua_pushvalue(L, -1); lua_setfield(L, methods, regs[i].name); }
+    if (regs[i].where & 4) { lua_pushvalue(L, -1); lua_setfield(L, meta, regs[i].name); }
+    if (regs[i].where & 8) { lua_pushvalue(L, -1); lua_rawseti(L, extra, -1); }  /* the children iterator */
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, methods);
+  lua_setfield(L, meta, "__index");
+  lua_pushvalue(L, meta);
+  lua_setfield(L, module, "_metatable");
+  lua_pushvalue(L, module);
+  return 1;
+}
+
+int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *account,
+                 int *pending, ltc_ChargeFn charge, ltc_CloseHook hook) {
+  lua_pushcfunction(L, ltc_openlib_k);
+  lua_pushlightuserdata(L, (void *)regs);
+  lua_pushinteger(L, nregs);
+  lua_pushlightuserdata(L, root);
+  lua_pushboolean(L, ownsRoot);
+  lua_pushlightuserdata(L, (void *)hook);
+  lua_pushlightuserdata(L, account);
+  lua_pushlightuserdata(L, (void *)pending);
+  lua_pushlightuserdata(L, (void *)charge);
+  return lua_pcall(L, 8, 1, 0);
+}
+
+/* (protected part of ltc_preload) package.preload.talloc = a loader returning 'module' (upvalue) */
+static int ltc_loader (lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static int ltc_preload_k (lua_State *L) {
+  /* [module, setglobal] */
+  lua_getglobal(L, "package");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "loaded");
+    if (lua_istable(L, -1)) { lua_pushvalue(L, 1); lua_setfield(L, -2, "talloc"); }
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "preload");
+    if (lua_istable(L, -1)) {
+      lua_pushvalue(L, 1);
+      lua_pushcclosure(L, ltc_loader, 1);
+      lua_setfield(L, -2, "talloc");
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (lua_toboolean(L, 2)) { lua_pushvalue(L, 1); lua_setglobal(L, "talloc"); }
+  return 0;
+}
+
+int ltc_preload (lua_State *L, int setglobal) {
+  lua_pushcfunction(L, ltc_preload_k);
+  lua_insert(L, -2);
+  lua_pushboolean(L, setglobal);
+  return lua_pcall(L, 2, 0, 0);
+}
+
+/* }====================================================================== */
+
+/* (protected part of ltc_tostringinplace) [value] -> string */
+static int ltc_tostring_k (lua_State *L) {
+  lua_tolstring(L, 1, NULL);
+  return 1;
+}
+
+int ltc_tostringinplace (lua_State *L, int idx) {
+  int status;
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, ltc_tostring_k);
+  lua_pushvalue(L, idx);
+  status = lua_pcall(L, 1, 1, 0);
+  if (status == LUA_OK) lua_replace(L, idx);
+  return status;
+}
+
+lua_Integer ltc_takeslot_public (ltc_State *S) { return ltc_takeslot(S); }
