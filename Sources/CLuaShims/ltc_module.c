@@ -62,10 +62,7 @@ static int ltc_runbody (lua_State *L, ltc_State *S, clua_Outcome *out) {
 ** memory ran out (finalizers included: contexts that became garbage give their memory back) runs here.
 */
 static void ltc_safepoint (lua_State *L, ltc_State *S) {
-  if (*S->pendingCollect) {
-    *S->pendingCollect = 0;
-    lua_gc(L, LUA_GCCOLLECT);
-  }
+  ltc_collectnow(L, S->collect);
 }
 
 /* Every plain function. */
@@ -535,7 +532,7 @@ static int ltc_openlib_k (lua_State *L) {
   int owns = lua_toboolean(L, 4);
   ltc_CloseHook hook = (ltc_CloseHook)lua_touserdata(L, 5);
   void *account = lua_touserdata(L, 6);
-  int *pending = (int *)lua_touserdata(L, 7);
+  ltc_Collect *collect = (ltc_Collect *)lua_touserdata(L, 7);
   ltc_ChargeFn charge = (ltc_ChargeFn)lua_touserdata(L, 8);
   int i, meta, handles, state, extra, module, methods;
   ltc_State *S;
@@ -552,7 +549,7 @@ static int ltc_openlib_k (lua_State *L) {
   S->ownsRoot = owns;
   S->account = account;
   S->charge = account != NULL ? charge : NULL;
-  S->pendingCollect = pending != NULL ? pending : &S->ownPending;
+  S->collect = collect != NULL ? collect : &S->ownCollect;
   S->L = L;
   S->currentL = NULL;
   S->metaRef = S->handlesRef = S->extraRef = LUA_NOREF;
@@ -590,7 +587,7 @@ static int ltc_openlib_k (lua_State *L) {
 }
 
 int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *account,
-                 int *pending, ltc_ChargeFn charge, ltc_CloseHook hook) {
+                 ltc_Collect *collect, ltc_ChargeFn charge, ltc_CloseHook hook) {
   lua_pushcfunction(L, ltc_openlib_k);
   lua_pushlightuserdata(L, (void *)regs);
   lua_pushinteger(L, nregs);
@@ -598,7 +595,7 @@ int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int o
   lua_pushboolean(L, ownsRoot);
   lua_pushlightuserdata(L, (void *)hook);
   lua_pushlightuserdata(L, account);
-  lua_pushlightuserdata(L, (void *)pending);
+  lua_pushlightuserdata(L, (void *)collect);
   lua_pushlightuserdata(L, (void *)charge);
   return lua_pcall(L, 8, 1, 0);
 }

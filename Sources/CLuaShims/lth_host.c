@@ -286,11 +286,7 @@ int lth_loadfile (lua_State *L, const char *fname, const char *mode) {
 */
 
 static void lth_aftercatch (lua_State *L) {
-  int *pending = (int *)lua_touserdata(L, lua_upvalueindex(1));
-  if (pending != NULL && *pending) {
-    *pending = 0;
-    lua_gc(L, LUA_GCCOLLECT);  /* a no-op inside a finalizer (Lua 5.4.4 refuses it there) */
-  }
+  ltc_collectnow(L, (ltc_Collect *)lua_touserdata(L, lua_upvalueindex(1)));
 }
 
 static int lth_finishpcall (lua_State *L, int status, lua_KContext extra) {
@@ -393,7 +389,7 @@ static int lth_collectingcatch_k (lua_State *L) {
   return 0;
 }
 
-int lth_collectingcatch (lua_State *L, int *pending) {
+int lth_collectingcatch (lua_State *L, ltc_Collect *pending) {
   lua_pushcfunction(L, lth_collectingcatch_k);
   lua_pushlightuserdata(L, pending);
   return lua_pcall(L, 1, 0, 0);

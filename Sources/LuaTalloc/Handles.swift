@@ -142,7 +142,10 @@ enum Handles {
     /// caller must re-read every context it holds from its cell afterwards (the pushed handle may read as
     /// freed by then, which is what it then is).
     static func push(_ f: Frame, _ c: TallocContext, _ known: Cell? = nil) -> Bool {
-        guard let cell = known ?? makeCell(f.S, c) else { return fail(f.L, "not enough memory") }
+        guard let cell = known ?? makeCell(f.S, c) else {
+            ltc_requestcollect(f.S)
+            return fail(f.L, "not enough memory")
+        }
         return push(f, cell: cell)
     }
 

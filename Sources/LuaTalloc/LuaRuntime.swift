@@ -76,7 +76,7 @@ public final class LuaRuntime {
         }
         self.options = options
         heapState = UnsafeMutablePointer<lth_Heap>.allocate(capacity: 1)
-        heapState.initialize(to: lth_Heap(heap: heap.unsafePointer, pendingCollect: 0))
+        heapState.initialize(to: lth_Heap(collect: ltc_Collect(pending: 0, grace: 0), heap: heap.unsafePointer, debt: 0))
         guard let L = luaL_newstate() else {
             try? root.free()
             heapState.deallocate()
@@ -118,10 +118,10 @@ public final class LuaRuntime {
             if st != LUA_OK { return st }
         }
         let st = LuaTallocModule.open(L, root: contexts, ownsRoot: false, setGlobal: options.tallocGlobal,
-                                      account: heap, pendingCollect: &heapState.pointee.pendingCollect)
+                                      account: heap, collect: &heapState.pointee.collect)
         if st != LUA_OK { return st }
         if options.libraries.contains(.base) || options.libraries.contains(.coroutine) {
-            let cs = lth_collectingcatch(L, &heapState.pointee.pendingCollect)
+            let cs = lth_collectingcatch(L, &heapState.pointee.collect)
             if cs != LUA_OK { clua_remove(L, -2); return cs }
         }
         lua_pushvalue(L, -1)
@@ -163,31 +163,45 @@ public final class LuaRuntime {
     }
 
     /// Lua's `lua_Alloc`: malloc/realloc/free, each growth charged to the heap context first. A growth
-    /// that fails sets the "memory ran out" flag: the module (at its next call) and the runtime's pcall
-    /// (when it catches the error) then collect with finalizers, which Lua's emergency collections skip.
+    /// that fails asks for a collection: the module (at its next call) and the runtime's pcall (when it
+    /// catches the error) then collect with finalizers, which Lua's emergency collections skip. While
+    /// such a collection runs, finalizers may overdraw the limit by up to LTH_GRACE bytes (calling one
+    /// needs stack); that debt is charged back as soon as it fits.
     static let allocator: lua_Alloc = { ud, ptr, osize, nsize in
         let hs = ud!.assumingMemoryBound(to: lth_Heap.self)
         let heap = TallocContext(unsafePointer: hs.pointee.heap)
+        if hs.pointee.debt > 0 && heap.unsafeAdjustExternalSize(by: Int(hs.pointee.debt)) { hs.pointee.debt = 0 }
         let old = ptr == nil ? 0 : Int(osize)
         if nsize == 0 {
             if let ptr {
                 Glibc.free(ptr)
-                _ = heap.unsafeAdjustExternalSize(by: -old)
+                release(hs, heap, old)
             }
             return nil
         }
         let delta = Int(nsize) - old
+        var owed = 0
         if delta > 0 && !heap.unsafeAdjustExternalSize(by: delta) {
-            hs.pointee.pendingCollect = 1
-            return nil
+            hs.pointee.collect.pending = 1
+            guard hs.pointee.collect.grace > 0, Int(hs.pointee.debt) + delta <= Int(LTH_GRACE) else { return nil }
+            owed = delta
         }
         guard let p = Glibc.realloc(ptr, Int(nsize)) else {
-            if delta > 0 { _ = heap.unsafeAdjustExternalSize(by: -delta) }
-            hs.pointee.pendingCollect = 1
+            if delta > 0 && owed == 0 { _ = heap.unsafeAdjustExternalSize(by: -delta) }
+            hs.pointee.collect.pending = 1
             return nil
         }
-        if delta < 0 { _ = heap.unsafeAdjustExternalSize(by: delta) }
+        if owed > 0 { hs.pointee.debt += owed }
+        if delta < 0 { release(hs, heap, -delta) }
         return p
+    }
+
+    /// Gives `n` bytes back: first from the debt, then from the heap context.
+    @inline(__always)
+    static func release(_ hs: UnsafeMutablePointer<lth_Heap>, _ heap: TallocContext, _ n: Int) {
+        let fromDebt = Swift.min(Int(hs.pointee.debt), n)
+        hs.pointee.debt -= fromDebt
+        if n > fromDebt { _ = heap.unsafeAdjustExternalSize(by: -(n - fromDebt)) }
     }
 
     /// The message of the error object on the top (popped).

@@ -73,9 +73,13 @@ enum ModuleState {
     /// Charges (or gives back) bytes of the module's own memory to the state's account: handle cells,
     /// side records, name copies, interned names, report text. A memory limit above the account then
     /// bounds what the module allocates on a script's behalf.
+    /// A charge that fails asks for a collection at the next safe point: what holds the memory may be
+    /// garbage waiting for its finalizer.
     static let charge: ltc_ChargeFn = { S, n in
         guard let S, let account = S.pointee.account else { return 1 }
-        return TallocContext(unsafePointer: account).unsafeAdjustExternalSize(by: Int(n)) ? 1 : 0
+        if TallocContext(unsafePointer: account).unsafeAdjustExternalSize(by: Int(n)) { return 1 }
+        ltc_requestcollect(S)
+        return 0
     }
 
     @inline(__always)

@@ -82,13 +82,13 @@ public enum LuaTallocModule {
     /// error object.
     /// `account` (an external-size context, e.g. the runtime's Lua heap) is charged for the module's own
     /// memory (handle cells, side records, names, report text), so that a memory limit above it bounds
-    /// everything the module allocates for a script. `pendingCollect` is the flag the runtime's allocator
-    /// sets when memory runs out (the module then collects at its next safe point); nil: the module's own.
+    /// everything the module allocates for a script. `collect` is where the runtime's allocator asks for a
+    /// collection when memory runs out (the module runs it at its next safe point); nil: the module's own.
     public static func open(_ L: LuaState, root: TallocContext, ownsRoot: Bool, setGlobal: Bool,
-                            account: TallocContext? = nil, pendingCollect: UnsafeMutablePointer<Int32>? = nil) -> Int32 {
+                            account: TallocContext? = nil, collect: UnsafeMutablePointer<ltc_Collect>? = nil) -> Int32 {
         let status = functions.withUnsafeBufferPointer { regs in
             ltc_openlib(L, regs.baseAddress, Int32(regs.count), root.unsafePointer, ownsRoot ? 1 : 0,
-                        account?.unsafePointer, pendingCollect, ModuleState.charge, ModuleState.close)
+                        account?.unsafePointer, collect, ModuleState.charge, ModuleState.close)
         }
         if status != LUA_OK { return status }
         lua_pushvalue(L, -1)

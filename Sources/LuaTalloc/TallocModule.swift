@@ -27,10 +27,13 @@ enum TallocModule {
         do {
             return try make(parent)
         } catch .outOfMemory {
-            f.S.pointee.pendingCollect.pointee = 0
-            _ = clua_gc(f.L, LUA_GCCOLLECT)
+            ltc_requestcollect(f.S)
+            ltc_collectnow(f.L, f.S.pointee.collect)
             guard let parent = Handles.parent(f, out, parentArg + 1, arg: parentArg) else { return nil }
             do { return try make(parent) } catch {
+                // what holds the memory may become garbage once the error unwinds: the next safe point
+                // (a module call, or the pcall that catches this) collects with finalizers
+                if error == .outOfMemory { ltc_requestcollect(f.S) }
                 _ = failure(out, error)
                 return nil
             }
@@ -46,7 +49,7 @@ enum TallocModule {
         let cell = ltc_cellat(f.L, 1)!
         guard Handles.attach(f.S, c, cell) else {
             try? c.free()
-            return out.error("not enough memory")
+            return outOfMemory(f.S, out)
         }
         var named = true
         if let name {
@@ -56,11 +59,18 @@ enum TallocModule {
         }
         if !named {
             try? c.free()
-            return out.error("not enough memory")
+            return outOfMemory(f.S, out)
         }
         Handles.linkParent(f, 1, c, cell)
         lua_settop(f.L, 1)
         return 1
+    }
+
+    /// "not enough memory"; what holds the memory may become garbage once the error unwinds, so the next
+    /// safe point (a module call, or the pcall that catches this) collects with finalizers.
+    static func outOfMemory(_ S: StatePtr, _ out: Out) -> Int32 {
+        ltc_requestcollect(S)
+        return out.error("not enough memory")
     }
 
     static func failure(_ out: Out, _ e: TallocError) -> Int32 {
@@ -206,6 +216,7 @@ enum TallocModule {
         do throws(TallocError) {
             try c.appendString(bytes: s, atBufferEnd: false)
         } catch {
+            if error == .outOfMemory { ltc_requestcollect(f.S) }
             return failure(out, error)
         }
         lua_settop(L, 1)
@@ -241,6 +252,7 @@ enum TallocModule {
         } catch .beingFreed {
             return out.error("cannot reallocate a context that is being freed")
         } catch {
+            if error == .outOfMemory { ltc_requestcollect(f.S) }
             return failure(out, error)
         }
         lua_settop(L, 1)
@@ -367,7 +379,7 @@ enum TallocModule {
         }
         if !TallocContext(unsafePointer: body).unsafeSetDestructor(ModuleState.destructor, context: UnsafeMutableRawPointer(f.S)) {
             ltc_clearslot(L, f.extra, slot)
-            return out.error("not enough memory")
+            return outOfMemory(f.S, out)
         }
         return 0
     }
@@ -415,7 +427,7 @@ enum TallocModule {
         guard let b = Lua.bytes(L, out, 2) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
         let cell = ltc_tocell_in(L, 1, f.meta)!
-        if !ModuleState.setNameCopy(f.S, c, cell, b) { return out.error("not enough memory") }
+        if !ModuleState.setNameCopy(f.S, c, cell, b) { return outOfMemory(f.S, out) }
         return 0
     }
 

@@ -58,7 +58,7 @@ enum Text {
         defer { buffer.release() }
         let S = f.S
         let ok = produce({ n in ModuleState.charge(S, n) }, { piece in buffer.append(piece) })
-        if !ok { return out.error("not enough memory") }
+        if !ok { return TallocModule.outOfMemory(f.S, out) }
         return Lua.push(f.L, bytes: buffer.bytes) ? 1 : out.rethrow()
     }
 }

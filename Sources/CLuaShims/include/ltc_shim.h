@@ -65,6 +65,32 @@ typedef struct ltc_Cell {
 ** finalizer calling the module still finds it).  Its own __gc closes the module: it runs last, being the
 ** first object marked for finalization.
 */
+/*
+** When memory ran out: 'pending' asks for a full collection (finalizers included) at the next safe point
+** (the next module call, or a pcall that catches the error).  While that collection runs 'grace' is set:
+** the runtime's allocator then lets finalizers overdraw the limit a little (their own calls need stack),
+** and settles the debt once they gave memory back.
+*/
+typedef struct ltc_Collect {
+  int pending;
+  int grace;
+} ltc_Collect;
+
+/*
+** Runs the collection asked for, if any (a no-op inside a finalizer, where Lua refuses lua_gc).  Two
+** cycles: the first runs the finalizers (our handles' __gc free their contexts), the second frees the
+** finalized objects themselves, which Lua keeps for one more cycle.
+*/
+static inline void ltc_collectnow (lua_State *L, ltc_Collect *c) {
+  if (c != NULL && c->pending) {
+    c->pending = 0;
+    c->grace++;
+    lua_gc(L, LUA_GCCOLLECT);
+    lua_gc(L, LUA_GCCOLLECT);
+    c->grace--;
+  }
+}
+
 struct ltc_State;
 /* Charges n bytes (n > 0: may refuse, returning 0) to the state's account, or gives them back (n < 0). */
 typedef int (*ltc_ChargeFn) (struct ltc_State *S, long long n);
@@ -72,8 +98,8 @@ typedef int (*ltc_ChargeFn) (struct ltc_State *S, long long n);
 typedef struct ltc_State {
   void *root;               /* Lua's top level: the parent of the state's top-level contexts */
   void *account;            /* an external-size context charged for the module's own memory, or NULL */
-  int *pendingCollect;      /* set when memory ran out: collect (with finalizers) at the next safe point */
-  int ownPending;           /* pendingCollect's target when the host gives none */
+  ltc_Collect *collect;     /* memory ran out: collect (with finalizers) at the next safe point */
+  ltc_Collect ownCollect;   /* 'collect' when the host gives none */
   int ownsRoot;             /* free 'root' itself at close (module loaded in a stock lua) */
   int closing;              /* at close: destructor refusals and errors are overridden */
   int closed;               /* after close: the module refuses every call */
@@ -207,11 +233,11 @@ typedef void (*ltc_CloseHook) (lua_State *L, ltc_State *S);
 
 /*
 ** why: building tables and closures allocates.  Opens the module: [-0, +1] the module table, or the error
-** object; returns the status.  'account' (or NULL) is charged for the module's own memory; 'pending' (or
-** NULL: the state's own) is the flag that asks for a collection at the next safe point.
+** object; returns the status.  'account' (or NULL) is charged for the module's own memory; 'collect' (or
+** NULL: the state's own) is where running out of memory asks for a collection at the next safe point.
 */
 int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *account,
-                 int *pending, ltc_ChargeFn charge, ltc_CloseHook hook);
+                 ltc_Collect *collect, ltc_ChargeFn charge, ltc_CloseHook hook);
 
 /* The trampoline of plain module functions (and of the host's bound functions, which share the upvalues). */
 int ltc_trampoline (lua_State *L);
@@ -302,6 +328,6 @@ lua_Integer ltc_takeslot_public (ltc_State *S);
 
 /* Asks for a collection at the next safe point (the next module call, or a pcall that caught an error
    in a runtime that wraps pcall). */
-static inline void ltc_requestcollect (ltc_State *S) { *S->pendingCollect = 1; }
+static inline void ltc_requestcollect (ltc_State *S) { S->collect->pending = 1; }
 
 #endif

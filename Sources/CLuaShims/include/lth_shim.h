@@ -103,19 +103,23 @@ int lth_loadfile (lua_State *L, const char *fname, const char *mode);
 
 /*
 ** why: replacing globals allocates.  Replaces pcall, xpcall and coroutine.resume by copies of Lua 5.4's
-** that, when they catch an error while '*pending' is set (memory ran out), run a full collection
+** that, when they catch an error while 'pending->pending' is set (memory ran out), run a full collection
 ** (finalizers included) before returning: contexts that became garbage give their memory back before the
 ** script's next allocation can fail for want of it.
 */
-int lth_collectingcatch (lua_State *L, int *pending);
+int lth_collectingcatch (lua_State *L, ltc_Collect *pending);
 
 /*
 ** What a runtime's lua_Alloc works with (its 'ud'): the heap context every allocation is charged to, and
 ** the flag it sets when an allocation fails (memory ran out: collect at the next safe point).
 */
 typedef struct lth_Heap {
+  ltc_Collect collect;     /* memory ran out: collect at the next safe point (shared with the module) */
   void *heap;              /* the "lua heap" context (TallocCore body) */
-  int pendingCollect;
+  size_t debt;             /* bytes allocated during a collection's grace and not charged yet */
 } lth_Heap;
+
+/* How far finalizers run by a collection we started may overdraw the limit (then settled). */
+#define LTH_GRACE (256 * 1024)
 
 #endif
