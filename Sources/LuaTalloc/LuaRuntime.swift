@@ -149,7 +149,6 @@ public final class LuaRuntime {
     /// The corresponding Lua function is `lua_close`.
     public func close() {
         guard let L = state, entryDepth == 0, threads.isEmpty else { return }
-        releaseLentTrees(L)
         state = nil
         hostRef = 0
         lua_close(L)

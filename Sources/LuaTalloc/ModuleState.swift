@@ -212,21 +212,73 @@ enum ModuleState {
     // MARK: Closing
 
     /// The state's __gc (it runs last in lua_close): frees every context the state created, running
-    /// destructors once more and overriding refusals; then the root itself if the module owns it.
+    /// destructors once more and overriding refusals; then the root itself if the module owns it. What
+    /// Lua saw outside its own tree (lent contexts, their trees, contexts moved into the host's trees)
+    /// stays the host's: references from there to Lua's contexts are dropped first (so those contexts
+    /// are freed, not handed to the host), and afterwards every such chunk lets go of its cell, its Lua
+    /// destructor and its observer, and its name, if it pointed into the state's interned names, becomes
+    /// a copy the chunk owns. Nothing then points at the closed state.
     static let close: ltc_CloseHook = { L, S in
         guard let S, S.pointee.closed == 0 else { return }
         S.pointee.closing = 1
         let root = TallocContext(unsafePointer: S.pointee.root)
+        var lua = Set<UnsafeMutableRawPointer>()
+        var stack = [root]
+        while let x = stack.popLast() {
+            lua.insert(x.unsafePointer)
+            var c = x.firstChild
+            while let y = c { stack.append(y); c = y.nextSibling }
+        }
+        for cell in outsideCells(S, lua) {
+            let x = TallocContext(unsafePointer: cell.pointee.body!)
+            for r in x.referencedContexts where lua.contains(r.unsafePointer) { try? r.unlink(from: x) }
+        }
         var rounds = 0
         while root.firstChild != nil || root.totalBlocks > 1 {
             root.freeChildren()
             rounds += 1
             if rounds > 8 { break }
         }
+        _ = Frame.callback(S) { f in
+            for cell in outsideCells(S, []) { detach(f, cell) }
+        }
         if S.pointee.ownsRoot != 0 {
             S.pointee.closed = 1
             try? root.free()
         }
         S.pointee.closed = 1
+    }
+
+    /// The cells whose chunk is alive and not in `lua` (the chunks of Lua's own tree).
+    private static func outsideCells(_ S: StatePtr, _ lua: Set<UnsafeMutableRawPointer>) -> [Cell] {
+        var out: [Cell] = []
+        var cell = S.pointee.cells
+        while let c = cell {
+            if let body = c.pointee.body, c.pointee.flags & Int32(LTC_ATTACHED) != 0, !lua.contains(body) { out.append(c) }
+            cell = c.pointee.next
+        }
+        return out
+    }
+
+    /// A chunk outside Lua's tree lets go of its cell as the state closes (see `close`).
+    private static func detach(_ f: Frame, _ cell: Cell) {
+        let S = f.S
+        let x = TallocContext(unsafePointer: cell.pointee.body!)
+        if cell.pointee.name != nil {
+            let bytes = Names.bytes(x)
+            _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
+        }
+        Handles.saveName(S, cell, x)
+        lua_rawgeti(f.L, f.extra, cell.pointee.slot)
+        if lua_type(f.L, -1) == LUA_TFUNCTION { _ = x.unsafeSetDestructor(nil, context: nil) }
+        clua_pop(f.L, 1)
+        ltc_clearslot(f.L, f.extra, cell.pointee.slot)
+        _ = x.unsafeSetObserver(nil, context: nil, tag: 0)
+        _ = charge(S, -Int(cell.pointee.charged + cell.pointee.namecharge))
+        cell.pointee.charged = 0
+        cell.pointee.namecharge = 0
+        cell.pointee.body = nil
+        cell.pointee.flags &= ~Int32(LTC_ATTACHED)
+        Handles.release(S, cell)
     }
 }

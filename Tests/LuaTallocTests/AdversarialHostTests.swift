@@ -1,0 +1,149 @@
+// luatalloc — LuaTalloc tests
+// SPDX-License-Identifier: MIT
+//
+// Hostile scripts against a Swift host (issue 10): the sandbox's hidden root and limit, lent contexts'
+// ancestors, runtimes on many threads. The scripts of Tests/adversarial cover the command line; cases
+// that could crash run in a child process (exit tests), so a regression is a failure, not a dead runner.
+
+import CLua
+import CLuaShims
+import Foundation
+import LuaTalloc
+import TallocCore
+import Testing
+
+@Suite("Adversarial: hostile scripts and hosts")
+struct AdversarialHostTests {
+    static let sandbox = LuaRuntime.Options.sandbox(memoryLimit: 16 << 20, instructionLimit: 50_000_000)
+
+    // MARK: Class 2: the runtime's own contexts
+
+    @Test("the sandbox's root, its contexts and Lua's heap are out of every script's reach")
+    func hiddenRoot() async throws {
+        await #expect(processExitsWith: .success) {
+            let rt = try LuaRuntime(options: AdversarialHostTests.sandbox)
+            let r = try rt.run("""
+                local c = talloc.new()
+                local found = {}
+                for _, n in ipairs{"luatalloc runtime", "lua contexts", "lua heap"} do
+                  found[#found + 1] = talloc.find_parent_byname(c, n) ~= nil
+                end
+                local x = c for i = 1, 10 do x = talloc.new(x) end
+                local top = x while talloc.parent(top) do top = talloc.parent(top) end
+                -- the limit cannot be lifted: there is nothing above the script's own contexts to set it on
+                local ok = pcall(talloc.set_memlimit, c, math.maxinteger)
+                local t = {}
+                local grew = pcall(function() for i = 1, 1e9 do t[i] = talloc.size(c, 65536) end end)
+                return found[1], found[2], found[3], rawequal(top, c), grew
+                """)
+            guard r == [false, false, false, true, false] else { exit(1) }
+            guard rt.root.totalSize <= 16 << 20, let l = rt.root.memoryLimit, l.current <= l.max else { exit(2) }
+            rt.close()
+        }
+    }
+
+    @Test("a lent context's ancestors stay the host's: parent, find_parent_byname and walks stop at it")
+    func lentAncestors() throws {
+        let hostTop = try TallocContext.new(parent: nil, name: "host top")
+        defer { try? hostTop.free() }
+        let middle = try TallocContext.new(parent: hostTop, name: "host middle")
+        let lent = try TallocContext.new(parent: middle, name: "lent")
+        let rt = try LuaRuntime(options: AdversarialHostTests.sandbox)
+        try rt.setGlobal("lent", .context(lent))
+        #expect(try rt.run("return talloc.parent(lent), talloc.parent_name(lent)") == [.nil, .nil])
+        #expect(try rt.run("return talloc.find_parent_byname(lent, 'host top'), talloc.find_parent_byname(lent, 'host middle')")
+                == [.nil, .nil])
+        #expect(try rt.run("return rawequal(talloc.find_parent_byname(lent, 'lent'), lent)") == [true])
+        // below it, everything is Lua's to see
+        #expect(try rt.run("""
+            local a = talloc.new(lent, "a") local b = talloc.new(a, "b")
+            return rawequal(talloc.find_parent_byname(b, "lent"), lent), talloc.find_parent_byname(b, "host top")
+            """) == [true, .nil])
+        // a child the script frees refuses: it goes to the lent context's parent, which Lua must not see
+        #expect(try rt.run("""
+            local k = talloc.new(lent, "k")
+            local keep = talloc.new(k, "keep")
+            setmetatable(_G, nil)
+            KEEP = keep
+            return talloc.free(lent) ~= nil
+            """) == [true])
+        // lent was freed by the script: the host learns it without touching freed memory
+        #expect(rt.lentContext(lent) == nil)
+        #expect(hostTop.isValid && middle.isValid)
+        rt.close()
+    }
+
+    @Test("a refusing child re-homed into the host's tree does not lead Lua there")
+    func refusingChildInTheHostsTree() throws {
+        let hostTop = try TallocContext.new(parent: nil, name: "host top")
+        defer { try? hostTop.free() }
+        let lent = try TallocContext.new(parent: hostTop, name: "lent")
+        let rt = try LuaRuntime()
+        try rt.setGlobal("lent", .context(lent))
+        let r = try rt.run("""
+            local k = talloc.new(lent, "stubborn")
+            talloc.set_destructor(k, function() return false end)
+            assert(talloc.free(lent))
+            -- 'stubborn' refused: talloc moves it to the parent of what was freed, the host's top
+            return talloc.is_freed(k), talloc.parent(k), talloc.parent_name(k), talloc.find_parent_byname(k, "host top")
+            """)
+        #expect(r == [false, .nil, .nil, .nil])
+        #expect(hostTop.firstChild?.name == "stubborn")
+        rt.close()
+    }
+
+    // MARK: Class 10: runtimes on threads
+
+    @Test("runtimes on four threads, each checking its own results")
+    func runtimesOnThreads() async throws {
+        await #expect(processExitsWith: .success) {
+            let failures = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+            failures.initialize(repeating: 0, count: 4)
+            DispatchQueue.concurrentPerform(iterations: 4) { t in
+                do {
+                    let rt = try LuaRuntime(options: .init(memoryLimit: 64 << 20))
+                    for round in 0..<30 {
+                        let n = 1000 + 100 * t + round
+                        let r = try rt.run("""
+                            local n = ...
+                            local p = talloc.pool(nil, 65536)
+                            local s = talloc.strdup(p, n)          -- a number converted to a name
+                            local k = talloc.new(p, "thread " .. n)
+                            local kids = {}
+                            for i = 1, 200 do kids[i] = talloc.asprintf(k, "%d-%d", n, i) end
+                            local co = coroutine.wrap(function() for c in talloc.children(k) do coroutine.yield(c) end end)
+                            local count = 0 for c in co do count = count + 1 end
+                            talloc.set_destructor(k, function(x) for c in talloc.children(x) do end end)
+                            local text = talloc.report_full(p, {addresses = false})
+                            local ok = talloc.get_name(s) == tostring(n) and count == 200
+                              and talloc.get_name(kids[1]) == n .. "-1" and text:find("thread " .. n, 1, true) ~= nil
+                            talloc.free(p)
+                            collectgarbage()
+                            return ok
+                            """, arguments: [.integer(n)])
+                        if r != [true] { failures[t] += 1 }
+                    }
+                    rt.close()
+                } catch {
+                    failures[t] += 100
+                }
+            }
+            let total = (0..<4).reduce(0) { $0 + failures[$1] }
+            exit(total == 0 ? 0 : 1)
+        }
+    }
+
+    // MARK: Class 11: errors a host sees
+
+    @Test("errors from Swift functions and the module keep every byte of their message")
+    func exactMessages() throws {
+        let rt = try LuaRuntime()
+        let r = try rt.run("""
+            local c = talloc.new(nil, "a\\0b")
+            local ok, e = pcall(talloc.get_type_abort, c, "zz\\0q")
+            return e
+            """)
+        #expect(r[0].stringValue?.hasSuffix("Type mismatch: name[a] expected[zz\u{0}q]") == true)
+        rt.close()
+    }
+}
