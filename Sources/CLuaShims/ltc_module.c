@@ -8,7 +8,7 @@
 #include "ltc_shim.h"
 #include "ltc_strlib.h"
 
-const ltc_Cell ltc_deadcell = { NULL, NULL, NULL, 0, NULL, 0, 0, 1 << 30, 0, 0, {0} };
+const ltc_Cell ltc_deadcell = { NULL, NULL, NULL, NULL, 0, 0, 0, 1 << 30, 0, 0, {0} };
 
 /* The closure of every module function carries these upvalues (see LTC_UPV_*). */
 
@@ -114,7 +114,7 @@ static ltc_Cell *ltc_newhandle (lua_State *L, ltc_State *S) {
   lua_setmetatable(L, -2);  /* from here on its __gc runs (and finds a dead cell until one is set) */
   cell = ltc_newcell(S);
   if (cell == NULL) luaL_error(L, "not enough memory");
-  cell->slot = ltc_takeslot(S);
+  cell->slot = (int)ltc_takeslot(S);
   *p = cell;
   cell->uds = 1;
   lua_pushvalue(L, -1);

@@ -353,6 +353,7 @@ static int lth_coresume (lua_State *L) {
   int r;
   r = lth_auxresume(L, co, lua_gettop(L) - 1);
   if (r < 0) {
+    lua_remove(L, 1);  /* the dead coroutine: collectable now if nothing else holds it */
     lth_aftercatch(L);
     lua_pushboolean(L, 0);
     lua_insert(L, -2);

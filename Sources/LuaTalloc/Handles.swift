@@ -42,7 +42,7 @@ enum Handles {
     static func makeCell(_ S: StatePtr, _ c: TallocContext, lent: Bool = false) -> Cell? {
         if let cell = cell(of: c, S) { return cell }
         guard let cell = ltc_newcell(S) else { return nil }
-        cell.pointee.slot = ltc_takeslot_public(S)
+        cell.pointee.slot = Int32(truncatingIfNeeded: ltc_takeslot_public(S))
         if !attach(S, c, cell) {
             ltc_freecell(S, cell)
             return nil
@@ -65,7 +65,7 @@ enum Handles {
         }
         if !hadSide {
             cell.pointee.flags |= Int32(LTC_SIDEREC)
-            cell.pointee.charged = sideRecordCost
+            cell.pointee.charged = UInt32(sideRecordCost)
         }
         cell.pointee.flags |= Int32(LTC_ATTACHED)
         cell.pointee.body = c.unsafePointer
@@ -129,7 +129,7 @@ enum Handles {
     /// Pushes the live userdata of `cell`, if it has one (no allocation). Returns false otherwise.
     @inline(__always)
     static func pushExisting(_ f: Frame, _ cell: Cell) -> Bool {
-        lua_rawgeti(f.L, f.handles, cell.pointee.slot)
+        lua_rawgeti(f.L, f.handles, lua_Integer(cell.pointee.slot))
         if lua_type(f.L, -1) == LUA_TUSERDATA, ltc_cellat(f.L, -1) == cell { return true }
         clua_pop(f.L, 1)
         return false
@@ -260,10 +260,10 @@ enum Handles {
             cell.pointee.body = nil
             cell.pointee.flags &= ~Int32(LTC_ATTACHED)
             if S.pointee.closed == 0 {
-                _ = ModuleState.charge(S, -Int(cell.pointee.charged + cell.pointee.namecharge))
+                _ = ModuleState.charge(S, -(Int(cell.pointee.charged) + Int(cell.pointee.namecharge)))
                 cell.pointee.charged = 0
                 cell.pointee.namecharge = 0
-                _ = Frame.callback(S) { f in ltc_clearslot(f.L, f.extra, cell.pointee.slot) }
+                _ = Frame.callback(S) { f in ltc_clearslot(f.L, f.extra, lua_Integer(cell.pointee.slot)) }
             }
             release(S, cell)
         case 1:  // moved by a realloc

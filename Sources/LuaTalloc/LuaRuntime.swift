@@ -85,6 +85,8 @@ public final class LuaRuntime {
         // The state was made with the standard allocator (realloc/free) and its panic and warning
         // functions; from now on every allocation is charged to the heap context. Both allocators use
         // the C heap, so blocks made before the switch are freed correctly after it.
+        // (malloc's headers of those first blocks are not known: Lua's own count, plus 16 bytes a block
+        // for the few dozen blocks a new state has, is close)
         let initial = Int(clua_gc(L, LUA_GCCOUNT)) * 1024 + Int(clua_gc(L, LUA_GCCOUNTB))
         _ = heap.unsafeAdjustExternalSize(by: initial)
         lua_setallocf(L, LuaRuntime.allocator, heapState)
@@ -170,7 +172,8 @@ public final class LuaRuntime {
         let hs = ud!.assumingMemoryBound(to: lth_Heap.self)
         let heap = TallocContext(unsafePointer: hs.pointee.heap)
         if hs.pointee.debt > 0 && heap.unsafeAdjustExternalSize(by: Int(hs.pointee.debt)) { hs.pointee.debt = 0 }
-        let old = ptr == nil ? 0 : Int(osize)
+        // what malloc really takes, so that the limit bounds the process's memory, not Lua's count of it
+        let old = ptr == nil ? 0 : Int(ltc_mallocfootprint(osize))
         if nsize == 0 {
             if let ptr {
                 Glibc.free(ptr)
@@ -178,7 +181,7 @@ public final class LuaRuntime {
             }
             return nil
         }
-        let delta = Int(nsize) - old
+        let delta = Int(ltc_mallocfootprint(nsize)) - old
         var owed = 0
         if delta > 0 && !heap.unsafeAdjustExternalSize(by: delta) {
             hs.pointee.collect.pending = 1
@@ -195,12 +198,14 @@ public final class LuaRuntime {
         return p
     }
 
-    /// Gives `n` bytes back: first from the debt, then from the heap context.
+    /// Gives `n` bytes back: first from the debt, then from the heap context (never below zero: the
+    /// blocks the state made before the allocator was switched were counted without malloc's headers).
     @inline(__always)
     static func release(_ hs: UnsafeMutablePointer<lth_Heap>, _ heap: TallocContext, _ n: Int) {
         let fromDebt = Swift.min(Int(hs.pointee.debt), n)
         hs.pointee.debt -= fromDebt
-        if n > fromDebt { _ = heap.unsafeAdjustExternalSize(by: -(n - fromDebt)) }
+        let rest = Swift.min(n - fromDebt, heap.size)
+        if rest > 0 { _ = heap.unsafeAdjustExternalSize(by: -rest) }
     }
 
     /// The message of the error object on the top (popped).
@@ -322,7 +327,8 @@ public final class LuaRuntime {
 
     // MARK: - Reports
 
-    /// Bytes Lua's heap holds now.
+    /// Bytes Lua's heap takes from malloc now (its blocks with malloc's own headers: what the memory limit
+    /// counts; `collectgarbage("count")` is Lua's count of the same blocks without them).
     public var luaHeapSize: Int { heap.size }
 
     /// The full report of the runtime: Lua's heap and every context.

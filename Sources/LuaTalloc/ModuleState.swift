@@ -137,11 +137,12 @@ enum ModuleState {
     /// keeping the Lua string alive), charged to the account. False when memory ran out.
     static func setNameCopy(_ S: StatePtr, _ c: TallocContext, _ cell: Cell, _ bytes: UnsafeRawBufferPointer) -> Bool {
         let n = bytes.firstIndex(of: 0) ?? bytes.count
+        if n >= Talloc.maximumSize { return false }  // as talloc refuses such allocations
         let cost = footprint(n + 1)
         guard charge(S, cost) else { return false }
         guard c.setNameCopy(bytes) else { _ = charge(S, -cost); return false }
         _ = charge(S, -Int(cell.pointee.namecharge))  // the previous copy is gone
-        cell.pointee.namecharge = cost
+        cell.pointee.namecharge = UInt32(cost)
         cell.pointee.flags |= Int32(LTC_NAMECOPY)
         return true
     }
@@ -161,7 +162,7 @@ enum ModuleState {
 
     private static func runDestructor(_ f: Frame, _ c: TallocContext, _ cell: Cell) -> Int32 {
         let L = f.L, S = f.S
-        lua_rawgeti(L, f.extra, cell.pointee.slot)
+        lua_rawgeti(L, f.extra, lua_Integer(cell.pointee.slot))
         guard lua_type(L, -1) == LUA_TFUNCTION else { return 0 }
         guard Handles.push(f, c, cell) else { return 0 }  // out of memory: let it go
         let status = ltc_call(L, 1)
@@ -269,12 +270,12 @@ enum ModuleState {
             _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
         }
         Handles.saveName(S, cell, x)
-        lua_rawgeti(f.L, f.extra, cell.pointee.slot)
+        lua_rawgeti(f.L, f.extra, lua_Integer(cell.pointee.slot))
         if lua_type(f.L, -1) == LUA_TFUNCTION { _ = x.unsafeSetDestructor(nil, context: nil) }
         clua_pop(f.L, 1)
-        ltc_clearslot(f.L, f.extra, cell.pointee.slot)
+        ltc_clearslot(f.L, f.extra, lua_Integer(cell.pointee.slot))
         _ = x.unsafeSetObserver(nil, context: nil, tag: 0)
-        _ = charge(S, -Int(cell.pointee.charged + cell.pointee.namecharge))
+        _ = charge(S, -(Int(cell.pointee.charged) + Int(cell.pointee.namecharge)))
         cell.pointee.charged = 0
         cell.pointee.namecharge = 0
         cell.pointee.body = nil

@@ -50,7 +50,7 @@ enum Names {
 
 extension TallocContext {
     /// Interim until TallocCore says: the bytes of a side record (see TallocCore's `_Extra`).
-    static var sideRecordByteCount: Int { 96 }
+    static var sideRecordByteCount: Int { 88 }
     /// Interim: whether the chunk has a side record (a close approximation from public state).
     var hasSideRecord: Bool { observerTag != nil || hasDestructor || referenceCount > 0 || memoryLimit != nil }
 }

@@ -243,6 +243,7 @@ enum TallocModule {
             lua_pushnil(L)
             return 1
         }
+        let wasString = c.isNamedByContents
         do throws(TallocError) {
             try c.resize(byteCount: n, zeroFill: true)
         } catch .referenced {
@@ -254,6 +255,12 @@ enum TallocModule {
         } catch {
             if error == .outOfMemory { ltc_requestcollect(f.S) }
             return failure(out, error)
+        }
+        if wasString && c.unsafeMutableBytes.last != 0 {
+            // shrunk past its NUL: a string named by its contents would have a name without an end.
+            // talloc_realloc names what it returns after its caller's position: so does this.
+            let cell = ltc_tocell_in(L, 1, f.meta)!
+            if !ModuleState.nameByCaller(f, c, cell, talloc_new: false) { c.unsafeSetNameConst(nil) }
         }
         lua_settop(L, 1)
         return 1
@@ -363,7 +370,7 @@ enum TallocModule {
         if !removing && lua_type(L, 2) != LUA_TFUNCTION { return Lua.typeError(L, out, 2, "function") }
         guard Handles.context(f, out, 1) != nil else { return 0 }
         let cell = ltc_tocell_in(L, 1, f.meta)!
-        let slot = cell.pointee.slot
+        let slot = lua_Integer(cell.pointee.slot)
         if removing {
             ltc_clearslot(L, f.extra, slot)
             TallocContext(unsafePointer: cell.pointee.body!).unsafeSetDestructor(nil, context: nil)

@@ -129,7 +129,11 @@ func collectArguments(_ arguments: [CArgument]) -> ParsedCommandLine {
             }
             switch name {
             case "--memlimit":
-                guard let value = parameter(attached: attached, option: name) else {
+                // a negative number is a value (refused as a size below), not a missing argument
+                let next = i + 1 < argc ? arguments[i + 1] : nil
+                let negative = attached == nil && next.map { $0.count > 1 && $0[0] == dash && $0.bytes.dropFirst().allSatisfy { $0 >= 0x30 && $0 <= 0x39 } } == true
+                if negative { i += 1 }
+                guard let value = negative ? next : parameter(attached: attached, option: name) else {
                     return .failure(.needsArgument(name))
                 }
                 guard let size = parseSize(value.text) else {

@@ -31,6 +31,17 @@ assert(not ok and e:find("number expected, got string"), e)
 -- a huge pooled_object names the size
 ok, e = pcall(talloc.pooled_object, nil, 16, math.maxinteger, 16)
 assert(not ok and e:find("size too large"), e)
+-- a string keeps its name valid: shrinking it past its NUL renames it (as talloc_realloc names what it
+-- returns), and no write may clear the NUL in its last byte
+local str = talloc.strdup(nil, string.rep("x", 100))
+talloc.realloc(str, 3)
+assert(talloc.get_name(str):find("11%-names%-are%-bytes%.lua:%d+$"), talloc.get_name(str))
+local str2 = talloc.strdup(nil, "abcdef")
+ok, e = pcall(str2.write, str2, 6, "x")
+assert(not ok and e:find("terminating NUL"), e)
+assert(str2:write(0, "ABCDE") == 5 and talloc.get_name(str2) == "ABCDE")
+ok, e = pcall(str2.fill, str2, 65)
+assert(not ok and e:find("terminating NUL"), e)
 -- an unreachable context whose destructor refuses is tried once, not at every collection
 local runs = 0
 do

@@ -47,7 +47,7 @@ struct TallocOptionTests {
     }
 
     @Test(arguments: [
-        ("12Q", "12Q"), ("M", "M"), ("0", "0"), ("-5", nil), ("1.5M", "1.5M"), ("99999999999999999999G", "99999999999999999999G"),
+        ("12Q", "12Q"), ("M", "M"), ("0", "0"), ("-5", "-5"), ("-1", "-1"), ("-v", nil), ("1.5M", "1.5M"), ("99999999999999999999G", "99999999999999999999G"),
         ("", ""),
     ] as [(String, String?)])
     func invalidMemoryLimit(_ value: String, _ shown: String?) throws {
@@ -60,7 +60,8 @@ struct TallocOptionTests {
                     == "lua: invalid size '\(shown)' for '--memlimit' (a number of bytes, with an optional K, M or G suffix)\n"
                     + expectedUsage)
         } else {
-            // like lua.c's -e: an argument that starts with '-' is taken as a missing argument
+            // like lua.c's -e: an option after it is taken as a missing argument (a negative number is a
+            // value, refused as a size)
             #expect(result.stderr == "lua: '--memlimit' needs argument\n" + expectedUsage)
         }
     }

@@ -50,14 +50,14 @@ typedef struct ltc_Name {
 typedef struct ltc_Cell {
   void *body;               /* the chunk's body (TallocCore), or NULL once freed */
   struct ltc_Cell *next, **pprev;  /* every cell of the state, freed at close whatever happened */
-  lua_Integer slot;         /* handles[slot] is its userdata (weak), extra[slot] its Lua destructor */
   ltc_Name *name;           /* the location its name points into (one count), or NULL */
-  size_t charged;           /* bytes charged to the state's account for this chunk's side record */
-  size_t namecharge;        /* ... and for the copy of its name it owns */
+  int slot;                 /* handles[slot] is its userdata (weak), extra[slot] its Lua destructor */
+  unsigned charged;         /* bytes charged to the state's account for this chunk's side record ... */
+  unsigned namecharge;      /* ... and for the copy of its name it owns */
   int uds;                  /* userdata pointing at this cell */
   int flags;                /* LTC_ATTACHED ... */
   int line;                 /* the line of a location name */
-  char freed[36];           /* the first bytes of a non-location name, kept when the chunk is freed */
+  char freed[24];           /* the first bytes of a non-location name, kept when the chunk is freed */
 } ltc_Cell;
 
 /*
