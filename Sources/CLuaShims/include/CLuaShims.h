@@ -3,4 +3,5 @@
 #define CLUASHIMS_H
 #include "clua_shim.h"
 #include "ltc_shim.h"
+#include "ltc_strlib.h"
 #endif
