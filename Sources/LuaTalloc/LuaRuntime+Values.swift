@@ -29,8 +29,9 @@ enum _ConversionFailure: Error {
 ///   A table that refers to no ancestor (the usual case) is reused everywhere.
 /// - A table on the path from the value being read is a cycle: `.cycle(levelsUp:)`, as before.
 /// - Inside cycles, a table reached at different distances from the ancestors it refers to needs a
-///   different Swift value at each (the markers are relative); such re-reading is bounded: more than
-///   `1_000_000 + 16 ×` the entries of the distinct tables seen is an error, never a hang.
+///   different Swift value at each (the markers are relative); such re-reading is bounded: reading
+///   (and hashing table keys, see below) more than `1_000_000 + 16 ×` the entries of the distinct tables
+///   seen is an error, never a hang.
 /// - The depth limit applies to the Swift value: no table deeper than `maxDepth` (reused values
 ///   included). A table used as a key is hashed in full by `LuaValue`'s `Hashable`, so a key whose
 ///   value (shared parts counted at each place) has more than `maxKeyNodes` nodes is an error.
@@ -160,9 +161,7 @@ struct _LuaReader {
                 }
                 work += 1
                 if cur.first { distinct += 1 }
-                if work > _LuaReader.baseWork + _LuaReader.workPerEntry * distinct {
-                    throw .lua("table graph too large to copy (its shared tables under cycles unfold to more than \(work) entries)")
-                }
+                try checkWork()
                 let top = lua_gettop(L)
                 if lua_type(L, top) == LUA_TTABLE {
                     switch try visit(top, holder: &cur) {
@@ -200,14 +199,26 @@ struct _LuaReader {
     }
 
     /// Stores the pair (`key`, the pending value) in `frame`; pops the value (the key stays for lth_next).
-    private func store(_ key: LuaValue, nodes: Int, in frame: inout Frame) throws(_ConversionFailure) {
-        if nodes > _LuaReader.maxKeyNodes {
-            throw .lua("a table used as a key is too large to copy (more than \(_LuaReader.maxKeyNodes) values, shared ones counted at each place)")
+    /// A table key is hashed in full (every node, shared ones at each place): that is work too.
+    private mutating func store(_ key: LuaValue, nodes: Int, in frame: inout Frame) throws(_ConversionFailure) {
+        if nodes > 1 {
+            if nodes > _LuaReader.maxKeyNodes {
+                throw .lua("a table used as a key is too large to copy (more than \(_LuaReader.maxKeyNodes) values, shared ones counted at each place)")
+            }
+            work += nodes
+            try checkWork()
         }
         let value = frame.pending!
         frame.pending = nil
         frame.contents[key] = value
         clua_pop(L, 1)
+    }
+
+    /// Gives up when far more was read than the distinct tables hold (see the type's comment).
+    private func checkWork() throws(_ConversionFailure) {
+        if work > _LuaReader.baseWork + _LuaReader.workPerEntry * distinct {
+            throw .lua("table graph too large to copy (its shared tables under cycles unfold to more than \(work) entries)")
+        }
     }
 
     /// The table at `idx`, reached from `holder` (nil: the root): a cycle marker, a known value, or a

@@ -164,6 +164,13 @@ struct ValueConversionTests {
         let rt = try LuaRuntime()
         let m = conversionError(rt, "local k = {} for i = 1, 40 do k = {k, k} end return {[k] = true}")
         #expect(m?.hasPrefix("a table used as a key is too large to copy") == true, "\(m ?? "nil")")
+        // many keys that each hold a large shared part: hashing them all is counted as work
+        let many = conversionError(rt, """
+        local k = {} for i = 1, 16 do k = {k, k} end
+        local t = {} for i = 1, 2000 do t[{k, i}] = i end
+        return t
+        """)
+        #expect(many?.hasPrefix("table graph too large to copy") == true, "\(many ?? "nil")")
         let small = try rt.run("return {[{1, 2}] = 'pair', [{}] = 'empty'}")[0]
         #expect(small[[1, 2]] == "pair" && small[.table([:])] == "empty")
     }
