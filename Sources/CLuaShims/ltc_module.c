@@ -152,7 +152,7 @@ static int ltc_format_trampoline (lua_State *L) {
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
-  ltc_format(L, 2);
+  ltc_strformat(L, 2);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
   n = ltc_runbody(L, S, &out);
@@ -168,7 +168,7 @@ static int ltc_append_trampoline (lua_State *L) {
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
-  ltc_format(L, 2);
+  ltc_strformat(L, 2);
   n = ltc_runbody(L, S, &out);
   return ltc_finish(L, &out, n);
 }
@@ -182,7 +182,7 @@ static int ltc_pack_trampoline (lua_State *L) {
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
-  ltc_pack(L, 3);
+  ltc_strpack(L, 3);
   n = ltc_runbody(L, S, &out);
   return ltc_finish(L, &out, n);
 }
@@ -204,7 +204,7 @@ static int ltc_unpack_trampoline (lua_State *L) {
   if (out.kind != CLUA_RETURN) return ltc_finish(L, &out, n);
   data = lua_gettop(L);
   off = lua_tointeger(L, 2);
-  n = ltc_unpack(L, 3, data, 1);
+  n = ltc_strunpack(L, 3, data, 1);
   lua_pushinteger(L, off + lua_tointeger(L, -1) - 1);
   lua_replace(L, -2);
   return n;

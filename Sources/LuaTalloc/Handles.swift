@@ -256,7 +256,11 @@ enum Handles {
         case 3:  // its free has begun: remember its name for "attempt to use a freed talloc context"
             saveName(S, cell, TallocContext(unsafePointer: body))
         case 0:  // freed: the cell is emptied, its destructor forgotten, its side record's charge returned
-            saveName(S, cell, TallocContext(unsafePointer: body))
+            if cell.pointee.flags & Int32(LTC_SAVED) == 0 {
+                // no "free has begun" first (a chunk freed without the full protocol): its name may point
+                // into a child freed already, so only a counted location is kept
+                saveName(S, cell, TallocContext(unsafePointer: body), locationOnly: true)
+            }
             cell.pointee.body = nil
             cell.pointee.flags &= ~Int32(LTC_ATTACHED)
             if S.pointee.closed == 0 {
@@ -284,8 +288,9 @@ enum Handles {
 
     /// Keeps what the name was, for the message of a later use: the counted file of a location name
     /// (the cell holds it until it goes), or the first bytes of any other name.
-    static func saveName(_ S: StatePtr, _ cell: Cell, _ c: TallocContext) {
-        if cell.pointee.body == nil { return }  // already saved
+    static func saveName(_ S: StatePtr, _ cell: Cell, _ c: TallocContext, locationOnly: Bool = false) {
+        if cell.pointee.body == nil || cell.pointee.flags & Int32(LTC_SAVED) != 0 { return }  // already saved
+        cell.pointee.flags |= Int32(LTC_SAVED)
         let parts = c.unsafeNameParts
         if parts.isLocation, let file = parts.string, let n = cell.pointee.name,
            withUnsafeMutablePointer(to: &n.pointee.text, { UnsafeRawPointer($0) }) == UnsafeRawPointer(file) {
@@ -293,7 +298,7 @@ enum Handles {
             if parts.talloc_new { cell.pointee.flags |= Int32(LTC_NEWPREFIX) }
             return
         }
-        let bytes = Names.bytes(c)
+        let bytes = locationOnly ? [] : Names.bytes(c)
         withUnsafeMutableBytes(of: &cell.pointee.freed) { buf in
             let n = Swift.min(bytes.count, buf.count - 1)
             for i in 0..<n { buf[i] = bytes[i] }

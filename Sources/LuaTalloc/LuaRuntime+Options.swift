@@ -100,9 +100,10 @@ extension LuaRuntime {
         ///
         /// Such a script cannot touch files or processes, load bytecode or C modules, exceed its memory
         /// (it gets "not enough memory"), or run forever (it gets "instruction budget exhausted"); the
-        /// runtime stays usable after each of these. What it can still do: print to standard output, and
-        /// spend long in one call of a C function (a pathological `string.find` pattern), which no hook
-        /// can interrupt — leave out `.string` if that matters.
+        /// runtime stays usable after each of these. The standard functions whose single calls could run
+        /// long without a VM instruction (pattern matching, `string.rep`, `table.move`, `table.sort`,
+        /// `collectgarbage`, ...) are replaced by copies that charge the budget for their work, so no
+        /// single call outruns it. What it can still do: print to standard output.
         public static func sandbox(memoryLimit: Int, instructionLimit: Int, timeLimit: Duration? = nil) -> Options {
             Options(memoryLimit: memoryLimit, libraries: .safe, instructionLimit: instructionLimit, timeLimit: timeLimit,
                     sandboxed: true)

@@ -17,14 +17,89 @@ enum _ConversionFailure: Error {
 
 /// Reads Lua values into `LuaValue`s. `meta` is the absolute index of the contexts' metatable
 /// (0: no module, every userdata is opaque).
+///
+/// Tables are read without recursion (an explicit stack of frames), so no shape of table and no
+/// `maxDepth` can overflow the C stack, and each table is read once wherever that gives the same
+/// Swift value:
+///
+/// - A table already read is **known** together with the ancestors it refers to through cycle
+///   markers (each as the table and its distance above the known one). Wherever those same tables are
+///   at the same distances, the known value is reused: a table shared in a DAG becomes one shared Swift
+///   value (copy-on-write storage), and the conversion is linear in the size of the Lua value graph.
+///   A table that refers to no ancestor (the usual case) is reused everywhere.
+/// - A table on the path from the value being read is a cycle: `.cycle(levelsUp:)`, as before.
+/// - Inside cycles, a table reached at different distances from the ancestors it refers to needs a
+///   different Swift value at each (the markers are relative); such re-reading is bounded: reading
+///   (and hashing table keys, see below) more than `1_000_000 + 16 ×` the entries of the distinct tables
+///   seen is an error, never a hang.
+/// - The depth limit applies to the Swift value: no table deeper than `maxDepth` (reused values
+///   included). A table used as a key is hashed in full by `LuaValue`'s `Hashable`, so a key whose
+///   value (shared parts counted at each place) has more than `maxKeyNodes` nodes is an error.
 struct _LuaReader {
     let L: LuaState
     let meta: Int32
     let maxDepth: Int
-    /// The tables being read, outermost first (`lua_topointer`).
-    private var ancestors: [UnsafeRawPointer] = []
-    /// Tables already read whose contents refer to no table outside themselves.
-    private var memo: [UnsafeRawPointer: LuaValue] = [:]
+
+    /// Nodes a table key may have (hashing it visits them all, shared parts once per place).
+    static let maxKeyNodes = 1 << 20
+    /// Entries read beyond the distinct ones before the conversion gives up (see the type's comment).
+    static let baseWork = 1_000_000
+    static let workPerEntry = 16
+    /// Values kept per table read in different contexts.
+    static let maxKnownPerTable = 4
+
+    /// A table being read.
+    private struct Frame {
+        /// `lua_topointer` of the table.
+        let table: UnsafeRawPointer
+        /// Its stack index.
+        let index: Int32
+        /// Whether this is the first time the table is read (its entries are distinct ones).
+        let first: Bool
+        var contents: [LuaValue: LuaValue] = [:]
+        /// Frame numbers of the ancestors (below this frame) that cycle markers inside refer to.
+        var outer: Set<Int> = []
+        /// Levels of tables in the value (1: no table inside).
+        var height = 1
+        /// Nodes of the value (shared parts once per place), saturating.
+        var nodes = 1
+        /// The value of the pair being read, once read (its key comes next).
+        var pending: LuaValue? = nil
+        /// A table under this one is being read: it is the key (true) or the value of the pair.
+        var childIsKey = false
+
+        init(table: UnsafeRawPointer, index: Int32, first: Bool) {
+            self.table = table
+            self.index = index
+            self.first = first
+        }
+
+        mutating func grow(height h: Int, nodes n: Int) {
+            if h + 1 > height { height = h + 1 }
+            let (s, o) = nodes.addingReportingOverflow(n)
+            nodes = o ? Int.max : s
+        }
+    }
+
+    /// A table already read, and what its value depends on.
+    private struct Known {
+        let value: LuaValue
+        /// The ancestors its cycle markers refer to, each with its distance above the table (>= 1).
+        let outer: [(table: UnsafeRawPointer, distance: Int)]
+        let height: Int
+        let nodes: Int
+    }
+
+    /// The tables on the path from the value being read (frame numbers), the current one last.
+    private var path: [UnsafeRawPointer] = []
+    /// Frame number of each table on the path.
+    private var onPath: [UnsafeRawPointer: Int] = [:]
+    private var known: [UnsafeRawPointer: [Known]] = [:]
+    /// Tables read at least once.
+    private var seen: Set<UnsafeRawPointer> = []
+    /// Entries read, and entries of distinct tables read.
+    private var work = 0
+    private var distinct = 0
 
     init(_ L: LuaState, meta: Int32, maxDepth: Int) {
         self.L = L
@@ -32,13 +107,178 @@ struct _LuaReader {
         self.maxDepth = maxDepth
     }
 
-    /// The value at `idx`.
+    /// The value at `idx`. On failure the stack is as it was.
     mutating func read(_ idx: Int32) throws(_ConversionFailure) -> LuaValue {
-        try read(lua_absindex(L, idx), referenced: nil)
+        let idx = lua_absindex(L, idx)
+        if lua_type(L, idx) != LUA_TTABLE { return scalar(idx) }
+        let base = lua_gettop(L)
+        do {
+            return try readTable(idx)
+        } catch {
+            lua_settop(L, base)
+            path.removeAll()
+            onPath.removeAll()
+            throw error
+        }
     }
 
-    /// `lowest`: the outermost ancestor (index in `ancestors`) a cycle marker inside refers to.
-    private mutating func read(_ idx: Int32, referenced lowest: UnsafeMutablePointer<Int>?) throws(_ConversionFailure) -> LuaValue {
+    /// What reading a table gave: a known value, or the frame to read it in (its iteration started).
+    private enum Visit {
+        case known(Known)
+        case enter(Frame)
+    }
+
+    /// Reads the table at `idx` (the root), with an explicit stack of frames: `stack` holds the
+    /// ancestors of `cur`.
+    private mutating func readTable(_ idx: Int32) throws(_ConversionFailure) -> LuaValue {
+        var stack: [Frame] = []
+        var cur: Frame
+        switch try visit(idx, holder: nil) {
+        case .known(let k): return k.value
+        case .enter(let f): cur = f
+        }
+        while true {
+            if cur.pending == nil {
+                // a new pair: the key of the last one is on the top
+                var more: Int32 = 0
+                let status = lth_next(L, cur.index, &more)
+                if status != LUA_OK { throw .lua(LuaRuntime.popMessage(L)) }
+                if more == 0 {
+                    let done = finish(cur)
+                    guard var parent = stack.popLast() else { return done.value }
+                    let p = path.count - 1  // the parent's frame number (the child's was p + 1)
+                    for (_, distance) in done.outer where p + 1 - distance < p {
+                        parent.outer.insert(p + 1 - distance)  // an ancestor below the parent too
+                    }
+                    parent.grow(height: done.height, nodes: done.nodes)
+                    if parent.childIsKey {
+                        try store(done.value, nodes: done.nodes, in: &parent)
+                    } else {
+                        parent.pending = done.value
+                    }
+                    cur = parent
+                    continue
+                }
+                work += 1
+                if cur.first { distinct += 1 }
+                try checkWork()
+                let top = lua_gettop(L)
+                if lua_type(L, top) == LUA_TTABLE {
+                    switch try visit(top, holder: &cur) {
+                    case .known(let k):
+                        cur.grow(height: k.height, nodes: k.nodes)
+                        cur.pending = k.value
+                    case .enter(let f):
+                        cur.childIsKey = false
+                        stack.append(cur)
+                        cur = f
+                        continue
+                    }
+                } else {
+                    cur.grow(height: 0, nodes: 1)
+                    cur.pending = scalar(top)
+                }
+            }
+            // the value is read: the key, under it
+            let kidx = lua_gettop(L) - 1
+            if lua_type(L, kidx) == LUA_TTABLE {
+                switch try visit(kidx, holder: &cur) {
+                case .known(let k):
+                    cur.grow(height: k.height, nodes: k.nodes)
+                    try store(k.value, nodes: k.nodes, in: &cur)
+                case .enter(let f):
+                    cur.childIsKey = true
+                    stack.append(cur)
+                    cur = f
+                }
+            } else {
+                cur.grow(height: 0, nodes: 1)
+                try store(scalar(kidx), nodes: 1, in: &cur)
+            }
+        }
+    }
+
+    /// Stores the pair (`key`, the pending value) in `frame`; pops the value (the key stays for lth_next).
+    /// A table key is hashed in full (every node, shared ones at each place): that is work too.
+    private mutating func store(_ key: LuaValue, nodes: Int, in frame: inout Frame) throws(_ConversionFailure) {
+        if nodes > 1 {
+            if nodes > _LuaReader.maxKeyNodes {
+                throw .lua("a table used as a key is too large to copy (more than \(_LuaReader.maxKeyNodes) values, shared ones counted at each place)")
+            }
+            work += nodes
+            try checkWork()
+        }
+        let value = frame.pending!
+        frame.pending = nil
+        frame.contents[key] = value
+        clua_pop(L, 1)
+    }
+
+    /// Gives up when far more was read than the distinct tables hold (see the type's comment).
+    private func checkWork() throws(_ConversionFailure) {
+        if work > _LuaReader.baseWork + _LuaReader.workPerEntry * distinct {
+            throw .lua("table graph too large to copy (its shared tables under cycles unfold to more than \(work) entries)")
+        }
+    }
+
+    /// The table at `idx`, reached from `holder` (nil: the root): a cycle marker, a known value, or a
+    /// new frame.
+    private mutating func visit(_ idx: Int32, holder: UnsafeMutablePointer<Frame>?) throws(_ConversionFailure) -> Visit {
+        let p = lua_topointer(L, idx)!
+        let depth = path.count
+        if let d = onPath[p] {  // (the root is on no path: holder != nil here)
+            if d < depth - 1 { holder?.pointee.outer.insert(d) }
+            return .known(Known(value: .cycle(levelsUp: depth - d), outer: [], height: 0, nodes: 1))
+        }
+        if let k = reusable(p, at: depth) {
+            for (_, distance) in k.outer where depth - distance < depth - 1 { holder?.pointee.outer.insert(depth - distance) }
+            return .known(k)
+        }
+        if depth >= maxDepth { throw .tooDeep(maxDepth) }
+        guard lua_checkstack(L, 4) != 0 else { throw .lua("stack overflow (table too deep)") }
+        path.append(p)
+        onPath[p] = depth
+        lua_pushnil(L)
+        return .enter(Frame(table: p, index: idx, first: seen.insert(p).inserted))
+    }
+
+    private mutating func visit(_ idx: Int32, holder: inout Frame) throws(_ConversionFailure) -> Visit {
+        try withUnsafeMutablePointer(to: &holder) { h throws(_ConversionFailure) in try visit(idx, holder: h) }
+    }
+
+    /// A known value of `p` valid at `depth`: the ancestors it refers to are there, and it fits.
+    private func reusable(_ p: UnsafeRawPointer, at depth: Int) -> Known? {
+        guard let list = known[p] else { return nil }
+        candidates: for k in list {
+            if depth + k.height > maxDepth { continue }
+            for (table, distance) in k.outer {
+                let d = depth - distance
+                if d < 0 || path[d] != table { continue candidates }
+            }
+            return k
+        }
+        return nil
+    }
+
+    /// Ends the frame `frame` (the last on the path): its value, remembered with what it depends on.
+    private mutating func finish(_ frame: Frame) -> Known {
+        path.removeLast()
+        let f = path.count
+        onPath[frame.table] = nil
+        let outer = frame.outer.map { (table: path[$0], distance: f - $0) }
+        let k = Known(value: .table(frame.contents), outer: outer, height: frame.height, nodes: frame.nodes)
+        if var list = known[frame.table] {
+            if list.count >= _LuaReader.maxKnownPerTable { list.removeLast() }
+            list.insert(k, at: 0)
+            known[frame.table] = list
+        } else {
+            known[frame.table] = [k]
+        }
+        return k
+    }
+
+    /// Anything but a table.
+    private func scalar(_ idx: Int32) -> LuaValue {
         switch lua_type(L, idx) {
         case LUA_TNIL, LUA_TNONE:
             return .nil
@@ -53,8 +293,6 @@ struct _LuaReader {
             let bytes = UnsafeRawBufferPointer(start: p, count: len)
             if let s = String(validating: bytes, as: UTF8.self) { return .string(s) }
             return .bytes(Array(bytes))
-        case LUA_TTABLE:
-            return try readTable(idx, referenced: lowest)
         case LUA_TUSERDATA:
             if meta != 0, lua_getmetatable(L, idx) != 0 {
                 let isContext = lua_rawequal(L, -1, meta) != 0
@@ -81,47 +319,6 @@ struct _LuaReader {
         .opaque(LuaOpaque(kind: kind, address: UInt(bitPattern: lua_topointer(L, idx))))
     }
 
-    private mutating func readTable(_ idx: Int32, referenced lowest: UnsafeMutablePointer<Int>?) throws(_ConversionFailure) -> LuaValue {
-        let p = lua_topointer(L, idx)!
-        if let d = ancestors.lastIndex(of: p) {
-            if let lowest { lowest.pointee = Swift.min(lowest.pointee, d) }
-            return .cycle(levelsUp: ancestors.count - d)
-        }
-        if let known = memo[p] { return known }
-        if ancestors.count >= maxDepth { throw .tooDeep(maxDepth) }
-        guard lua_checkstack(L, 4) != 0 else { throw .lua("stack overflow (table too deep)") }
-        let depth = ancestors.count
-        ancestors.append(p)
-        defer { ancestors.removeLast() }
-        var inner = Int.max  // the outermost ancestor this table's contents refer to
-        var t: [LuaValue: LuaValue] = [:]
-        lua_pushnil(L)
-        while true {
-            var more: Int32 = 0
-            let status = lth_next(L, idx, &more)
-            if status != LUA_OK {
-                let m = LuaRuntime.popMessage(L)
-                throw .lua(m)
-            }
-            if more == 0 { break }
-            let top = lua_gettop(L)
-            let value: LuaValue
-            let key: LuaValue
-            do {
-                value = try read(top, referenced: &inner)
-                key = try read(top - 1, referenced: &inner)
-            } catch {
-                clua_pop(L, 2)
-                throw error
-            }
-            clua_pop(L, 1)  // the value; the key stays for lth_next
-            t[key] = value
-        }
-        if let lowest, inner < depth { lowest.pointee = Swift.min(lowest.pointee, inner) }
-        let result = LuaValue.table(t)
-        if inner >= depth { memo[p] = result }  // self-contained: the same wherever it is reached
-        return result
-    }
 }
 
 /// Pushes `LuaValue`s. Contexts need the module (its frame and the pins table at `pins`); without them a

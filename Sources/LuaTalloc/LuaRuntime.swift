@@ -88,6 +88,7 @@ public final class LuaRuntime {
         // (malloc's headers of those first blocks are not known: Lua's own count, plus 16 bytes a block
         // for the few dozen blocks a new state has, is close)
         let initial = Int(clua_gc(L, LUA_GCCOUNT)) * 1024 + Int(clua_gc(L, LUA_GCCOUNTB))
+        lth_clearbudget(L)  // no budget until one is installed: the extra space says so
         _ = heap.unsafeAdjustExternalSize(by: initial)
         lua_setallocf(L, LuaRuntime.allocator, heapState)
         if let limit = options.memoryLimit {
@@ -134,6 +135,9 @@ public final class LuaRuntime {
         if options.sandboxed {
             let ss = lth_sandbox(L)  // pops the module
             if ss != LUA_OK { return ss }
+            // the standard functions whose single calls could outrun the budget charge it for their work
+            let bs = lth_openbounded(L)
+            if bs != LUA_OK { return bs }
         } else {
             clua_pop(L, 1)
         }
@@ -309,6 +313,11 @@ public final class LuaRuntime {
         clua_insert(L, base + 1)
         let rs = entered { clua_pcall(L, nargs, LUA_MULTRET, base + 1) }
         if rs != LUA_OK { throw classify(rs, LuaRuntime.popMessage(L)) }
+        if let b = budget, b.pointee.exhausted != 0 {
+            // the budget ran out and the script caught the error in a call the hook could not follow
+            // (a C function's own pcall in a tail call): the entry still failed
+            throw .budgetExhausted(message: b.pointee.exhausted == 2 ? "time budget exhausted" : "instruction budget exhausted")
+        }
         clua_remove(L, base + 1)
         return try readValues(L, from: base + 1, to: lua_gettop(L))
     }

@@ -33,6 +33,7 @@
 #define LTC_NEWPREFIX  0x10  /* the name at free time reads "talloc_new: FILE:LINE" */
 #define LTC_NAMECOPY   0x20  /* the chunk owns a copy of its name, charged to the account */
 #define LTC_SIDEREC    0x40  /* the chunk's side record was made for this cell, charged to the account */
+#define LTC_SAVED      0x80  /* the name was saved when the chunk's free began */
 
 /* An interned chunk source name ("short_src"), counted: location names ("FILE:LINE") point into it. */
 typedef struct ltc_Name {
