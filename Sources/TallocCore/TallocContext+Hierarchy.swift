@@ -28,7 +28,7 @@ extension TallocContext {
         let tc = chunk
         if _Core.freePlain(tc) { return }
         if tc.refs != nil {
-            let single = tc.pointee.parent == _Globals.nullContext && tc.refs!.referenceBody.pointee.next == nil
+            let single = tc.pointee.parent == _NullTracking.current && tc.refs!.referenceBody.pointee.next == nil
             if _Core.freeTop(tc, location: "\(file):\(line)") == 0 { return }
             throw single ? .destructorRefused : .hasReferences
         }
@@ -132,7 +132,7 @@ extension TallocContext {
         // A new parent at the top level cannot be inside tc's subtree: skip the walk then.
         if let np, np.pointee.parent != nil, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
         if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
-        if _slowPath(tc.pointee.extra != nil) && tc.refs != nil && tc.pointee.parent != (np ?? _Globals.nullContext) {
+        if _slowPath(tc.pointee.extra != nil) && tc.refs != nil && tc.pointee.parent != _NullTracking.parent(np) {
             _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
             _Core.logReferences(tc)
         }
@@ -202,7 +202,7 @@ extension TallocContext {
     /// - Throws: `TallocError.notAParent`, `TallocError.destructorRefused`.
     public func unlink(from parent: TallocContext?) throws(TallocError) {
         let tc = chunk
-        let p = TallocContext.chunk(parent) ?? _Globals.nullContext
+        let p = _NullTracking.parent(TallocContext.chunk(parent))
         var h = tc.refs
         var owns = false
         while let x = h { if x.pointee.parent == p { owns = true; break }; h = x.referenceBody.pointee.next }

@@ -286,19 +286,24 @@ extension TallocContext {
     }
 }
 
-/// Permanent C strings for type names (talloc names typed allocations by the type's spelling).
+/// Permanent C strings for type names (talloc names typed allocations by the type's spelling), and for
+/// the few names TallocCore gives itself. Process-wide, under a lock: race-free from any thread.
 enum _InternedNames {
+    private static let lock = _Lock()
     nonisolated(unsafe) private static var table: [String: UnsafeMutablePointer<CChar>] = [:]
-    nonisolated(unsafe) private static var lock = pthread_mutex_t()
-    private static let once: Void = { pthread_mutex_init(&lock, nil) }()
 
+    /// The interned copy of `s`; for a string that cannot be copied (no memory), a constant "UNNAMED"
+    /// stand-in rather than a trap.
     static func cString(_ s: String) -> UnsafePointer<CChar> {
-        _ = once
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if let p = table[s] { return UnsafePointer(p) }
-        let p = strdup(s)!
-        table[s] = p
-        return UnsafePointer(p)
+        lock.withLock {
+            if let p = table[s] { return UnsafePointer(p) }
+            guard let p = strdup(s) else { return _unnamed }
+            table[s] = p
+            return UnsafePointer(p)
+        }
+    }
+
+    private static var _unnamed: UnsafePointer<CChar> {
+        UnsafeRawPointer(("UNNAMED" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self)
     }
 }

@@ -11,21 +11,12 @@ import Glibc
 import Darwin
 #endif
 
-/// Process-wide state, as talloc's globals. Not thread-safe, like talloc: null tracking, the log and abort
-/// functions are shared; trees must not be shared between threads.
-@usableFromInline
-enum _Globals {
-    @exclusivity(unchecked) @usableFromInline nonisolated(unsafe) static var nullContext: _Chunk? = nil
-    @exclusivity(unchecked) nonisolated(unsafe) static var logHandler: ((String) -> Void)? = nil
-    @exclusivity(unchecked) nonisolated(unsafe) static var abortHandler: ((String) -> Void)? = nil
-    @exclusivity(unchecked) nonisolated(unsafe) static var autofreeContext: _Chunk? = nil
-}
-
 @usableFromInline
 enum _Core {
 
     // MARK: - Logging and aborting
 
+    /// Hands a log line to the process-wide log handler (read under its lock, called outside it).
     static func log(_ message: String) {
         _Globals.logHandler?(message)
     }
@@ -120,7 +111,7 @@ enum _Core {
     /// `0 <= size < MAX_TALLOC_SIZE`.
     @inline(__always) @usableFromInline
     static func allocate(_ parentIn: _Chunk?, size: Int, prefix: Int = 0) -> _Chunk? {
-        let parent = parentIn ?? _Globals.nullContext
+        let parent = _NullTracking.parent(parentIn)
         if let p = parent {
             let pf = p.pointee.flags
             if pf & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) != 0 {
@@ -296,7 +287,7 @@ enum _Core {
     /// level). Stealing to the current parent moves it to the head, as talloc does. Memory limits follow.
     @inline(__always) @usableFromInline
     static func steal(_ tc: _Chunk, to newParentIn: _Chunk?) {
-        let newParent = newParentIn ?? _Globals.nullContext
+        let newParent = _NullTracking.parent(newParentIn)
         if let np = newParent, np == tc { return }
         let old = tc.pointee.parent
         if old == newParent && (old == nil || old!.pointee.child == tc) { return }
@@ -392,7 +383,7 @@ enum _Core {
     /// talloc_unreference: frees the newest handle of `tc` owned by `context` (nil = the null context / no
     /// parent). False when there is none.
     static func unreference(_ tc: _Chunk, context contextIn: _Chunk?) -> Bool {
-        let context = contextIn ?? _Globals.nullContext
+        let context = _NullTracking.parent(contextIn)
         var h = tc.refs
         while let x = h {
             if owner(ofHandle: x) == context {
@@ -406,7 +397,7 @@ enum _Core {
 
     /// talloc_unlink: removes one parent of `tc`. 0 on success, -1 otherwise.
     static func unlink(_ tc: _Chunk, from contextIn: _Chunk?) -> Int32 {
-        let context = contextIn ?? _Globals.nullContext
+        let context = _NullTracking.parent(contextIn)
         if unreference(tc, context: context) { return 0 }
         if context != tc.pointee.parent { return -1 }
         // The newest referrer becomes the parent — unless it lives inside tc's own subtree: talloc then
@@ -488,8 +479,9 @@ enum _Core {
     /// _talloc_free (talloc_free): the reference rules of §1.4, then the free itself.
     static func freeTop(_ tc: _Chunk, location: String) -> Int32 {
         if _slowPath(tc.refs != nil) {
-            if tc.pointee.parent == _Globals.nullContext && tc.refs!.referenceBody.pointee.next == nil {
-                return unlink(tc, from: _Globals.nullContext)
+            let null = _NullTracking.current
+            if tc.pointee.parent == null && tc.refs!.referenceBody.pointee.next == nil {
+                return unlink(tc, from: null)
             }
             log("ERROR: talloc_free with references at \(location)\n")
             logReferences(tc)
@@ -544,8 +536,7 @@ enum _Core {
                 }
                 if !registered, cur == root, child.pointee.extra != nil || child.pointee.child != nil {
                     // User code may run from here on: let a free of root's parent find us.
-                    registered = true
-                    _FreeRegistry.push(root)
+                    registered = _FreeRegistry.push(root)
                 }
                 switch enter(child) {
                 case .proceed:
@@ -575,7 +566,7 @@ enum _Core {
                     if child.pointee.parent != cur { continue }
                     // A reference owned by the null context names no owner: talloc then falls back to the
                     // parent of the chunk being freed, as for a refusing child.
-                    steal(child, to: owner == _Globals.nullContext ? cur.pointee.parent : owner)
+                    steal(child, to: owner == _NullTracking.current ? cur.pointee.parent : owner)
                     continue
                 case .refused:
                     // A destructor that already moved its chunk elsewhere is obeyed.
@@ -955,32 +946,22 @@ enum _Core {
 
 /// Frees in progress that may run user code, per thread, so that a destructor freeing (or moving) the
 /// parent of the chunk a free started from cannot leave that free pointing at dead memory (§8.6).
+/// The list lives in the calling thread's `_ThreadState`: frees on different threads never see each
+/// other's roots (a `freeingChild` flag is only ever set on chunks of the freeing thread's own tree).
 enum _FreeRegistry {
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { p in p?.deallocate() }
-        return k
-    }()
-
-    private struct List { var roots: [_Chunk] = [] }
-
-    private static var list: UnsafeMutablePointer<List> {
-        if let p = pthread_getspecific(key) { return p.assumingMemoryBound(to: List.self) }
-        let p = UnsafeMutablePointer<List>.allocate(capacity: 1)
-        p.initialize(to: List())
-        pthread_setspecific(key, p)
-        return p
-    }
-
-    static func push(_ root: _Chunk) {
-        list.pointee.roots.append(root)
+    /// Registers `root`. False when the thread's state cannot be allocated (the free then goes on without
+    /// the §8.6 protection, as talloc always does).
+    static func push(_ root: _Chunk) -> Bool {
+        guard let state = _ThreadState.current else { return false }
+        state.pointee.freeRoots.append(root)
         if let p = root.pointee.parent { p.pointee.flags |= _Flag.freeingChild }
+        return true
     }
 
     static func pop(_ root: _Chunk) {
-        let l = list
-        if let i = l.pointee.roots.lastIndex(of: root) { l.pointee.roots.remove(at: i) }
-        if let p = root.pointee.parent, !l.pointee.roots.contains(where: { $0.pointee.parent == p }) {
+        guard let state = _ThreadState.existing else { return }
+        if let i = state.pointee.freeRoots.lastIndex(of: root) { state.pointee.freeRoots.remove(at: i) }
+        if let p = root.pointee.parent, !state.pointee.freeRoots.contains(where: { $0.pointee.parent == p }) {
             p.pointee.flags &= ~_Flag.freeingChild
         }
     }
@@ -988,7 +969,8 @@ enum _FreeRegistry {
     /// `parent` is being released while a free started below it is running: that free's refusing
     /// children go to the top level instead, and its subtree's charge leaves `parent`'s limits.
     static func parentIsGoing(_ parent: _Chunk) {
-        for root in list.pointee.roots where root.pointee.parent == parent {
+        guard let state = _ThreadState.existing else { return }
+        for root in state.pointee.freeRoots where root.pointee.parent == parent {
             if root.pointee.flags & _Flag.underLimit != 0, let up = parent.pointee.parent {
                 _Core.limitShrink(up, _Core.subtreeCharge(root, markUnderLimit: false))
             }
@@ -997,6 +979,9 @@ enum _FreeRegistry {
     }
 
     static func parentMoved(from old: _Chunk, to new: _Chunk) {
-        for root in list.pointee.roots where root.pointee.parent == old { root.pointee.parent = new }
+        guard let state = _ThreadState.existing else { return }
+        for i in state.pointee.freeRoots.indices where state.pointee.freeRoots[i].pointee.parent == old {
+            state.pointee.freeRoots[i].pointee.parent = new
+        }
     }
 }
