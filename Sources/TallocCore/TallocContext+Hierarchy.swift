@@ -113,6 +113,13 @@ extension TallocContext {
 
     /// Whether the context is in the middle of being freed (a destructor below it is running).
     public var isBeingFreed: Bool { chunk.pointee.flags & _Flag.loop != 0 }
+
+    /// The bytes malloc'd for a side record: the one allocation a chunk makes beyond its own block, on the
+    /// first destructor, observer, reference to it, memory limit or owned name copy, and freed with it.
+    public static var sideRecordByteCount: Int { MemoryLayout<_Extra>.stride }
+
+    /// Whether the chunk has its side record (see `sideRecordByteCount`).
+    public var hasSideRecord: Bool { chunk.pointee.extra != nil }
 }
 
 // MARK: - Steal, reparent, references
@@ -288,9 +295,18 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_find_parent_byname()`.
     public func findParent(byName name: String) -> TallocContext? {
+        var s = name
+        return s.withUTF8 { findParent(byNameBytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// This context or its nearest ancestor whose name's bytes are `name` (up to its first NUL), compared
+    /// as `checkName(bytes:)` compares, without allocating.
+    ///
+    /// The corresponding talloc function is `talloc_find_parent_byname()`.
+    public func findParent(byNameBytes name: UnsafeRawBufferPointer) -> TallocContext? {
         var result: TallocContext? = nil
         _ = forEachAncestorOrSelf { tc in
-            if _Walk.nameEquals(tc, name) { result = TallocContext(chunk: tc); return false }
+            if _Walk.nameEquals(tc, bytes: name) { result = TallocContext(chunk: tc); return false }
             return true
         }
         return result

@@ -24,14 +24,13 @@ extension TallocContext {
         func apply(_ tc: _Chunk) {
             switch self {
             case .constant(let s):
-                tc.pointee.name = UnsafeRawPointer(s.utf8Start)
-                tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+                _Core.rename(tc, to: UnsafeRawPointer(s.utf8Start))
             case .location(let file, let line):
                 tc.pointee.flags &= ~_Flag.nameHasNewPrefix
                 TallocContext.setLocationName(tc, file, line, newPrefix: false)
+                _Core.dropOwnedName(tc)
             case .none:
-                tc.pointee.name = nil
-                tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+                _Core.rename(tc, to: nil)
             case .keep:
                 break
             }
@@ -80,6 +79,7 @@ extension TallocContext {
         if r.moved {
             tc.pointee.flags &= ~_Flag.nameHasNewPrefix
             TallocContext.setLocationName(tc, file, line, newPrefix: false)
+            _Core.dropOwnedName(tc)
         }
         self = TallocContext(chunk: tc)
     }
@@ -188,8 +188,7 @@ extension TallocContext {
         let tc = chunk
         if bytes.count > 0 { memcpy(tc.body + offset, bytes.baseAddress!, bytes.count) }
         tc.body.storeBytes(of: 0, toByteOffset: offset + bytes.count, as: UInt8.self)
-        tc.pointee.name = UnsafeRawPointer(tc.body)
-        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        _Core.rename(tc, to: UnsafeRawPointer(tc.body))
     }
 
     var stringLength: Int { strnlen(unsafePointer.assumingMemoryBound(to: CChar.self), size) }

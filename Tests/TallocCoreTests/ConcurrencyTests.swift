@@ -89,9 +89,12 @@ private func workout(thread t: Int, rounds: Int, tracking: Bool) -> [String] {
             let named = try TallocContext.new(parent: root, name: "x")
             check(Array("copied\(t)".utf8).withUnsafeBytes { named.setNameCopy($0) }, "setNameCopy")
             check(named.name == "copied\(t)", "copied name \(named.name)")
+            let raw: [UInt8] = [0xFF, UInt8(t + 1), 0xC3, UInt8(truncatingIfNeeded: r) | 1]  // not UTF-8
+            check(raw.withUnsafeBytes { named.setNameCopy($0) } && named.nameBytes == raw, "bytes name")
+            check(raw.withUnsafeBytes { named.checkName(bytes: $0) } && named.ownedNameByteCount == 5, "bytes name")
             struct Marker { var value = 0 }
             named.setType(Marker.self)
-            check(named.isType(Marker.self), "setType")
+            check(named.isType(Marker.self) && named.ownedNameByteCount == 0, "setType")
             // A report of a small subtree, exactly.
             let rep = try TallocContext.new(parent: root, name: "report")
             let s1 = try TallocContext.strdup(parent: rep, "t\(t)")

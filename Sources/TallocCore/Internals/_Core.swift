@@ -213,6 +213,25 @@ enum _Core {
         return tc
     }
 
+    // MARK: - Names
+
+    /// Gives `tc` a plain C-string name (nil reads "UNNAMED"): not a location, and no longer a copy the
+    /// chunk owned (`setNameCopy`), which is freed now.
+    @inline(__always)
+    static func rename(_ tc: _Chunk, to name: UnsafeRawPointer?) {
+        tc.pointee.name = name
+        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        if _slowPath(tc.pointee.extra != nil) { dropOwnedName(tc) }
+    }
+
+    /// Frees the name copy `tc` owns, unless it is still the name.
+    static func dropOwnedName(_ tc: _Chunk) {
+        guard let e = tc.pointee.extra, let copy = e.pointee.ownedName else { return }
+        if tc.pointee.flags & _Flag.nameIsLocation == 0 && tc.pointee.name == UnsafeRawPointer(copy) { return }
+        e.pointee.ownedName = nil
+        Glibc.free(copy)
+    }
+
     // MARK: - Tree links
 
     /// Removes `tc` from its parent's child list (or from the top-level sibling list). Keeps `parent`.

@@ -71,25 +71,101 @@ enum _Walk {
 
     // MARK: - Names
 
-    static func name(_ tc: _Chunk) -> String {
-        let f = tc.pointee.flags
-        if f & _Flag.reference != 0 { return ".reference" }
-        guard let n = tc.pointee.name else { return "UNNAMED" }
-        let s = String(cString: n.assumingMemoryBound(to: CChar.self))
-        if f & _Flag.nameIsLocation != 0 {
-            let loc = s + ":" + String(tc.pointee.line)
-            return f & _Flag.nameHasNewPrefix != 0 ? "talloc_new: " + loc : loc
-        }
-        return s
+    /// The bytes of a constant string.
+    @inline(__always)
+    static func bytes(_ s: StaticString) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
     }
 
-    /// Compares a chunk's name with `other` without building a String for constant names.
-    static func nameEquals(_ tc: _Chunk, _ other: String) -> Bool {
+    /// The bytes of a NUL-terminated string, without the NUL.
+    @inline(__always)
+    static func bytes(cString p: UnsafeRawPointer) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: p, count: strlen(p.assumingMemoryBound(to: CChar.self)))
+    }
+
+    /// talloc_get_name's bytes, in pieces and without allocating: ".reference", "UNNAMED", a C string, or a
+    /// location's "talloc_new: " prefix, file, ":" and line. `piece` returns false to stop; the result is
+    /// false when it did.
+    static func forEachNamePiece(_ tc: _Chunk, _ piece: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         let f = tc.pointee.flags
-        if f & (_Flag.reference | _Flag.nameIsLocation) != 0 || tc.pointee.name == nil {
-            return name(tc) == other
+        if f & _Flag.reference != 0 { return piece(bytes(".reference")) }
+        guard let n = tc.pointee.name else { return piece(bytes("UNNAMED")) }
+        if f & _Flag.nameIsLocation == 0 { return piece(bytes(cString: n)) }
+        if f & _Flag.nameHasNewPrefix != 0 && !piece(bytes("talloc_new: ")) { return false }
+        if !piece(bytes(cString: n)) || !piece(bytes(":")) { return false }
+        return withDecimal(UInt64(tc.pointee.line), piece)
+    }
+
+    /// `value` in decimal, as bytes on the stack.
+    @inline(__always)
+    static func withDecimal<R>(_ value: UInt64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
+            var v = value
+            var i = 20
+            repeat {
+                i &-= 1
+                buf[i] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                v /= 10
+            } while v != 0
+            return body(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buf[i...])))
         }
-        return other.withCString { strcmp($0, tc.pointee.name!.assumingMemoryBound(to: CChar.self)) == 0 }
+    }
+
+    /// The number of bytes of the name.
+    static func nameLength(_ tc: _Chunk) -> Int {
+        var n = 0
+        _ = forEachNamePiece(tc) { n &+= $0.count; return true }
+        return n
+    }
+
+    static func nameBytes(_ tc: _Chunk) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(nameLength(tc))
+        _ = forEachNamePiece(tc) { out.append(contentsOf: $0); return true }
+        return out
+    }
+
+    /// The name as a String (invalid UTF-8 repaired, as `String(decoding:as:)` repairs it).
+    static func name(_ tc: _Chunk) -> String {
+        let f = tc.pointee.flags
+        if f & (_Flag.reference | _Flag.nameIsLocation) == 0, let n = tc.pointee.name {
+            return String(decoding: bytes(cString: n), as: UTF8.self)
+        }
+        return String(decoding: nameBytes(tc), as: UTF8.self)
+    }
+
+    /// `other` up to its first NUL: talloc compares names as C strings.
+    @inline(__always)
+    static func cStringPrefix(_ other: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        guard let base = other.baseAddress, other.count > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        guard let nul = memchr(base, 0, other.count) else { return other }
+        return UnsafeRawBufferPointer(start: base, count: UnsafeRawPointer(nul) - base)
+    }
+
+    /// Whether the chunk's name is `other` (up to its first NUL), piece by piece, without allocating.
+    static func nameEquals(_ tc: _Chunk, bytes other: UnsafeRawBufferPointer) -> Bool {
+        var rest = cStringPrefix(other)
+        let f = tc.pointee.flags
+        if f & (_Flag.reference | _Flag.nameIsLocation) == 0, let n = tc.pointee.name {
+            // A C string: strncmp stops at the first difference; then the name must end there too.
+            let count = rest.count
+            if count == 0 { return n.load(as: UInt8.self) == 0 }
+            return strncmp(n.assumingMemoryBound(to: CChar.self), rest.baseAddress!.assumingMemoryBound(to: CChar.self), count) == 0
+                && n.load(fromByteOffset: count, as: UInt8.self) == 0
+        }
+        let matched = forEachNamePiece(tc) { piece in
+            if piece.count > rest.count { return false }
+            if piece.count > 0 && memcmp(piece.baseAddress!, rest.baseAddress!, piece.count) != 0 { return false }
+            rest = UnsafeRawBufferPointer(rebasing: rest[piece.count...])
+            return true
+        }
+        return matched && rest.isEmpty
+    }
+
+    /// The same for a String (its UTF-8 bytes).
+    static func nameEquals(_ tc: _Chunk, _ other: String) -> Bool {
+        var s = other
+        return s.withUTF8 { nameEquals(tc, bytes: UnsafeRawBufferPointer($0)) }
     }
 
     // MARK: - Report
