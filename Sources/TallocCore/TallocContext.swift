@@ -218,8 +218,11 @@ extension TallocContext {
     /// A context that accounts for memory held outside talloc (for example a Lua heap): its `size` is
     /// what you report with `unsafeAdjustExternalSize`, its body is empty, and memory limits above it
     /// count those bytes (plus its header) as if talloc held them.
+    ///
+    /// It is never carved from a pool, even under one: it is malloc'd, so that memory limits count its
+    /// header and its external bytes.
     public static func newExternal(parent: TallocContext?, name: StaticString) throws(TallocError) -> TallocContext {
-        let tc = try make(parent, 0)
+        guard let tc = _Core.allocateOutsidePools(chunk(parent), size: 0) else { throw .outOfMemory }
         tc.pointee.flags |= _Flag.external
         tc.pointee.name = UnsafeRawPointer(name.utf8Start)
         return TallocContext(chunk: tc)

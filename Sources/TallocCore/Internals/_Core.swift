@@ -154,11 +154,11 @@ enum _Core {
 
     /// The same for a parent that is (or is carved from) a pool, or that a memory limit governs.
     @inline(never)
-    static func allocateSlow(_ p: _Chunk, size: Int, prefix: Int) -> _Chunk? {
+    static func allocateSlow(_ p: _Chunk, size: Int, prefix: Int, fromPool: Bool = true) -> _Chunk? {
         let pf = p.pointee.flags
         let inherited: UInt32 = (pf & (_Flag.hasLimit | _Flag.underLimit)) != 0 ? _Flag.underLimit : 0
         var tc: _Chunk? = nil
-        if pf & (_Flag.pool | _Flag.poolMem) != 0, let pool = pool(for: p) {
+        if fromPool, pf & (_Flag.pool | _Flag.poolMem) != 0, let pool = pool(for: p) {
             tc = carve(from: pool, chunkSize: _align16(_headerSize + size + prefix), prefix: prefix)
         }
         if tc == nil {
@@ -186,6 +186,15 @@ enum _Core {
         return c
     }
 
+    /// A chunk that is never carved from a pool (an external context: its `size` is not its body, so it
+    /// must not be a pool member, whose size the pool's bookkeeping and walk rely on).
+    static func allocateOutsidePools(_ parentIn: _Chunk?, size: Int) -> _Chunk? {
+        guard let p = _NullTracking.parent(parentIn), p.pointee.flags & (_Flag.pool | _Flag.poolMem) != 0 else {
+            return allocate(parentIn, size: size)
+        }
+        return allocateSlow(p, size: size, prefix: 0, fromPool: false)
+    }
+
     /// _talloc_pool: a pool of `capacity` bytes of bump space. The pool itself counts as one object.
     static func makePool(_ parent: _Chunk?, capacity: Int) -> _Chunk? {
         if capacity < 0 || capacity >= _maxSize { return nil }
@@ -193,7 +202,7 @@ enum _Core {
         tc.pointee.flags |= _Flag.pool
         tc.pointee.size = 0
         let hdr = tc.poolHeader
-        hdr.pointee = _PoolHeader(end: UInt32(_headerSize), objectCount: 1, poolSize: UInt32(capacity), _reserved: 0)
+        hdr.pointee = _PoolHeader(end: UInt32(_headerSize), objectCount: 1, poolSize: UInt32(capacity))
         return tc
     }
 
@@ -721,6 +730,11 @@ enum _Core {
             }
             if Int(hdr.pointee.end) == nextChunk {
                 hdr.pointee.end = tc.pointee.poolOffset  // the last chunk is reclaimed
+                // talloc's arithmetic reclaims a nested pool (only one of 0 bytes can end there) to its
+                // chunk header, past its prefix: the 16 bytes left in front become a marked hole.
+                if tc.pointee.flags & _Flag.pool != 0 {
+                    pool.markHole(at: Int(tc.pointee.poolOffset) - _poolPrefixSize, length: _poolPrefixSize)
+                }
             }
             return
         }
@@ -759,13 +773,19 @@ enum _Core {
         let inPool = flags0 & _Flag.poolMem != 0
         if size < oldSize {
             if inPool {
-                // Shrink in place; pull the pool's end back if this is the last chunk.
+                // Shrink in place; pull the pool's end back if this is the last chunk. Otherwise the bytes
+                // given back become a hole, marked by a filler: they were the user's a moment ago, and the
+                // pool walk must not take what is left there for a chunk header.
                 let pool = tc.carvingPool
                 let hdr = pool.poolHeader
-                let nextChunk = Int(tc.pointee.poolOffset) + _align16(_headerSize + oldSize)
+                let offset = Int(tc.pointee.poolOffset)
+                let oldSpan = _align16(_headerSize + oldSize)
+                let newSpan = _align16(_headerSize + size)
                 tc.pointee.size = UInt32(size)
-                if Int(hdr.pointee.end) == nextChunk {
-                    hdr.pointee.end = UInt32(Int(tc.pointee.poolOffset) + _align16(_headerSize + size))
+                if Int(hdr.pointee.end) == offset + oldSpan {
+                    hdr.pointee.end = UInt32(offset + newSpan)
+                } else if newSpan < oldSpan {
+                    pool.markHole(at: offset + newSpan, length: oldSpan - newSpan)
                 }
                 return (tc, false, .tooLarge)
             } else if !limited && oldSize - size < 1024 {
