@@ -81,7 +81,8 @@ public enum Talloc {
         atexit {
             Talloc.freeAutofreeContext()
             guard let n = _NullTracking.current, _Walk.totals(n).bytes != 0 else { return }
-            _Core.writeStderr(_Walk.report(n, .init(depth: 0, maxDepth: _Globals.leakReportFull ? -1 : 1, addresses: true)))
+            _ = _Walk.writeReport(n, .init(depth: 0, maxDepth: _Globals.leakReportFull ? -1 : 1, addresses: true),
+                                  accountant: { _ in true }, to: _Core.writeStderr(bytes:))
         }
     }
 

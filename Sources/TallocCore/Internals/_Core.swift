@@ -24,14 +24,19 @@ enum _Core {
     /// Writes to standard error without stdio's shared state.
     static func writeStderr(_ text: String) {
         var t = text
-        t.withUTF8 { b in
-            var off = 0
-            while off < b.count {
-                let n = write(2, b.baseAddress! + off, b.count - off)
-                if n <= 0 { break }
-                off += n
-            }
+        t.withUTF8 { _ = writeStderr(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The same for bytes; false when stderr stops taking them.
+    static func writeStderr(bytes b: UnsafeRawBufferPointer) -> Bool {
+        guard let base = b.baseAddress else { return true }
+        var off = 0
+        while off < b.count {
+            let n = write(2, base + off, b.count - off)
+            if n <= 0 { return false }
+            off += n
         }
+        return true
     }
 
     /// talloc_abort: log the reason, call the abort handler, and trap. Unlike talloc, we never carry on
