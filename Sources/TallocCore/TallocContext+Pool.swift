@@ -55,12 +55,20 @@ extension TallocContext {
     /// An object of `byteCount` bytes that is also a pool with room for `subobjects` chunks of
     /// `subobjectBytes` bytes in all: one malloc for the object and everything hanging off it.
     ///
+    /// The pool's capacity is talloc's: `byteCount + subobjectBytes + (64 + 16 + 15) * (subobjects + 1)`.
     /// The corresponding talloc macro is `talloc_pooled_object()`.
+    /// - Throws: `TallocError.sizeTooLarge` when a count is negative, the arithmetic overflows, or the
+    ///   capacity reaches MAX_TALLOC_SIZE (256 MiB); `TallocError.outOfMemory` when malloc or a memory
+    ///   limit refuses.
     public static func pooledObject(
         parent: TallocContext?, byteCount: Int, name: StaticString, subobjects: Int, subobjectBytes: Int
     ) throws(TallocError) -> TallocContext {
+        guard byteCount < _maxSize,
+              let capacity = _Core.pooledObjectCapacity(size: byteCount, count: subobjects, bytes: subobjectBytes),
+              capacity < _maxSize
+        else { throw .sizeTooLarge }
         guard let tc = _Core.makePooledObject(chunk(parent), size: byteCount, count: subobjects, bytes: subobjectBytes)
-        else { throw byteCount >= _maxSize ? .sizeTooLarge : .outOfMemory }
+        else { throw .outOfMemory }
         tc.pointee.name = UnsafeRawPointer(name.utf8Start)
         return TallocContext(chunk: tc)
     }

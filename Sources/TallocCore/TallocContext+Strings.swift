@@ -99,7 +99,7 @@ extension TallocContext {
 extension TallocContext {
     static func strlendup(_ parent: TallocContext?, _ bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
         let n = bytes.count
-        if n + 1 >= _maxSize { throw .sizeTooLarge }
+        if n >= _maxSize - 1 { throw .sizeTooLarge }
         guard let tc = _Core.allocate(chunk(parent), size: n + 1) else { throw .outOfMemory }
         let body = tc.body
         if let src = bytes.baseAddress { memcpy(body, src, n) }
@@ -183,7 +183,9 @@ extension TallocContext {
 
     /// Appends at `offset` and renames the string to its new contents (__talloc_strlendup_append).
     mutating func append(at offset: Int, _ bytes: UnsafeRawBufferPointer) throws(TallocError) {
-        let total = offset + bytes.count + 1
+        let (sum, overflow) = offset.addingReportingOverflow(bytes.count)
+        if overflow || sum >= _maxSize - 1 { throw .sizeTooLarge }
+        let total = sum + 1
         self = try TallocContext.reallocate(self, parent: nil, byteCount: total, name: .keep)!
         let tc = chunk
         if bytes.count > 0 { memcpy(tc.body + offset, bytes.baseAddress!, bytes.count) }

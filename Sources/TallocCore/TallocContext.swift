@@ -231,12 +231,14 @@ extension TallocContext {
     /// Adds `delta` bytes (negative: removes them) to an external context, checking growth against every
     /// memory limit above it. Returns false, changing nothing, when a limit refuses.
     /// The size is a 32-bit field, as every chunk's: an external context holds at most 4 GiB - 1; growth
-    /// past that is refused like a limit's refusal.
+    /// past that, or a removal of more than it holds, is refused like a limit's refusal.
     @inlinable @inline(__always)
     public func unsafeAdjustExternalSize(by delta: Int) -> Bool {
         let tc = _Chunk.from(body: unsafePointer)
+        // One unsigned compare refuses a negative result and one past 32 bits alike. The size is at least 0,
+        // so the sum wraps only for a delta near Int.max, to a negative value: refused as well.
         let newSize = Int(tc.pointee.size) &+ delta
-        if _slowPath(newSize > Int(UInt32.max)) { return false }
+        if _slowPath(UInt(bitPattern: newSize) > UInt(UInt32.max)) { return false }
         if _slowPath(tc.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0) {
             return TallocContext._adjustLimitedExternalSize(tc, by: delta)
         }

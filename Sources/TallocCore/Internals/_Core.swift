@@ -211,9 +211,10 @@ enum _Core {
         return tc
     }
 
-    /// talloc_pooled_object: a pool whose body starts with an object of `size` bytes, with room for
-    /// `count` sub-objects of `bytes` bytes in all (talloc's arithmetic, with our header sizes).
-    static func makePooledObject(_ parent: _Chunk?, size: Int, count: Int, bytes: Int) -> _Chunk? {
+    /// talloc_pooled_object's pool size: the object, the sub-objects' bytes, and room for the headers of
+    /// the sub-objects and the pool (talloc's arithmetic, with our header sizes). Nil when it overflows or
+    /// is negative.
+    static func pooledObjectCapacity(size: Int, count: Int, bytes: Int) -> Int? {
         guard size >= 0, count >= 0, bytes >= 0 else { return nil }
         let perObject = _headerSize + _poolPrefixSize + 15
         let (c1, o1) = count.addingReportingOverflow(1)
@@ -221,6 +222,14 @@ enum _Core {
         let (s1, o3) = size.addingReportingOverflow(bytes)
         let (poolSize, o4) = s1.addingReportingOverflow(m)
         if o1 || o2 || o3 || o4 { return nil }
+        return poolSize
+    }
+
+    /// talloc_pooled_object: a pool whose body starts with an object of `size` bytes, with room for
+    /// `count` sub-objects of `bytes` bytes in all. The caller has checked the sizes
+    /// (`pooledObjectCapacity` below MAX_TALLOC_SIZE); nil when memory runs out.
+    static func makePooledObject(_ parent: _Chunk?, size: Int, count: Int, bytes: Int) -> _Chunk? {
+        guard let poolSize = pooledObjectCapacity(size: size, count: count, bytes: bytes) else { return nil }
         guard let tc = makePool(parent, capacity: poolSize) else { return nil }
         tc.pointee.size = UInt32(size)
         tc.poolHeader.pointee.end = UInt32(_align16(_headerSize + size))
