@@ -107,6 +107,14 @@ private func workout(thread t: Int, rounds: Int, tracking: Bool) -> [String] {
                 + reportLine("t\(t)", depth: 1, bytes: inner + outer, blocks: 2)
                 + reportLine("round \(r)", depth: 2, bytes: inner, blocks: 1)
             check(rep.reportFull(addresses: false) == expected, "report:\n\(rep.reportFull(addresses: false))")
+            var streamed: [UInt8] = []
+            var balance = 0
+            check(rep.writeReport(depth: 0, maxDepth: -1, addresses: false, accountant: { balance += $0; return true }) {
+                streamed.append(contentsOf: $0)
+                return true
+            } && streamed == Array(expected.utf8) && balance == 0, "streamed report")
+            var layoutSegments = 0
+            check(pool.forEachPoolSegment { _ in layoutSegments += 1; return true } && layoutSegments > 0, "pool walk")
             check(root.dot().hasPrefix("digraph talloc {\n"), "dot")
             if tracking {
                 check(Talloc.nullContextTotalSize == root.totalSize, "null context's total")
