@@ -159,11 +159,11 @@ enum _Core {
 
     /// The same for a parent that is (or is carved from) a pool, or that a memory limit governs.
     @inline(never)
-    static func allocateSlow(_ p: _Chunk, size: Int, prefix: Int, fromPool: Bool = true) -> _Chunk? {
+    static func allocateSlow(_ p: _Chunk, size: Int, prefix: Int) -> _Chunk? {
         let pf = p.pointee.flags
         let inherited: UInt32 = (pf & (_Flag.hasLimit | _Flag.underLimit)) != 0 ? _Flag.underLimit : 0
         var tc: _Chunk? = nil
-        if fromPool, pf & (_Flag.pool | _Flag.poolMem) != 0, let pool = pool(for: p) {
+        if pf & (_Flag.pool | _Flag.poolMem) != 0, let pool = pool(for: p) {
             tc = carve(from: pool, chunkSize: _align16(_headerSize + size + prefix), prefix: prefix)
         }
         if tc == nil {
@@ -197,7 +197,20 @@ enum _Core {
         guard let p = _NullTracking.parent(parentIn), p.pointee.flags & (_Flag.pool | _Flag.poolMem) != 0 else {
             return allocate(parentIn, size: size)
         }
-        return allocateSlow(p, size: size, prefix: 0, fromPool: false)
+        // allocateSlow's heap branch.
+        let inherited: UInt32 = p.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0 ? _Flag.underLimit : 0
+        let total = _headerSize + size
+        if inherited != 0 && !limitAllows(p, total) { return nil }
+        guard let raw = malloc(total) else { return nil }
+        let c = raw.assumingMemoryBound(to: _ChunkHeader.self)
+        let first = p.pointee.child
+        c.initialize(to: _ChunkHeader(
+            next: first, prev: nil, parent: p, child: nil, name: nil, extra: nil,
+            size: UInt32(truncatingIfNeeded: size), flags: _magic | inherited, poolOffset: 0, line: 0))
+        if let first { first.pointee.prev = c }
+        p.pointee.child = c
+        if inherited != 0 { limitGrow(p, total) }
+        return c
     }
 
     /// _talloc_pool: a pool of `capacity` bytes of bump space. The pool itself counts as one object.
@@ -244,11 +257,17 @@ enum _Core {
     static func rename(_ tc: _Chunk, to name: UnsafeRawPointer?) {
         tc.pointee.name = name
         tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
-        if _slowPath(tc.pointee.extra != nil) { dropOwnedName(tc) }
+        dropOwnedName(tc)
     }
 
     /// Frees the name copy `tc` owns, unless it is still the name.
+    @inline(__always)
     static func dropOwnedName(_ tc: _Chunk) {
+        if _slowPath(tc.pointee.extra != nil) { dropOwnedNameSlow(tc) }
+    }
+
+    @inline(never)
+    static func dropOwnedNameSlow(_ tc: _Chunk) {
         guard let e = tc.pointee.extra, let copy = e.pointee.ownedName else { return }
         if tc.pointee.flags & _Flag.nameIsLocation == 0 && tc.pointee.name == UnsafeRawPointer(copy) { return }
         e.pointee.ownedName = nil
