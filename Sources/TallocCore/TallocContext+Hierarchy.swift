@@ -125,8 +125,8 @@ extension TallocContext {
 // MARK: - Steal, reparent, references
 
 extension TallocContext {
-    /// Moves the context under `newParent` (`nil`: the top level, or the null context), as its newest
-    /// child. The memory limits of both sides follow the whole subtree.
+    /// Moves the context under `newParent` (`nil`: the top level, or the calling thread's null context), as
+    /// its newest child. The memory limits of both sides follow the whole subtree.
     ///
     /// Stealing a context that has references logs talloc's "WARNING: talloc_steal with references" and
     /// still steals. Unlike talloc, stealing into the context's own subtree is refused (talloc silently
@@ -196,7 +196,8 @@ extension TallocContext {
         else { throw .outOfMemory }
     }
 
-    /// A reference owned by the null context. The corresponding talloc function is
+    /// A reference owned by the calling thread's null context (or by no context without null tracking).
+    /// The corresponding talloc function is
     /// `talloc_increase_ref_count()`.
     public func increaseReferenceCount(file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         try reference(from: nil, file: file, line: line)
@@ -238,7 +239,8 @@ extension TallocContext {
 
 extension TallocContext {
     /// The parent, or nil for a top-level context. With null tracking on, top-level contexts have the
-    /// null context as parent. The corresponding talloc function is `talloc_parent()`.
+    /// null context of the thread that made them as parent. The corresponding talloc function is
+    /// `talloc_parent()`.
     public var parent: TallocContext? {
         chunk.pointee.parent.map { TallocContext(chunk: $0) }
     }

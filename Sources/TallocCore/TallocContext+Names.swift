@@ -113,6 +113,9 @@ extension TallocContext {
 
     /// The raw parts of the name, without formatting: a C string (or the file of a location), the
     /// location's line, and whether it reads "talloc_new: FILE:LINE". For bindings that copy names cheaply.
+    ///
+    /// - warning: The string is valid only until the context is renamed or freed (a `setNameCopy` copy
+    ///   is freed as soon as the chunk gets another name). Copy it; do not keep it.
     public var unsafeNameParts: (string: UnsafePointer<CChar>?, line: Int, isLocation: Bool, talloc_new: Bool) {
         let tc = chunk
         let f = tc.pointee.flags

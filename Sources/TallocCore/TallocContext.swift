@@ -19,8 +19,10 @@ import Darwin
 /// callers that must not trap use the throwing twin `validate()` first, or keep their own record of
 /// what they freed (the Lua binding does).
 ///
-/// Not thread-safe, like talloc: one tree belongs to one thread at a time. Null tracking, the log and
-/// abort handlers are process-wide.
+/// Like talloc, a tree is not thread-safe: one tree belongs to one thread at a time (hand it over with
+/// your own synchronisation). Different threads may use different trees at once: null tracking is per
+/// thread (see `Talloc`), and the little process-wide state (the log and abort handlers, the autofree
+/// context, interned type names) is guarded.
 public struct TallocContext: Hashable, @unchecked Sendable {
     /// The address of the chunk's body, as talloc returns it.
     public let unsafePointer: UnsafeMutableRawPointer
@@ -89,7 +91,7 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_new()`.
     /// - Parameter parent: The new context's parent; `nil` makes a top-level context (a child of the
-    ///   null context when null tracking is on).
+    ///   calling thread's null context when it has null tracking on).
     @inlinable
     public static func new(
         parent: TallocContext? = nil, file: StaticString = #fileID, line: UInt = #line
