@@ -132,7 +132,7 @@ enum PoolMap {
             case .free: return 4
             }
         }
-        let ok = c.forEachPoolSegmentInterim { seg in
+        let ok = c.forEachPoolSegment { seg in
             var start = max(0, seg.offset)
             let end = min(total, seg.offset + seg.length)
             let k = kindIndex(seg.kind)
@@ -158,14 +158,5 @@ enum PoolMap {
         }
         let state = info.isFreed ? ", freed (pinned by \(info.objectCount) members)" : ""
         return "[\(line)] \(info.used)/\(info.capacity) bytes used, \(info.objectCount) objects\(state); 1 char = \(scale) bytes"
-    }
-}
-
-extension TallocContext {
-    /// INTERIM until TallocCore streams its pool walk.
-    func forEachPoolSegmentInterim(_ body: (TallocPoolSegment) -> Bool) -> Bool {
-        guard let layout = poolLayout else { return false }
-        for s in layout where !body(s) { return false }
-        return true
     }
 }

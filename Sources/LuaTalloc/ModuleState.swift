@@ -147,6 +147,15 @@ enum ModuleState {
         return true
     }
 
+    /// After the module renamed `c` some other way: TallocCore freed the copy it owned, if any, so its
+    /// charge goes back.
+    static func nameChanged(_ S: StatePtr, _ cell: Cell, _ c: TallocContext) {
+        guard cell.pointee.namecharge > 0, c.ownedNameByteCount == 0 else { return }
+        _ = charge(S, -Int(cell.pointee.namecharge))
+        cell.pointee.namecharge = 0
+        cell.pointee.flags &= ~Int32(LTC_NAMECOPY)
+    }
+
     // MARK: Destructors
 
     /// The C destructor of every chunk that has a Lua destructor: runs `fn(handle)` in lua_pcall, on the

@@ -219,6 +219,7 @@ enum TallocModule {
             if error == .outOfMemory { ltc_requestcollect(f.S) }
             return failure(out, error)
         }
+        ModuleState.nameChanged(f.S, ltc_tocell_in(L, 1, f.meta)!, c)
         lua_settop(L, 1)
         return 1
     }
@@ -261,6 +262,7 @@ enum TallocModule {
             // talloc_realloc names what it returns after its caller's position: so does this.
             let cell = ltc_tocell_in(L, 1, f.meta)!
             if !ModuleState.nameByCaller(f, c, cell, talloc_new: false) { c.unsafeSetNameConst(nil) }
+            ModuleState.nameChanged(f.S, cell, c)
         }
         lua_settop(L, 1)
         return 1
@@ -400,18 +402,14 @@ enum TallocModule {
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 2) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
-        let n = s.firstIndex(of: 0) ?? s.count
-        let child: TallocContext
-        do throws(TallocError) {
-            child = try TallocContext.strdup(parent: c, bytes: UnsafeRawBufferPointer(rebasing: s[0..<n]))
-        } catch { return failure(out, error) }
-        child.unsafeSetNameConst(nameChunkName)
-        c.unsafeSetNameConst(UnsafePointer(child.unsafePointer.assumingMemoryBound(to: CChar.self)))
+        do throws(TallocError) { try c.setName(bytes: s) } catch {
+            if error == .outOfMemory { ltc_requestcollect(f.S) }
+            return failure(out, error)
+        }
+        ModuleState.nameChanged(f.S, ltc_tocell_in(L, 1, f.meta)!, c)
         lua_settop(L, 2)
         return 1
     }
-
-    private static let nameChunkName = Glibc.strdup(".name")!
 
     static let getName: clua_Body = { L, out in
         let L = L!, out = out!

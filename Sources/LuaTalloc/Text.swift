@@ -62,18 +62,3 @@ enum Text {
         return Lua.push(f.L, bytes: buffer.bytes) ? 1 : out.rethrow()
     }
 }
-
-extension TallocContext {
-    /// INTERIM until TallocCore streams: the report, built whole, then handed to the sink.
-    func writeReport(depth: Int, maxDepth: Int, addresses: Bool, accountant: (Int) -> Bool,
-                     to sink: (UnsafeRawBufferPointer) -> Bool) -> Bool {
-        var text = report(depth: depth, maxDepth: maxDepth, addresses: addresses)
-        return text.withUTF8 { sink(UnsafeRawBufferPointer($0)) }
-    }
-
-    /// INTERIM until TallocCore streams.
-    func writeDot(accountant: (Int) -> Bool, to sink: (UnsafeRawBufferPointer) -> Bool) -> Bool {
-        var text = dot()
-        return text.withUTF8 { sink(UnsafeRawBufferPointer($0)) }
-    }
-}

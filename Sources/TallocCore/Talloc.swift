@@ -7,10 +7,22 @@ import Glibc
 import Darwin
 #endif
 
-/// Process-wide talloc settings: null tracking, leak reports, the log and abort handlers.
+/// talloc's global settings: null tracking, leak reports, the autofree context, the log and abort handlers.
 ///
-/// Like talloc's globals these are not thread-safe; set them up before using trees in threads, and keep
-/// null tracking off when several threads allocate top-level contexts.
+/// Null tracking is **per thread**: `enableNullTracking()` gives the *calling* thread a null context of
+/// its own, under which that thread's top-level allocations hang, and `nullContext`, `reportNull` and
+/// `disableNullTracking()` act on the calling thread's. talloc has one process-wide null context and
+/// does not make it thread-safe (its testsuite turns tracking off before starting threads); one null
+/// context per thread is the sensible reading when each thread has its own trees. A thread that ends
+/// with tracking on drops its null context as `disableNullTracking()` does: its top-level contexts
+/// become true top-level contexts, nothing is freed. A top-level context of a tracking thread is linked
+/// into that thread's null context: hand it to another thread only after stealing it into a context of
+/// the other side (under whatever synchronisation the hand-over uses), or after the thread has ended.
+///
+/// The log and abort handlers, the autofree context and the leak-report setting are process-wide, as
+/// in talloc, and guarded by a lock: setting and using them from several threads is race-free. Handlers
+/// are called outside the lock, on the thread that logs, so they must be thread-safe themselves when
+/// several threads use talloc.
 public enum Talloc {
     /// Size of our chunk header in bytes (talloc's is 96).
     public static let chunkHeaderSize = _headerSize
@@ -19,72 +31,91 @@ public enum Talloc {
     /// Allocations of this size or more fail (talloc's MAX_TALLOC_SIZE).
     public static let maximumSize = _maxSize
 
-    /// The null context when null tracking is on: the parent of every context made with no parent.
-    public static var nullContext: TallocContext? { _Globals.nullContext.map { TallocContext(chunk: $0) } }
+    /// The calling thread's null context when it has null tracking on: the parent of every context it
+    /// makes with no parent.
+    public static var nullContext: TallocContext? { _NullTracking.current.map { TallocContext(chunk: $0) } }
 
-    /// Creates the null context (named "null_context"), so top-level allocations hang under it, and
-    /// moves the autofree context there. The corresponding talloc function is `talloc_enable_null_tracking()`.
+    /// Gives the calling thread a null context (named "null_context"), so its top-level allocations hang
+    /// under it, and moves the autofree context there when it is a true top-level context.
+    /// The corresponding talloc function is `talloc_enable_null_tracking()` (process-wide in talloc).
     public static func enableNullTracking() {
-        enableNullTrackingNoAutofree()
-        if let a = _Globals.autofreeContext, let n = _Globals.nullContext, a.pointee.parent == nil { _Core.steal(a, to: n) }
+        guard _NullTrackingControl.enable(), let n = _NullTracking.current else { return }
+        _Globals.withAutofreeContext { a in
+            // A top-level chunk has no siblings and no limit above it: linking it is the whole steal (and
+            // calls nothing, as code under the lock must not).
+            if let a, a.pointee.parent == nil { _Core.linkAsNewest(a, under: n) }
+        }
     }
 
     /// The same without moving the autofree context. The corresponding talloc function is
     /// `talloc_enable_null_tracking_no_autofree()`.
     public static func enableNullTrackingNoAutofree() {
-        if _Globals.nullContext != nil { return }
-        guard let tc = _Core.allocate(nil, size: 0) else { return }
-        tc.pointee.name = UnsafeRawPointer(_InternedNames.cString("null_context"))
-        _Globals.nullContext = tc
+        _NullTrackingControl.enable()
     }
 
-    /// Detaches the null context's children (they become true top-level contexts) and frees it.
-    /// The corresponding talloc function is `talloc_disable_null_tracking()`.
+    /// Detaches the calling thread's null context's children (they become true top-level contexts) and
+    /// frees it. The corresponding talloc function is `talloc_disable_null_tracking()`.
     public static func disableNullTracking() {
-        guard let n = _Globals.nullContext else { return }
-        while let c = n.pointee.child {
-            _Core.unlinkFromSiblings(c)
-            c.pointee.parent = nil
-        }
-        _Globals.nullContext = nil
-        _ = _Core.free(n)
+        guard let state = _ThreadState.existing else { return }
+        _NullTrackingControl.disable(state)
     }
 
-    /// talloc_total_size(NULL): the null context's total, or 0 without null tracking.
-    public static var nullContextTotalSize: Int { _Globals.nullContext.map { _Walk.totals($0).bytes } ?? 0 }
+    /// talloc_total_size(NULL): the calling thread's null context's total, or 0 without null tracking.
+    public static var nullContextTotalSize: Int { _NullTracking.current.map { _Walk.totals($0).bytes } ?? 0 }
 
-    /// talloc_report_full(NULL): the null context's report, or "" without null tracking.
+    /// talloc_report_full(NULL): the calling thread's null context's report, or "" without null tracking.
     public static func reportNull(full: Bool = true, addresses: Bool = true) -> String {
-        guard let n = _Globals.nullContext else { return "" }
-        return _Walk.report(n, .init(depth: 0, maxDepth: full ? -1 : 1, addresses: addresses))
+        guard let n = _NullTracking.current else { return "" }
+        return TallocContext(chunk: n).report(depth: 0, maxDepth: full ? -1 : 1, addresses: addresses)
     }
 
-    /// Turns null tracking on and, at exit, frees the autofree context and writes a report of whatever is
-    /// left under the null context to stderr (when its total size is not 0).
+    /// Turns null tracking on for the calling thread and, at exit, frees the autofree context and writes a
+    /// report of whatever is left under the null context of the thread that runs the exit handlers
+    /// (normally the main thread, which should be the one that calls this) to stderr, when its total
+    /// size is not 0. The report streams to stderr as it is written.
     /// The corresponding talloc functions are `talloc_enable_leak_report()` and `_full()`.
     public static func enableLeakReport(full: Bool = false) {
         enableNullTracking()
-        leakReportFull = full
+        _Globals.leakReportFull = full
+        guard _Globals.registerLeakReportOnce() else { return }
         atexit {
-            if let a = _Globals.autofreeContext { _ = _Core.free(a) }
-            guard let n = _Globals.nullContext, _Walk.totals(n).bytes != 0 else { return }
-            let text = _Walk.report(n, .init(depth: 0, maxDepth: Talloc.leakReportFull ? -1 : 1, addresses: true))
-            _Core.writeStderr(text)
+            Talloc.freeAutofreeContext()
+            guard let n = _NullTracking.current, _Walk.totals(n).bytes != 0 else { return }
+            _ = _Walk.writeReport(n, .init(depth: 0, maxDepth: _Globals.leakReportFull ? -1 : 1, addresses: true),
+                                  accountant: { _ in true }, to: _Core.writeStderr(bytes:))
         }
     }
-    nonisolated(unsafe) static var leakReportFull = false
 
-    /// A top-level context freed at exit (deprecated in talloc). The corresponding talloc function is
-    /// `talloc_autofree_context()`.
+    /// A top-level context freed at exit (deprecated in talloc): one per process, made on first use by
+    /// the calling thread (under its null context when it tracks). Finding and making it is race-free;
+    /// the context itself is one tree, to be used by one thread at a time.
+    /// The corresponding talloc function is `talloc_autofree_context()`.
     public static func autofreeContext() -> TallocContext? {
-        if let a = _Globals.autofreeContext { return TallocContext(chunk: a) }
-        guard let tc = _Core.allocate(nil, size: 0) else { return nil }
-        tc.pointee.name = UnsafeRawPointer(_InternedNames.cString("autofree_context"))
-        _Globals.autofreeContext = tc
-        let c = TallocContext(chunk: tc)
-        c.setDestructor { _ in _Globals.autofreeContext = nil; return .allow }
-        atexit { if let a = _Globals.autofreeContext { _ = _Core.free(a) } }
-        return c
+        _Globals.withAutofreeContext { slot -> TallocContext? in
+            if let a = slot { return TallocContext(chunk: a) }
+            guard let tc = _Core.allocate(nil, size: 0) else { return nil }
+            tc.pointee.name = UnsafeRawPointer(_InternedNames.cString("autofree_context"))
+            let c = TallocContext(chunk: tc)
+            c.setDestructor { me in
+                // Freed by its owner before exit: forget it (under the lock, outside this one's scope).
+                _Globals.withAutofreeContext { slot in if slot == _Chunk.from(body: me.unsafePointer) { slot = nil } }
+                return .allow
+            }
+            guard c.hasDestructor else { _ = _Core.free(tc); return nil }  // no memory for the side record
+            slot = tc
+            atexit { Talloc.freeAutofreeContext() }
+            return c
+        }
+    }
+
+    /// Frees the autofree context, if there is one (taken out of its slot under the lock, freed outside).
+    static func freeAutofreeContext() {
+        let a: _Chunk? = _Globals.withAutofreeContext { slot in
+            let a = slot
+            slot = nil
+            return a
+        }
+        if let a { _ = _Core.free(a) }
     }
 
     /// Where talloc's log lines go ("ERROR: talloc_free with references at ...", "WARNING: talloc_steal

@@ -28,7 +28,7 @@ extension TallocContext {
         let tc = chunk
         if _Core.freePlain(tc) { return }
         if tc.refs != nil {
-            let single = tc.pointee.parent == _Globals.nullContext && tc.refs!.referenceBody.pointee.next == nil
+            let single = tc.pointee.parent == _NullTracking.current && tc.refs!.referenceBody.pointee.next == nil
             if _Core.freeTop(tc, location: "\(file):\(line)") == 0 { return }
             throw single ? .destructorRefused : .hasReferences
         }
@@ -113,13 +113,20 @@ extension TallocContext {
 
     /// Whether the context is in the middle of being freed (a destructor below it is running).
     public var isBeingFreed: Bool { chunk.pointee.flags & _Flag.loop != 0 }
+
+    /// The bytes malloc'd for a side record: the one allocation a chunk makes beyond its own block, on the
+    /// first destructor, observer, reference to it, memory limit or owned name copy, and freed with it.
+    public static var sideRecordByteCount: Int { MemoryLayout<_Extra>.stride }
+
+    /// Whether the chunk has its side record (see `sideRecordByteCount`).
+    public var hasSideRecord: Bool { chunk.pointee.extra != nil }
 }
 
 // MARK: - Steal, reparent, references
 
 extension TallocContext {
-    /// Moves the context under `newParent` (`nil`: the top level, or the null context), as its newest
-    /// child. The memory limits of both sides follow the whole subtree.
+    /// Moves the context under `newParent` (`nil`: the top level, or the calling thread's null context), as
+    /// its newest child. The memory limits of both sides follow the whole subtree.
     ///
     /// Stealing a context that has references logs talloc's "WARNING: talloc_steal with references" and
     /// still steals. Unlike talloc, stealing into the context's own subtree is refused (talloc silently
@@ -132,7 +139,7 @@ extension TallocContext {
         // A new parent at the top level cannot be inside tc's subtree: skip the walk then.
         if let np, np.pointee.parent != nil, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
         if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
-        if _slowPath(tc.pointee.extra != nil) && tc.refs != nil && tc.pointee.parent != (np ?? _Globals.nullContext) {
+        if _slowPath(tc.pointee.extra != nil) && tc.refs != nil && tc.pointee.parent != _NullTracking.parent(np) {
             _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
             _Core.logReferences(tc)
         }
@@ -189,7 +196,8 @@ extension TallocContext {
         else { throw .outOfMemory }
     }
 
-    /// A reference owned by the null context. The corresponding talloc function is
+    /// A reference owned by the calling thread's null context (or by no context without null tracking).
+    /// The corresponding talloc function is
     /// `talloc_increase_ref_count()`.
     public func increaseReferenceCount(file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         try reference(from: nil, file: file, line: line)
@@ -202,7 +210,7 @@ extension TallocContext {
     /// - Throws: `TallocError.notAParent`, `TallocError.destructorRefused`.
     public func unlink(from parent: TallocContext?) throws(TallocError) {
         let tc = chunk
-        let p = TallocContext.chunk(parent) ?? _Globals.nullContext
+        let p = _NullTracking.parent(TallocContext.chunk(parent))
         var h = tc.refs
         var owns = false
         while let x = h { if x.pointee.parent == p { owns = true; break }; h = x.referenceBody.pointee.next }
@@ -231,7 +239,8 @@ extension TallocContext {
 
 extension TallocContext {
     /// The parent, or nil for a top-level context. With null tracking on, top-level contexts have the
-    /// null context as parent. The corresponding talloc function is `talloc_parent()`.
+    /// null context of the thread that made them as parent. The corresponding talloc function is
+    /// `talloc_parent()`.
     public var parent: TallocContext? {
         chunk.pointee.parent.map { TallocContext(chunk: $0) }
     }
@@ -288,9 +297,18 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_find_parent_byname()`.
     public func findParent(byName name: String) -> TallocContext? {
+        var s = name
+        return s.withUTF8 { findParent(byNameBytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// This context or its nearest ancestor whose name's bytes are `name` (up to its first NUL), compared
+    /// as `checkName(bytes:)` compares, without allocating.
+    ///
+    /// The corresponding talloc function is `talloc_find_parent_byname()`.
+    public func findParent(byNameBytes name: UnsafeRawBufferPointer) -> TallocContext? {
         var result: TallocContext? = nil
         _ = forEachAncestorOrSelf { tc in
-            if _Walk.nameEquals(tc, name) { result = TallocContext(chunk: tc); return false }
+            if _Walk.nameEquals(tc, bytes: name) { result = TallocContext(chunk: tc); return false }
             return true
         }
         return result

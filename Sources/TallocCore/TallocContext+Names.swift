@@ -11,8 +11,14 @@ extension TallocContext {
     /// The name: a type, a location ("FILE:LINE", "talloc_new: FILE:LINE"), a string's own contents,
     /// ".reference" for a reference handle, or "UNNAMED".
     ///
-    /// The corresponding talloc function is `talloc_get_name()`.
+    /// The corresponding talloc function is `talloc_get_name()`. A name that is not valid UTF-8 reads
+    /// with its invalid sequences replaced (U+FFFD); `nameBytes` has it exactly.
     public var name: String { _Walk.name(chunk) }
+
+    /// The name's bytes, exactly what `talloc_get_name()` would return (without its NUL): a string's own
+    /// bytes (valid UTF-8 or not), a formatted location ("FILE:LINE", "talloc_new: FILE:LINE"),
+    /// ".reference" for a reference handle, or "UNNAMED".
+    public var nameBytes: [UInt8] { _Walk.nameBytes(chunk) }
 
     /// Names the context with a copy of `name`, kept in a new child chunk named ".name" (which counts in
     /// `totalBlocks`, as in talloc). The previous ".name" child is not freed.
@@ -20,19 +26,32 @@ extension TallocContext {
     /// The corresponding talloc function is `talloc_set_name()`.
     @discardableResult
     public func setName(_ name: String) throws(TallocError) -> TallocContext {
+        var s = name
+        return try s.withUTF8 { b in
+            Result { () throws(TallocError) in try setName(bytes: UnsafeRawBufferPointer(b)) }
+        }.get()
+    }
+
+    /// Names the context with a copy of `bytes` up to their first NUL (any bytes, UTF-8 or not), kept in
+    /// a new child chunk named ".name", as `talloc_set_name("%s", bytes)` does.
+    ///
+    /// On failure the name reads "UNNAMED", as talloc leaves it.
+    /// The corresponding talloc function is `talloc_set_name()`.
+    /// - Throws: `TallocError.sizeTooLarge` (a name of 256 MiB or more), `TallocError.outOfMemory`.
+    @discardableResult
+    public func setName(bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
         let tc = chunk
-        let bytes = Array(name.utf8)
-        if bytes.count + 1 >= _maxSize { throw .sizeTooLarge }
-        guard let child = _Core.allocate(tc, size: bytes.count + 1) else {
-            tc.pointee.name = nil
-            tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        let name = _Walk.cStringPrefix(bytes)
+        let n = name.count
+        if n >= _maxSize - 1 { throw .sizeTooLarge }
+        guard let child = _Core.allocate(tc, size: n + 1) else {
+            _Core.rename(tc, to: nil)
             throw .outOfMemory
         }
-        bytes.withUnsafeBytes { if $0.count > 0 { memcpy(child.body, $0.baseAddress!, $0.count) } }
-        child.body.storeBytes(of: 0, toByteOffset: bytes.count, as: UInt8.self)
+        if n > 0 { memcpy(child.body, name.baseAddress!, n) }
+        child.body.storeBytes(of: 0, toByteOffset: n, as: UInt8.self)
         child.pointee.name = UnsafeRawPointer(_InternedNames.cString(".name"))
-        tc.pointee.name = UnsafeRawPointer(child.body)
-        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        _Core.rename(tc, to: UnsafeRawPointer(child.body))
         return TallocContext(chunk: child)
     }
 
@@ -40,9 +59,7 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_set_name_const()`.
     public func setNameConst(_ name: StaticString) {
-        let tc = chunk
-        tc.pointee.name = UnsafeRawPointer(name.utf8Start)
-        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        _Core.rename(chunk, to: UnsafeRawPointer(name.utf8Start))
     }
 
     /// Names the context with a NUL-terminated string that you keep alive as long as the context (or
@@ -50,20 +67,22 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_set_name_const()`.
     public func unsafeSetNameConst(_ name: UnsafePointer<CChar>?) {
-        let tc = chunk
-        tc.pointee.name = name.map { UnsafeRawPointer($0) }
-        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        _Core.rename(chunk, to: name.map { UnsafeRawPointer($0) })
     }
 
-    /// Names the context with a copy of `bytes` (up to a NUL) that the chunk owns and frees with itself —
-    /// talloc_set_name_const semantics (no ".name" child, nothing counted), without keeping the caller's
-    /// string alive. Returns false when memory runs out (the name is then unchanged).
+    /// Names the context with a copy of `bytes` (up to a NUL; any bytes, UTF-8 or not) that the chunk owns
+    /// and frees with itself — talloc_set_name_const semantics (no ".name" child, nothing counted), without
+    /// keeping the caller's string alive. The copy is malloc'd (`ownedNameByteCount` bytes, and the side
+    /// record if the chunk had none) and freed when the chunk is freed or given any other name. Returns
+    /// false when memory runs out (the name is then unchanged).
     @discardableResult
     public func setNameCopy(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let tc = chunk
-        let n = bytes.firstIndex(of: 0) ?? bytes.count
-        guard let e = tc.makeExtra(), let copy = malloc(n + 1)?.assumingMemoryBound(to: CChar.self) else { return false }
-        if n > 0 { memcpy(copy, bytes.baseAddress!, n) }
+        let name = _Walk.cStringPrefix(bytes)
+        let n = name.count
+        guard n < Int.max, let e = tc.makeExtra(), let copy = malloc(n + 1)?.assumingMemoryBound(to: CChar.self)
+        else { return false }
+        if n > 0 { memcpy(copy, name.baseAddress!, n) }
         copy[n] = 0
         let previous = e.pointee.ownedName
         e.pointee.ownedName = copy
@@ -71,6 +90,14 @@ extension TallocContext {
         tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
         if let previous { Glibc.free(previous) }
         return true
+    }
+
+    /// The bytes malloc'd for the name copy the chunk owns (`setNameCopy`): its length plus the NUL; 0 when
+    /// the name is not such a copy. For bindings that account for the memory they make TallocCore take.
+    public var ownedNameByteCount: Int {
+        let tc = chunk
+        guard let copy = tc.pointee.extra?.pointee.ownedName else { return 0 }
+        return strlen(copy) + 1
     }
 
     /// Names the context "FILE:LINE" (or "talloc_new: FILE:LINE"), formatted only when read. `file` must
@@ -81,10 +108,14 @@ extension TallocContext {
         tc.pointee.line = UInt32(truncatingIfNeeded: line)
         tc.pointee.flags = (tc.pointee.flags & ~_Flag.nameHasNewPrefix) | _Flag.nameIsLocation
             | (talloc_new ? _Flag.nameHasNewPrefix : 0)
+        _Core.dropOwnedName(tc)
     }
 
     /// The raw parts of the name, without formatting: a C string (or the file of a location), the
     /// location's line, and whether it reads "talloc_new: FILE:LINE". For bindings that copy names cheaply.
+    ///
+    /// - warning: The string is valid only until the context is renamed or freed (a `setNameCopy` copy
+    ///   is freed as soon as the chunk gets another name). Copy it; do not keep it.
     public var unsafeNameParts: (string: UnsafePointer<CChar>?, line: Int, isLocation: Bool, talloc_new: Bool) {
         let tc = chunk
         let f = tc.pointee.flags
@@ -99,13 +130,18 @@ extension TallocContext {
         return tc.pointee.flags & _Flag.nameIsLocation == 0 && tc.pointee.name == UnsafeRawPointer(tc.body)
     }
 
-    /// Whether the name equals `name`. The corresponding talloc function is `talloc_check_name()`.
+    /// Whether the name equals `name` (its UTF-8 bytes, up to a NUL). The corresponding talloc function
+    /// is `talloc_check_name()`.
     public func checkName(_ name: String) -> Bool { _Walk.nameEquals(chunk, name) }
+
+    /// Whether the name's bytes equal `bytes` up to their first NUL (talloc compares C strings), without
+    /// allocating: a location name is compared piece by piece ("talloc_new: ", file, ":", line).
+    /// The corresponding talloc function is `talloc_check_name()`.
+    public func checkName(bytes: UnsafeRawBufferPointer) -> Bool { _Walk.nameEquals(chunk, bytes: bytes) }
 
     /// Names the context after `T`. The corresponding talloc macro is `talloc_set_type()`.
     public func setType<T>(_ type: T.Type) {
-        chunk.pointee.name = UnsafeRawPointer(_InternedNames.cString(String(describing: type)))
-        chunk.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        _Core.rename(chunk, to: UnsafeRawPointer(_InternedNames.cString(String(describing: type))))
     }
 
     /// Whether the context is named after `T`. The corresponding talloc macro is `talloc_get_type()`.

@@ -55,12 +55,20 @@ extension TallocContext {
     /// An object of `byteCount` bytes that is also a pool with room for `subobjects` chunks of
     /// `subobjectBytes` bytes in all: one malloc for the object and everything hanging off it.
     ///
+    /// The pool's capacity is talloc's: `byteCount + subobjectBytes + (64 + 16 + 15) * (subobjects + 1)`.
     /// The corresponding talloc macro is `talloc_pooled_object()`.
+    /// - Throws: `TallocError.sizeTooLarge` when a count is negative, the arithmetic overflows, or the
+    ///   capacity reaches MAX_TALLOC_SIZE (256 MiB); `TallocError.outOfMemory` when malloc or a memory
+    ///   limit refuses.
     public static func pooledObject(
         parent: TallocContext?, byteCount: Int, name: StaticString, subobjects: Int, subobjectBytes: Int
     ) throws(TallocError) -> TallocContext {
+        guard byteCount < _maxSize,
+              let capacity = _Core.pooledObjectCapacity(size: byteCount, count: subobjects, bytes: subobjectBytes),
+              capacity < _maxSize
+        else { throw .sizeTooLarge }
         guard let tc = _Core.makePooledObject(chunk(parent), size: byteCount, count: subobjects, bytes: subobjectBytes)
-        else { throw byteCount >= _maxSize ? .sizeTooLarge : .outOfMemory }
+        else { throw .outOfMemory }
         tc.pointee.name = UnsafeRawPointer(name.utf8Start)
         return TallocContext(chunk: tc)
     }
@@ -98,66 +106,36 @@ extension TallocContext {
 
     /// The pool's bytes, region by region: the pool itself, each live member (header, body), holes left by
     /// freed members, and the free space at the end. Offsets count from the end of the pool's header.
+    /// Nil when the context is neither a pool nor carved from one. O(members) memory: for big pools, use
+    /// `forEachPoolSegment`.
     public var poolLayout: [TallocPoolSegment]? {
         let tc = chunk
-        let pool: _Chunk
-        if tc.isPool { pool = tc } else if tc.isPoolMem { pool = tc.carvingPool } else { return nil }
-        let h = pool.poolHeader.pointee
-        // Live members are found by walking the chunks that point back at this pool: the pool's own
-        // subtree and, for stolen members, the whole tree is not reachable; so scan the carved space
-        // chunk by chunk: every carved chunk header sits at a 16-byte boundary and records its size.
+        guard tc.isPool || tc.isPoolMem else { return nil }
         var segments: [TallocPoolSegment] = []
-        let first = _align16(_headerSize + Int(pool.pointee.size))
-        segments.append(TallocPoolSegment(kind: .pool, offset: 0, length: first - _headerSize, member: nil))
-        var off = first
-        let end = Int(h.end)
-        let base = UnsafeMutableRawPointer(pool)
-        while off < end {
-            // A carved region may start with a nested pool's prefix.
-            var chunkOff = off
-            var c = (base + chunkOff).assumingMemoryBound(to: _ChunkHeader.self)
-            if !(TallocContext.isCarvedHeader(c, at: chunkOff)) {
-                let alt = off + _poolPrefixSize
-                let c2 = (base + alt).assumingMemoryBound(to: _ChunkHeader.self)
-                if alt < end && TallocContext.isCarvedHeader(c2, at: alt) && c2.isPool { chunkOff = alt; c = c2 }
-            }
-            if TallocContext.isCarvedHeader(c, at: chunkOff) {
-                let isNested = c.isPool
-                let span = isNested
-                    ? _align16(_headerSize + Int(c.poolHeader.pointee.poolSize) + _poolPrefixSize)
-                    : _align16(_headerSize + Int(c.pointee.size))
-                let live = c.pointee.flags & _Flag.free == 0
-                if live {
-                    segments.append(TallocPoolSegment(kind: .header, offset: off - _headerSize,
-                        length: chunkOff - off + _headerSize, member: TallocContext(chunk: c)))
-                    segments.append(TallocPoolSegment(kind: .live, offset: chunkOff, length: span - (chunkOff - off) - _headerSize,
-                        member: TallocContext(chunk: c)))
-                } else {
-                    segments.append(TallocPoolSegment(kind: .hole, offset: off - _headerSize, length: span, member: nil))
-                }
-                off += Swift.max(span, 16)
-            } else {
-                segments.append(TallocPoolSegment(kind: .hole, offset: off - _headerSize, length: end - off, member: nil))
-                off = end
-            }
-        }
-        segments.append(TallocPoolSegment(kind: .free, offset: end - _headerSize,
-            length: _headerSize + Int(h.poolSize) - end, member: nil))
-        // Merge neighbouring holes.
-        var merged: [TallocPoolSegment] = []
-        for s in segments where s.length > 0 || s.kind == .free {
-            if let last = merged.last, last.kind == .hole, s.kind == .hole {
-                merged[merged.count - 1].length += s.length
-            } else {
-                merged.append(s)
-            }
-        }
-        return merged
+        _ = forEachPoolSegment { segments.append($0); return true }
+        return segments
     }
 
-    static func isCarvedHeader(_ c: _Chunk, at offset: Int) -> Bool {
-        let f = c.pointee.flags
-        let magicOK = (f & _Flag.magicMask) == _magic || (f & _Flag.magicMask) == _magicFree
-        return magicOK && f & _Flag.poolMem != 0 && Int(c.pointee.poolOffset) == offset
+    /// Visits the regions of the pool this context is (or was carved from), in address order, without
+    /// collecting them: O(1) memory whatever the number of members. The regions are `poolLayout`'s:
+    /// `.pool` (a pooled object's own body, when it has one), `.header` and `.live` for each live member
+    /// (a 0-byte member has no `.live`), `.hole` for bytes given back (neighbours merged), and `.free`
+    /// last (even when empty).
+    ///
+    /// The walk reads only what TallocCore wrote at moments user code could not write there: chunk
+    /// headers, nested pools' headers, and the fillers it leaves in holes. Whatever a member's body
+    /// holds (even a forged chunk header) is never read. A record that does not validate ends the walk
+    /// with the rest of the used space as one `.hole`, then `.free`.
+    ///
+    /// - Parameter body: Called with each region; return false to stop.
+    /// - Returns: False when `body` stopped the walk, or when the context is neither a pool nor carved
+    ///   from one (then `body` is never called); true otherwise.
+    /// - warning: `body` must not allocate from, free or resize anything in the pool.
+    @discardableResult
+    public func forEachPoolSegment(_ body: (TallocPoolSegment) -> Bool) -> Bool {
+        let tc = chunk
+        let pool: _Chunk
+        if tc.isPool { pool = tc } else if tc.isPoolMem { pool = tc.carvingPool } else { return false }
+        return _PoolWalk.walk(pool, body)
     }
 }

@@ -22,15 +22,82 @@ extension TallocContext {
     /// `%6lu` bytes, `%3lu` blocks, 4 spaces per level, memlimit lines before their context's line,
     /// "reference to:" lines for references this context owns.
     ///
+    /// The whole text is built in memory (a full report of a deep tree is large: indentation grows with
+    /// depth); `writeReport` streams it instead. Names that are not valid UTF-8 read repaired here.
     /// The corresponding talloc function is `talloc_report_depth_file()`.
     public func report(depth: Int, maxDepth: Int, addresses: Bool = true) -> String {
-        _Walk.report(chunk, .init(depth: depth, maxDepth: maxDepth, addresses: addresses))
+        TallocContext.collect { sink in
+            writeReport(depth: depth, maxDepth: maxDepth, addresses: addresses, to: sink)
+        }
+    }
+
+    /// Streams talloc_report_depth_file's text (as `report(depth:maxDepth:addresses:)`) to `sink`, piece by
+    /// piece, without ever holding it whole. Names are written as their exact bytes, as talloc writes them.
+    ///
+    /// Working memory is allocated once, up front: 16 bytes per listed chunk (its subtree's totals), 8
+    /// bytes per listed level, and a 4 KiB text buffer, announced to `accountant` first.
+    ///
+    /// - Parameters:
+    ///   - accountant: Called with `+n` before `n` bytes of working memory are allocated (return false
+    ///     to refuse: nothing is written and the result is false), and with `-n` when they are freed.
+    ///   - sink: Receives the text in pieces (each valid only during the call); return false to stop.
+    /// - Returns: True when the whole text was written; false when the accountant refused or the sink
+    ///   stopped.
+    /// - warning: `sink` and `accountant` must not use or change the tree being reported.
+    /// The corresponding talloc function is `talloc_report_depth_file()`.
+    @discardableResult
+    public func writeReport(
+        depth: Int, maxDepth: Int, addresses: Bool = true,
+        accountant: (Int) -> Bool = { _ in true },
+        to sink: (UnsafeRawBufferPointer) -> Bool
+    ) -> Bool {
+        _Walk.writeReport(chunk, .init(depth: depth, maxDepth: maxDepth, addresses: addresses),
+                          accountant: accountant, to: sink)
     }
 
     /// Graphviz DOT source of the tree below this context: a box per chunk (name and size; pools with
-    /// their fill; memory limits), solid edges for ownership, dashed edges for references.
-    public func dot() -> String { _Walk.dot([chunk]) }
+    /// their fill; memory limits), solid edges for ownership, dashed edges for references. The whole text
+    /// is built in memory; `writeDot` streams it.
+    public func dot() -> String {
+        TallocContext.collect { sink in writeDot(to: sink) }
+    }
 
-    /// DOT source of several trees in one graph.
-    public static func dot(_ roots: [TallocContext]) -> String { _Walk.dot(roots.map { $0.chunk }) }
+    /// DOT source of several trees in one graph (a chunk under two roots is one node).
+    public static func dot(_ roots: [TallocContext]) -> String {
+        collect { sink in writeDot(roots, to: sink) }
+    }
+
+    /// Streams `dot()`'s text to `sink`, piece by piece. Names are escaped for DOT and always valid UTF-8.
+    ///
+    /// Working memory is allocated once, up front: 8 bytes per level of depth, 16 bytes per reference,
+    /// a table of 16-byte slots (at least twice as many as references, and at least 16), and a 4 KiB text
+    /// buffer, announced to `accountant` first.
+    ///
+    /// - Parameters: as `writeReport`'s.
+    /// - Returns: True when the whole text was written; false when the accountant refused or the sink
+    ///   stopped.
+    /// - warning: `sink` and `accountant` must not use or change the tree.
+    @discardableResult
+    public func writeDot(
+        accountant: (Int) -> Bool = { _ in true }, to sink: (UnsafeRawBufferPointer) -> Bool
+    ) -> Bool {
+        _Walk.writeDot([chunk], accountant: accountant, to: sink)
+    }
+
+    /// Streams `dot(_:)`'s text for several trees in one graph. With several roots the slot table also
+    /// holds every chunk (at least two slots per chunk), so that a chunk under two roots is one node.
+    @discardableResult
+    public static func writeDot(
+        _ roots: [TallocContext], accountant: (Int) -> Bool = { _ in true },
+        to sink: (UnsafeRawBufferPointer) -> Bool
+    ) -> Bool {
+        _Walk.writeDot(roots.map { $0.chunk }, accountant: accountant, to: sink)
+    }
+
+    /// The text a streaming writer produces, as a String (invalid UTF-8 repaired).
+    static func collect(_ write: ((UnsafeRawBufferPointer) -> Bool) -> Bool) -> String {
+        var bytes: [UInt8] = []
+        _ = write { piece in bytes.append(contentsOf: piece); return true }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }

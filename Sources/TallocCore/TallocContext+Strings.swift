@@ -24,14 +24,13 @@ extension TallocContext {
         func apply(_ tc: _Chunk) {
             switch self {
             case .constant(let s):
-                tc.pointee.name = UnsafeRawPointer(s.utf8Start)
-                tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+                _Core.rename(tc, to: UnsafeRawPointer(s.utf8Start))
             case .location(let file, let line):
                 tc.pointee.flags &= ~_Flag.nameHasNewPrefix
                 TallocContext.setLocationName(tc, file, line, newPrefix: false)
+                _Core.dropOwnedName(tc)
             case .none:
-                tc.pointee.name = nil
-                tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+                _Core.rename(tc, to: nil)
             case .keep:
                 break
             }
@@ -80,6 +79,7 @@ extension TallocContext {
         if r.moved {
             tc.pointee.flags &= ~_Flag.nameHasNewPrefix
             TallocContext.setLocationName(tc, file, line, newPrefix: false)
+            _Core.dropOwnedName(tc)
         }
         self = TallocContext(chunk: tc)
     }
@@ -99,7 +99,7 @@ extension TallocContext {
 extension TallocContext {
     static func strlendup(_ parent: TallocContext?, _ bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
         let n = bytes.count
-        if n + 1 >= _maxSize { throw .sizeTooLarge }
+        if n >= _maxSize - 1 { throw .sizeTooLarge }
         guard let tc = _Core.allocate(chunk(parent), size: n + 1) else { throw .outOfMemory }
         let body = tc.body
         if let src = bytes.baseAddress { memcpy(body, src, n) }
@@ -183,13 +183,14 @@ extension TallocContext {
 
     /// Appends at `offset` and renames the string to its new contents (__talloc_strlendup_append).
     mutating func append(at offset: Int, _ bytes: UnsafeRawBufferPointer) throws(TallocError) {
-        let total = offset + bytes.count + 1
+        let (sum, overflow) = offset.addingReportingOverflow(bytes.count)
+        if overflow || sum >= _maxSize - 1 { throw .sizeTooLarge }
+        let total = sum + 1
         self = try TallocContext.reallocate(self, parent: nil, byteCount: total, name: .keep)!
         let tc = chunk
         if bytes.count > 0 { memcpy(tc.body + offset, bytes.baseAddress!, bytes.count) }
         tc.body.storeBytes(of: 0, toByteOffset: offset + bytes.count, as: UInt8.self)
-        tc.pointee.name = UnsafeRawPointer(tc.body)
-        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        _Core.rename(tc, to: UnsafeRawPointer(tc.body))
     }
 
     var stringLength: Int { strnlen(unsafePointer.assumingMemoryBound(to: CChar.self), size) }

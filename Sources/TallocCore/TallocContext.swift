@@ -19,8 +19,10 @@ import Darwin
 /// callers that must not trap use the throwing twin `validate()` first, or keep their own record of
 /// what they freed (the Lua binding does).
 ///
-/// Not thread-safe, like talloc: one tree belongs to one thread at a time. Null tracking, the log and
-/// abort handlers are process-wide.
+/// Like talloc, a tree is not thread-safe: one tree belongs to one thread at a time (hand it over with
+/// your own synchronisation). Different threads may use different trees at once: null tracking is per
+/// thread (see `Talloc`), and the little process-wide state (the log and abort handlers, the autofree
+/// context, interned type names) is guarded.
 public struct TallocContext: Hashable, @unchecked Sendable {
     /// The address of the chunk's body, as talloc returns it.
     public let unsafePointer: UnsafeMutableRawPointer
@@ -89,7 +91,7 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_new()`.
     /// - Parameter parent: The new context's parent; `nil` makes a top-level context (a child of the
-    ///   null context when null tracking is on).
+    ///   calling thread's null context when it has null tracking on).
     @inlinable
     public static func new(
         parent: TallocContext? = nil, file: StaticString = #fileID, line: UInt = #line
@@ -218,8 +220,11 @@ extension TallocContext {
     /// A context that accounts for memory held outside talloc (for example a Lua heap): its `size` is
     /// what you report with `unsafeAdjustExternalSize`, its body is empty, and memory limits above it
     /// count those bytes (plus its header) as if talloc held them.
+    ///
+    /// It is never carved from a pool, even under one: it is malloc'd, so that memory limits count its
+    /// header and its external bytes.
     public static func newExternal(parent: TallocContext?, name: StaticString) throws(TallocError) -> TallocContext {
-        let tc = try make(parent, 0)
+        guard let tc = _Core.allocateOutsidePools(chunk(parent), size: 0) else { throw .outOfMemory }
         tc.pointee.flags |= _Flag.external
         tc.pointee.name = UnsafeRawPointer(name.utf8Start)
         return TallocContext(chunk: tc)
@@ -228,12 +233,14 @@ extension TallocContext {
     /// Adds `delta` bytes (negative: removes them) to an external context, checking growth against every
     /// memory limit above it. Returns false, changing nothing, when a limit refuses.
     /// The size is a 32-bit field, as every chunk's: an external context holds at most 4 GiB - 1; growth
-    /// past that is refused like a limit's refusal.
+    /// past that, or a removal of more than it holds, is refused like a limit's refusal.
     @inlinable @inline(__always)
     public func unsafeAdjustExternalSize(by delta: Int) -> Bool {
         let tc = _Chunk.from(body: unsafePointer)
+        // One unsigned compare refuses a negative result and one past 32 bits alike. The size is at least 0,
+        // so the sum wraps only for a delta near Int.max, to a negative value: refused as well.
         let newSize = Int(tc.pointee.size) &+ delta
-        if _slowPath(newSize > Int(UInt32.max)) { return false }
+        if _slowPath(UInt(bitPattern: newSize) > UInt(UInt32.max)) { return false }
         if _slowPath(tc.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0) {
             return TallocContext._adjustLimitedExternalSize(tc, by: delta)
         }
@@ -286,19 +293,24 @@ extension TallocContext {
     }
 }
 
-/// Permanent C strings for type names (talloc names typed allocations by the type's spelling).
+/// Permanent C strings for type names (talloc names typed allocations by the type's spelling), and for
+/// the few names TallocCore gives itself. Process-wide, under a lock: race-free from any thread.
 enum _InternedNames {
+    private static let lock = _Lock()
     nonisolated(unsafe) private static var table: [String: UnsafeMutablePointer<CChar>] = [:]
-    nonisolated(unsafe) private static var lock = pthread_mutex_t()
-    private static let once: Void = { pthread_mutex_init(&lock, nil) }()
 
+    /// The interned copy of `s`; for a string that cannot be copied (no memory), a constant "UNNAMED"
+    /// stand-in rather than a trap.
     static func cString(_ s: String) -> UnsafePointer<CChar> {
-        _ = once
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if let p = table[s] { return UnsafePointer(p) }
-        let p = strdup(s)!
-        table[s] = p
-        return UnsafePointer(p)
+        lock.withLock {
+            if let p = table[s] { return UnsafePointer(p) }
+            guard let p = strdup(s) else { return _unnamed }
+            table[s] = p
+            return UnsafePointer(p)
+        }
+    }
+
+    private static var _unnamed: UnsafePointer<CChar> {
+        UnsafeRawPointer(("UNNAMED" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self)
     }
 }

@@ -25,16 +25,22 @@ func hostOpenLibraries(_ L: OpaquePointer) -> Int32 {
     return rt.openLibraries()
 }
 
-/// talloc's report (full) of every context the script made that is still alive, as talloc's leak report.
-func hostReport(_ L: OpaquePointer) -> String {
-    guard let rt = runtimes[L] else { return "" }
-    return rt.contexts.reportFull()
+/// Writes talloc's report (full) of every context the script made that is still alive, as talloc's
+/// leak report, to `sink` in pieces: the text of a big tree never sits in memory whole.
+func hostReport(_ L: OpaquePointer, to sink: (UnsafeRawBufferPointer) -> Bool) {
+    guard let rt = runtimes[L] else { return }
+    rt.contexts.writeReport(depth: 0, maxDepth: -1, to: sink)
 }
 
-/// Graphviz DOT source of the runtime's tree: Lua's heap and every context still alive.
-func hostDot(_ L: OpaquePointer) -> String {
-    guard let rt = runtimes[L] else { return "digraph talloc {\n}\n" }
-    return rt.dot()
+/// Writes the Graphviz DOT source of the runtime's tree (Lua's heap and every context still alive) to
+/// `sink` in pieces.
+func hostDot(_ L: OpaquePointer, to sink: (UnsafeRawBufferPointer) -> Bool) {
+    guard let rt = runtimes[L] else {
+        var empty = "digraph talloc {\n}\n"
+        _ = empty.withUTF8 { sink(UnsafeRawBufferPointer($0)) }
+        return
+    }
+    rt.root.writeDot(to: sink)
 }
 
 /// Closes the state (every context is freed, destructors run once more).

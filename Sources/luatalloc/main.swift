@@ -15,10 +15,10 @@ func writeError(_ text: String) {
     fflush(stderr)
 }
 
-/// Writes `text` to a new file at `path`; nil on success, else the reason (strerror).
-func writeFile(_ text: String, to path: CArgument) -> String? {
+/// Writes what `produce` streams to a new file at `path`; nil on success, else the reason (strerror).
+func writeFile(to path: CArgument, _ produce: ((UnsafeRawBufferPointer) -> Bool) -> Void) -> String? {
     guard let file = path.withCString({ fopen($0, "w") }) else { return String(cString: strerror(errno)) }
-    fputs(text, file)
+    produce { piece in fwrite(piece.baseAddress, 1, piece.count, file) == piece.count }
     let failed = ferror(file) != 0
     let closed = fclose(file) == 0
     return failed || !closed ? String(cString: strerror(errno)) : nil
@@ -53,9 +53,10 @@ func luatallocMain() -> Int32 {
     fflush(stdout)
 
     if options.report {
-        writeError(hostReport(L))
+        hostReport(L) { piece in fwrite(piece.baseAddress, 1, piece.count, stderr) == piece.count }
+        fflush(stderr)
     }
-    if let dotFile = options.dotFile, let reason = writeFile(hostDot(L), to: dotFile) {
+    if let dotFile = options.dotFile, let reason = writeFile(to: dotFile, { hostDot(L, to: $0) }) {
         writeError("\(progname.text): cannot write \(dotFile.text): \(reason)\n")
         succeeded = false
     }

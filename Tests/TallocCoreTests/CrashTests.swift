@@ -52,7 +52,11 @@ import Testing
     }
 
     @Test func theThrowingTwinsDoNotTrap() throws {
-        var messages: [String] = []
+        try handlerLock.withLock { try throwingTwinsDoNotTrap() }
+    }
+
+    func throwingTwinsDoNotTrap() throws {
+        nonisolated(unsafe) var messages: [String] = []
         Talloc.setAbortHandler { messages.append($0) }
         defer { Talloc.setAbortHandler(nil) }
         let pool = try TallocContext.pool(parent: nil, capacity: 1024)

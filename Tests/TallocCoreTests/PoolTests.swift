@@ -177,4 +177,200 @@ func offset(_ c: TallocContext, from base: TallocContext) -> Int { c.unsafePoint
         #expect(kinds == [.header, .live, .hole, .header, .live, .free] || kinds.contains(.hole))
         _ = a
     }
+
+    // MARK: - The pool walk trusts only what TallocCore wrote
+
+    @Test func layoutsAreExact() throws {
+        let pool = try TallocContext.pool(parent: nil, capacity: 1024)
+        defer { try? pool.free() }
+        let a = try TallocContext.allocate(parent: pool, byteCount: 16, name: "a")   // at 64, 80 bytes
+        let b = try TallocContext.allocate(parent: pool, byteCount: 16, name: "b")   // at 144
+        let c = try TallocContext.allocate(parent: pool, byteCount: 0, name: "c")    // at 224, 64 bytes
+        let d = try TallocContext.allocate(parent: pool, byteCount: 100, name: "d")  // at 288, 176 bytes
+        try b.free()
+        #expect(pool.poolLayout == [
+            seg(.header, 0, 64, a), seg(.live, 64, 16, a), seg(.hole, 80, 80),
+            seg(.header, 160, 64, c), seg(.header, 224, 64, d), seg(.live, 288, 112, d),
+            seg(.free, 400, 624),
+        ], "a 0-byte member has no .live segment")
+        #expect(a.poolLayout == pool.poolLayout, "any member reports its pool's layout")
+        try c.free()
+        #expect(pool.poolLayout == [
+            seg(.header, 0, 64, a), seg(.live, 64, 16, a), seg(.hole, 80, 144),
+            seg(.header, 224, 64, d), seg(.live, 288, 112, d), seg(.free, 400, 624),
+        ], "neighbouring holes merge")
+        // Shrinking within the same aligned size changes nothing.
+        let a2 = try #require(try TallocContext.reallocate(a, parent: nil, byteCount: 1, name: .keep))
+        #expect(a2 == a)
+        try TallocContext.reallocate(d, parent: nil, byteCount: 20, name: .keep)
+        #expect(pool.poolLayout == [
+            seg(.header, 0, 64, a), seg(.live, 64, 16, a), seg(.hole, 80, 144),
+            seg(.header, 224, 64, d), seg(.live, 288, 32, d), seg(.free, 320, 704),
+        ], "the last member shrinks the used space")
+        let heap = try TallocContext.allocateUnnamed(parent: nil, byteCount: 1)
+        defer { try? heap.free() }
+        #expect(heap.poolLayout == nil)
+    }
+
+    @Test func nestedPoolsAndPooledObjectsLayOutExactly() throws {
+        let outer = try TallocContext.pool(parent: nil, capacity: 4096)
+        defer { try? outer.free() }
+        let keep = try TallocContext.allocate(parent: outer, byteCount: 10, name: "keep")
+        let inner = try TallocContext.pool(parent: outer, capacity: 500)
+        let oa = try TallocContext.allocate(parent: outer, byteCount: 10, name: "oa")
+        #expect(outer.poolLayout == [
+            seg(.header, 0, 64, keep), seg(.live, 64, 16, keep),
+            seg(.header, 80, 80, inner), seg(.live, 160, 512, inner),
+            seg(.header, 672, 64, oa), seg(.live, 736, 16, oa), seg(.free, 752, 3344),
+        ], "a nested pool's segment is its prefix and header, then all of its space")
+        let ia = try TallocContext.allocate(parent: inner, byteCount: 30, name: "ia")
+        #expect(inner.poolLayout == [seg(.header, 0, 64, ia), seg(.live, 64, 32, ia), seg(.free, 96, 404)])
+        let object = try TallocContext.pooledObject(parent: nil, byteCount: 40, name: "object", subobjects: 1, subobjectBytes: 8)
+        defer { try? object.free() }
+        let sub = try TallocContext.allocate(parent: object, byteCount: 8, name: "sub")
+        let capacity = 40 + 8 + 2 * (64 + 16 + 15)
+        #expect(object.poolLayout == [
+            seg(.pool, 0, 48), seg(.header, 48, 64, sub), seg(.live, 112, 16, sub), seg(.free, 128, capacity - 128),
+        ])
+    }
+
+    @Test func aNestedPoolFreedLastLeavesATrustedGap() throws {
+        // talloc's arithmetic reclaims a 0-byte nested pool to its chunk header, past its prefix: the
+        // 16-byte gap left in front is marked, not read as a prefix.
+        let outer = try TallocContext.pool(parent: nil, capacity: 4096)
+        defer { try? outer.free() }
+        let keep = try TallocContext.allocate(parent: outer, byteCount: 10, name: "keep")
+        let empty = try TallocContext.pool(parent: outer, capacity: 0)
+        #expect(offset(empty, from: outer) == 64 + 80 + 16)
+        try empty.free()
+        let x = try TallocContext.allocate(parent: outer, byteCount: 10, name: "x")
+        #expect(offset(x, from: outer) == 64 + 80 + 16, "talloc's reclaim: the next header sits where the pool's was")
+        #expect(outer.poolLayout == [
+            seg(.header, 0, 64, keep), seg(.live, 64, 16, keep), seg(.hole, 80, 16),
+            seg(.header, 96, 64, x), seg(.live, 160, 16, x), seg(.free, 176, 4096 - 176),
+        ])
+    }
+
+    /// Writes a chunk header of our layout into user bytes: what an attacker with a pool member's body
+    /// can write.
+    func forge(_ at: UnsafeMutableRawPointer, poolOffset: Int, size: UInt32, pool isPool: Bool = false) {
+        let flags = _magic | _Flag.poolMem | (isPool ? _Flag.pool : 0)
+        at.storeBytes(of: _ChunkHeader(next: nil, prev: nil, parent: nil, child: nil, name: nil, extra: nil,
+                                       size: size, flags: flags, poolOffset: UInt32(poolOffset), line: 0),
+                      as: _ChunkHeader.self)
+    }
+
+    @Test func aForgedHeaderBehindAShrunkMemberIsNotRead() throws {
+        let pool = try TallocContext.pool(parent: nil, capacity: 1024)
+        defer { try? pool.free() }
+        var a = try TallocContext.allocate(parent: pool, byteCount: 200, name: "a")  // at 64, 272 bytes
+        let b = try TallocContext.allocate(parent: pool, byteCount: 16, name: "b")   // at 336
+        // Where the walk looks once `a` is 16 bytes: pool + 64 + 80 = a's body + 16.
+        forge(a.unsafePointer + 16, poolOffset: 144, size: 0x0FFF_FFF0)
+        try a.resize(byteCount: 16)
+        let expected = [
+            seg(.header, 0, 64, a), seg(.live, 64, 16, a), seg(.hole, 80, 192),
+            seg(.header, 272, 64, b), seg(.live, 336, 16, b), seg(.free, 352, 672),
+        ]
+        #expect(pool.poolLayout == expected)
+        // Forged again after the shrink, in bytes that are no longer a's: still not read (a's writes
+        // are bounded by its size; this is an out-of-bounds write, which only unsafe code can do).
+        forge(a.unsafePointer + 16 + 16, poolOffset: 160, size: 0x0FFF_FFF0)
+        #expect(pool.poolLayout == expected)
+        // The same forgery in the shape of a nested pool (prefix, then a pool's header).
+        var c = try TallocContext.allocate(parent: pool, byteCount: 200, name: "c")  // at 416, 272 bytes
+        let d = try TallocContext.allocate(parent: pool, byteCount: 16, name: "d")   // at 688
+        let prefix = c.unsafePointer + 16
+        prefix.storeBytes(of: (UInt32(64), UInt32(1), UInt32(0x0FFF_FFF0), UInt32(0)), as: (UInt32, UInt32, UInt32, UInt32).self)
+        forge(prefix + 16, poolOffset: 416 + 80 + 16, size: 0, pool: true)
+        try c.resize(byteCount: 16)
+        #expect(pool.poolLayout == Array(expected.dropLast()) + [
+            seg(.header, 352, 64, c), seg(.live, 416, 16, c), seg(.hole, 432, 192),
+            seg(.header, 624, 64, d), seg(.live, 688, 16, d), seg(.free, 704, 320),
+        ])
+    }
+
+    @Test func aForgedSpanCannotLeadTheWalkPastThePool() throws {
+        // A full pool: a forged span ending 16 bytes before the end would make the walk read a header
+        // 48 bytes past the pool's block (AddressSanitizer: heap-buffer-overflow).
+        let pool = try TallocContext.pool(parent: nil, capacity: 512)
+        defer { try? pool.free() }
+        var a = try TallocContext.allocate(parent: pool, byteCount: 200, name: "a")  // at 64, 272 bytes
+        let b = try TallocContext.allocate(parent: pool, byteCount: 176, name: "b")  // at 336, to the end
+        #expect(pool.poolInfo?.available == 0)
+        forge(a.unsafePointer + 16, poolOffset: 144, size: 352)  // span 416: 144 + 416 = end - 16
+        try a.resize(byteCount: 16)
+        #expect(pool.poolLayout == [
+            seg(.header, 0, 64, a), seg(.live, 64, 16, a), seg(.hole, 80, 192),
+            seg(.header, 272, 64, b), seg(.live, 336, 176, b), seg(.free, 512, 0),
+        ])
+    }
+
+    @Test func forgedBytesInFreedMovedAndPooledBodiesAreNotRead() throws {
+        let pool = try TallocContext.pool(parent: nil, capacity: 1024)
+        defer { try? pool.free() }
+        let a = try TallocContext.allocate(parent: pool, byteCount: 100, name: "a")  // at 64, 176 bytes
+        let b = try TallocContext.allocate(parent: pool, byteCount: 16, name: "b")   // at 240
+        forge(a.unsafePointer, poolOffset: 128, size: 0x0FFF_FFF0)
+        forge(a.unsafePointer + 32, poolOffset: 160, size: 0x0FFF_FFF0)  // a's last byte is at +99
+        // a grows and moves to a new chunk of the pool: its old chunk is a hole, by its trusted header.
+        let a2 = try #require(try TallocContext.reallocate(a, parent: nil, byteCount: 300, name: .keep))
+        #expect(offset(a2, from: pool) == 320)
+        #expect(pool.poolLayout == [
+            seg(.hole, 0, 176), seg(.header, 176, 64, b), seg(.live, 240, 16, b),
+            seg(.header, 256, 64, a2), seg(.live, 320, 304, a2), seg(.free, 624, 400),
+        ])
+        forge(a2.unsafePointer, poolOffset: 384 + 64, size: 8)
+        try b.free()
+        try a2.free()  // the pool resets
+        let c = try TallocContext.allocate(parent: pool, byteCount: 8, name: "c")
+        #expect(pool.poolLayout == [seg(.header, 0, 64, c), seg(.live, 64, 16, c), seg(.free, 80, 944)])
+        // A pooled object's own body is the object's: the walk starts after it.
+        let object = try TallocContext.pooledObject(parent: nil, byteCount: 64, name: "object", subobjects: 1, subobjectBytes: 16)
+        defer { try? object.free() }
+        forge(object.unsafePointer, poolOffset: 128, size: 0x0FFF_FFF0)
+        let sub = try TallocContext.allocate(parent: object, byteCount: 16, name: "sub")
+        let capacity = 64 + 16 + 2 * (64 + 16 + 15)
+        #expect(object.poolLayout == [
+            seg(.pool, 0, 64), seg(.header, 64, 64, sub), seg(.live, 128, 16, sub), seg(.free, 144, capacity - 144),
+        ])
+    }
+
+    @Test func anExternalContextIsNeverCarvedFromAPool() throws {
+        let limited = try TallocContext.new(parent: nil, name: "limited")
+        defer { try? limited.free() }
+        try limited.setMemoryLimit(100_000)
+        let pool = try TallocContext.pool(parent: limited, capacity: 1024)
+        let before = try #require(limited.memoryLimit).current
+        let ext = try TallocContext.newExternal(parent: pool, name: "heap")
+        #expect(!ext.isPoolMemory, "its size is not its body: a pool walk must not take a span from it")
+        #expect(ext.unsafeAdjustExternalSize(by: 5000))
+        #expect(limited.memoryLimit?.current == before + 64 + 5000)
+        #expect(pool.poolLayout == [seg(.free, 0, 1024)])
+        try ext.free()
+        #expect(limited.memoryLimit?.current == before)
+    }
+
+    @Test func theSegmentsStream() throws {
+        let members = 100_000
+        let pool = try TallocContext.pool(parent: nil, capacity: members * 64)
+        defer { try? pool.free() }
+        for _ in 0..<members { _ = try TallocContext.allocateUnnamed(parent: pool, byteCount: 0) }
+        var headers = 0, other = 0
+        #expect(pool.forEachPoolSegment { s in
+            if s.kind == .header { headers += 1 } else { other += 1 }
+            return true
+        })
+        #expect(headers == members && other == 1)
+        var seen = 0
+        #expect(!pool.forEachPoolSegment { _ in seen += 1; return seen < 3 }, "false: the body stopped it")
+        #expect(seen == 3)
+        let plain = try TallocContext.new(parent: nil, name: "plain")
+        defer { try? plain.free() }
+        #expect(!plain.forEachPoolSegment { _ in Issue.record("not a pool"); return true })
+    }
+}
+
+func seg(_ kind: TallocPoolSegment.Kind, _ offset: Int, _ length: Int, _ member: TallocContext? = nil) -> TallocPoolSegment {
+    TallocPoolSegment(kind: kind, offset: offset, length: length, member: member)
 }

@@ -9,33 +9,32 @@ import Testing
 
 @Suite struct ReferenceTests {
     @Test func freeWithReferencesIsRefusedUnlinkHandsToTheNewestReferrer() throws {
-        var logged: [String] = []
-        Talloc.setLogHandler { logged.append($0) }
-        defer { Talloc.setLogHandler(nil) }
-        let root = try named(nil, "root", 0)
-        defer { try? root.free() }
-        let x = try named(root, "X")
-        let r1 = try named(root, "R1")
-        let r2 = try named(root, "R2")
-        try x.reference(from: r1)
-        try x.reference(from: r2)
-        #expect(x.referenceCount == 2)
-        #expect(throws: TallocError.hasReferences) { try x.free() }
-        #expect(logged.first?.hasPrefix("ERROR: talloc_free with references at") == true)
-        #expect(logged.count == 3, "one line per reference, newest first, where it was made")
-        #expect(logged.dropFirst().allSatisfy { $0.hasPrefix("\treference at TallocCoreTests/ReferenceTests.swift:") })
-        try x.unlink(from: root)
-        #expect(x.parent == r2 && x.referenceCount == 1)
-        #expect(root.reportFull(addresses: false) == """
-            full talloc report on 'root' (total      3 bytes in   5 blocks)
-                R2                             contains      2 bytes in   2 blocks (ref 0)
-                    X                              contains      1 bytes in   1 blocks (ref 1)
-                R1                             contains      1 bytes in   2 blocks (ref 0)
-                    reference to: X
+        try capturingLog { logged in
+            let root = try named(nil, "root", 0)
+            defer { try? root.free() }
+            let x = try named(root, "X")
+            let r1 = try named(root, "R1")
+            let r2 = try named(root, "R2")
+            try x.reference(from: r1)
+            try x.reference(from: r2)
+            #expect(x.referenceCount == 2)
+            #expect(throws: TallocError.hasReferences) { try x.free() }
+            #expect(logged().first?.hasPrefix("ERROR: talloc_free with references at") == true)
+            #expect(logged().count == 3, "one line per reference, newest first, where it was made")
+            #expect(logged().dropFirst().allSatisfy { $0.hasPrefix("\treference at TallocCoreTests/ReferenceTests.swift:") })
+            try x.unlink(from: root)
+            #expect(x.parent == r2 && x.referenceCount == 1)
+            #expect(root.reportFull(addresses: false) == """
+                full talloc report on 'root' (total      3 bytes in   5 blocks)
+                    R2                             contains      2 bytes in   2 blocks (ref 0)
+                        X                              contains      1 bytes in   1 blocks (ref 1)
+                    R1                             contains      1 bytes in   2 blocks (ref 0)
+                        reference to: X
 
-            """)
-        try r2.free()  // frees X? no: X is referenced by R1, so it moves to R1
-        #expect(x.parent == r1 && x.referenceCount == 0)
+                """)
+            try r2.free()  // frees X? no: X is referenced by R1, so it moves to R1
+            #expect(x.parent == r1 && x.referenceCount == 0)
+        }
     }
 
     @Test func aReferencedChildSurvivesItsParentOwnedByTheReferrer() throws {
@@ -145,31 +144,30 @@ import Testing
     }
 
     @Test func stealBehaviour() throws {
-        // test_steal, test_move
-        var logged: [String] = []
-        Talloc.setLogHandler { logged.append($0) }
-        defer { Talloc.setLogHandler(nil) }
-        let root = try named(nil, "root", 0)
-        defer { try? root.free() }
-        let p1 = try named(root, "p1", 10)
-        let p2 = try named(root, "p2", 20)
-        let c = try named(p1, "c", 5)
-        try c.steal(to: p1)  // to its own parent: stays
-        #expect(p1.children == [c])
-        try c.steal(to: p2)
-        #expect(p2.totalSize == 25 && p1.totalSize == 10)
-        let older = try named(p2, "older")
-        _ = try named(p2, "newest")
-        try older.steal(to: p2)
-        #expect(p2.children.first == older, "stealing to the current parent moves to the head, as talloc")
-        try c.steal(to: nil)
-        #expect(c.parent == nil)
-        try c.steal(to: root)
-        try c.reference(from: p1)
-        try c.steal(to: p2)
-        #expect(logged.first?.hasPrefix("WARNING: talloc_steal with references at") == true)
-        #expect(throws: TallocError.wouldCreateLoop) { try root.steal(to: c) }
-        #expect(throws: TallocError.wouldCreateLoop) { try p2.steal(to: p2.children[0]) }
+            // test_steal, test_move
+        try capturingLog { logged in
+            let root = try named(nil, "root", 0)
+            defer { try? root.free() }
+            let p1 = try named(root, "p1", 10)
+            let p2 = try named(root, "p2", 20)
+            let c = try named(p1, "c", 5)
+            try c.steal(to: p1)  // to its own parent: stays
+            #expect(p1.children == [c])
+            try c.steal(to: p2)
+            #expect(p2.totalSize == 25 && p1.totalSize == 10)
+            let older = try named(p2, "older")
+            _ = try named(p2, "newest")
+            try older.steal(to: p2)
+            #expect(p2.children.first == older, "stealing to the current parent moves to the head, as talloc")
+            try c.steal(to: nil)
+            #expect(c.parent == nil)
+            try c.steal(to: root)
+            try c.reference(from: p1)
+            try c.steal(to: p2)
+            #expect(logged().first?.hasPrefix("WARNING: talloc_steal with references at") == true)
+            #expect(throws: TallocError.wouldCreateLoop) { try root.steal(to: c) }
+            #expect(throws: TallocError.wouldCreateLoop) { try p2.steal(to: p2.children[0]) }
+        }
     }
 
     @Test func reparentMovesTheParentOrAReference() throws {

@@ -11,21 +11,12 @@ import Glibc
 import Darwin
 #endif
 
-/// Process-wide state, as talloc's globals. Not thread-safe, like talloc: null tracking, the log and abort
-/// functions are shared; trees must not be shared between threads.
-@usableFromInline
-enum _Globals {
-    @exclusivity(unchecked) @usableFromInline nonisolated(unsafe) static var nullContext: _Chunk? = nil
-    @exclusivity(unchecked) nonisolated(unsafe) static var logHandler: ((String) -> Void)? = nil
-    @exclusivity(unchecked) nonisolated(unsafe) static var abortHandler: ((String) -> Void)? = nil
-    @exclusivity(unchecked) nonisolated(unsafe) static var autofreeContext: _Chunk? = nil
-}
-
 @usableFromInline
 enum _Core {
 
     // MARK: - Logging and aborting
 
+    /// Hands a log line to the process-wide log handler (read under its lock, called outside it).
     static func log(_ message: String) {
         _Globals.logHandler?(message)
     }
@@ -33,14 +24,19 @@ enum _Core {
     /// Writes to standard error without stdio's shared state.
     static func writeStderr(_ text: String) {
         var t = text
-        t.withUTF8 { b in
-            var off = 0
-            while off < b.count {
-                let n = write(2, b.baseAddress! + off, b.count - off)
-                if n <= 0 { break }
-                off += n
-            }
+        t.withUTF8 { _ = writeStderr(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The same for bytes; false when stderr stops taking them.
+    static func writeStderr(bytes b: UnsafeRawBufferPointer) -> Bool {
+        guard let base = b.baseAddress else { return true }
+        var off = 0
+        while off < b.count {
+            let n = write(2, base + off, b.count - off)
+            if n <= 0 { return false }
+            off += n
         }
+        return true
     }
 
     /// talloc_abort: log the reason, call the abort handler, and trap. Unlike talloc, we never carry on
@@ -120,7 +116,7 @@ enum _Core {
     /// `0 <= size < MAX_TALLOC_SIZE`.
     @inline(__always) @usableFromInline
     static func allocate(_ parentIn: _Chunk?, size: Int, prefix: Int = 0) -> _Chunk? {
-        let parent = parentIn ?? _Globals.nullContext
+        let parent = _NullTracking.parent(parentIn)
         if let p = parent {
             let pf = p.pointee.flags
             if pf & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) != 0 {
@@ -195,6 +191,28 @@ enum _Core {
         return c
     }
 
+    /// A chunk that is never carved from a pool (an external context: its `size` is not its body, so it
+    /// must not be a pool member, whose size the pool's bookkeeping and walk rely on).
+    static func allocateOutsidePools(_ parentIn: _Chunk?, size: Int) -> _Chunk? {
+        guard let p = _NullTracking.parent(parentIn), p.pointee.flags & (_Flag.pool | _Flag.poolMem) != 0 else {
+            return allocate(parentIn, size: size)
+        }
+        // allocateSlow's heap branch.
+        let inherited: UInt32 = p.pointee.flags & (_Flag.hasLimit | _Flag.underLimit) != 0 ? _Flag.underLimit : 0
+        let total = _headerSize + size
+        if inherited != 0 && !limitAllows(p, total) { return nil }
+        guard let raw = malloc(total) else { return nil }
+        let c = raw.assumingMemoryBound(to: _ChunkHeader.self)
+        let first = p.pointee.child
+        c.initialize(to: _ChunkHeader(
+            next: first, prev: nil, parent: p, child: nil, name: nil, extra: nil,
+            size: UInt32(truncatingIfNeeded: size), flags: _magic | inherited, poolOffset: 0, line: 0))
+        if let first { first.pointee.prev = c }
+        p.pointee.child = c
+        if inherited != 0 { limitGrow(p, total) }
+        return c
+    }
+
     /// _talloc_pool: a pool of `capacity` bytes of bump space. The pool itself counts as one object.
     static func makePool(_ parent: _Chunk?, capacity: Int) -> _Chunk? {
         if capacity < 0 || capacity >= _maxSize { return nil }
@@ -202,13 +220,14 @@ enum _Core {
         tc.pointee.flags |= _Flag.pool
         tc.pointee.size = 0
         let hdr = tc.poolHeader
-        hdr.pointee = _PoolHeader(end: UInt32(_headerSize), objectCount: 1, poolSize: UInt32(capacity), _reserved: 0)
+        hdr.pointee = _PoolHeader(end: UInt32(_headerSize), objectCount: 1, poolSize: UInt32(capacity))
         return tc
     }
 
-    /// talloc_pooled_object: a pool whose body starts with an object of `size` bytes, with room for
-    /// `count` sub-objects of `bytes` bytes in all (talloc's arithmetic, with our header sizes).
-    static func makePooledObject(_ parent: _Chunk?, size: Int, count: Int, bytes: Int) -> _Chunk? {
+    /// talloc_pooled_object's pool size: the object, the sub-objects' bytes, and room for the headers of
+    /// the sub-objects and the pool (talloc's arithmetic, with our header sizes). Nil when it overflows or
+    /// is negative.
+    static func pooledObjectCapacity(size: Int, count: Int, bytes: Int) -> Int? {
         guard size >= 0, count >= 0, bytes >= 0 else { return nil }
         let perObject = _headerSize + _poolPrefixSize + 15
         let (c1, o1) = count.addingReportingOverflow(1)
@@ -216,10 +235,43 @@ enum _Core {
         let (s1, o3) = size.addingReportingOverflow(bytes)
         let (poolSize, o4) = s1.addingReportingOverflow(m)
         if o1 || o2 || o3 || o4 { return nil }
+        return poolSize
+    }
+
+    /// talloc_pooled_object: a pool whose body starts with an object of `size` bytes, with room for
+    /// `count` sub-objects of `bytes` bytes in all. The caller has checked the sizes
+    /// (`pooledObjectCapacity` below MAX_TALLOC_SIZE); nil when memory runs out.
+    static func makePooledObject(_ parent: _Chunk?, size: Int, count: Int, bytes: Int) -> _Chunk? {
+        guard let poolSize = pooledObjectCapacity(size: size, count: count, bytes: bytes) else { return nil }
         guard let tc = makePool(parent, capacity: poolSize) else { return nil }
         tc.pointee.size = UInt32(size)
         tc.poolHeader.pointee.end = UInt32(_align16(_headerSize + size))
         return tc
+    }
+
+    // MARK: - Names
+
+    /// Gives `tc` a plain C-string name (nil reads "UNNAMED"): not a location, and no longer a copy the
+    /// chunk owned (`setNameCopy`), which is freed now.
+    @inline(__always)
+    static func rename(_ tc: _Chunk, to name: UnsafeRawPointer?) {
+        tc.pointee.name = name
+        tc.pointee.flags &= ~(_Flag.nameIsLocation | _Flag.nameHasNewPrefix)
+        dropOwnedName(tc)
+    }
+
+    /// Frees the name copy `tc` owns, unless it is still the name.
+    @inline(__always)
+    static func dropOwnedName(_ tc: _Chunk) {
+        if _slowPath(tc.pointee.extra != nil) { dropOwnedNameSlow(tc) }
+    }
+
+    @inline(never)
+    static func dropOwnedNameSlow(_ tc: _Chunk) {
+        guard let e = tc.pointee.extra, let copy = e.pointee.ownedName else { return }
+        if tc.pointee.flags & _Flag.nameIsLocation == 0 && tc.pointee.name == UnsafeRawPointer(copy) { return }
+        e.pointee.ownedName = nil
+        Glibc.free(copy)
     }
 
     // MARK: - Tree links
@@ -296,7 +348,7 @@ enum _Core {
     /// level). Stealing to the current parent moves it to the head, as talloc does. Memory limits follow.
     @inline(__always) @usableFromInline
     static func steal(_ tc: _Chunk, to newParentIn: _Chunk?) {
-        let newParent = newParentIn ?? _Globals.nullContext
+        let newParent = _NullTracking.parent(newParentIn)
         if let np = newParent, np == tc { return }
         let old = tc.pointee.parent
         if old == newParent && (old == nil || old!.pointee.child == tc) { return }
@@ -392,7 +444,7 @@ enum _Core {
     /// talloc_unreference: frees the newest handle of `tc` owned by `context` (nil = the null context / no
     /// parent). False when there is none.
     static func unreference(_ tc: _Chunk, context contextIn: _Chunk?) -> Bool {
-        let context = contextIn ?? _Globals.nullContext
+        let context = _NullTracking.parent(contextIn)
         var h = tc.refs
         while let x = h {
             if owner(ofHandle: x) == context {
@@ -406,7 +458,7 @@ enum _Core {
 
     /// talloc_unlink: removes one parent of `tc`. 0 on success, -1 otherwise.
     static func unlink(_ tc: _Chunk, from contextIn: _Chunk?) -> Int32 {
-        let context = contextIn ?? _Globals.nullContext
+        let context = _NullTracking.parent(contextIn)
         if unreference(tc, context: context) { return 0 }
         if context != tc.pointee.parent { return -1 }
         // The newest referrer becomes the parent — unless it lives inside tc's own subtree: talloc then
@@ -488,8 +540,9 @@ enum _Core {
     /// _talloc_free (talloc_free): the reference rules of §1.4, then the free itself.
     static func freeTop(_ tc: _Chunk, location: String) -> Int32 {
         if _slowPath(tc.refs != nil) {
-            if tc.pointee.parent == _Globals.nullContext && tc.refs!.referenceBody.pointee.next == nil {
-                return unlink(tc, from: _Globals.nullContext)
+            let null = _NullTracking.current
+            if tc.pointee.parent == null && tc.refs!.referenceBody.pointee.next == nil {
+                return unlink(tc, from: null)
             }
             log("ERROR: talloc_free with references at \(location)\n")
             logReferences(tc)
@@ -544,8 +597,7 @@ enum _Core {
                 }
                 if !registered, cur == root, child.pointee.extra != nil || child.pointee.child != nil {
                     // User code may run from here on: let a free of root's parent find us.
-                    registered = true
-                    _FreeRegistry.push(root)
+                    registered = _FreeRegistry.push(root)
                 }
                 switch enter(child) {
                 case .proceed:
@@ -575,7 +627,7 @@ enum _Core {
                     if child.pointee.parent != cur { continue }
                     // A reference owned by the null context names no owner: talloc then falls back to the
                     // parent of the chunk being freed, as for a refusing child.
-                    steal(child, to: owner == _Globals.nullContext ? cur.pointee.parent : owner)
+                    steal(child, to: owner == _NullTracking.current ? cur.pointee.parent : owner)
                     continue
                 case .refused:
                     // A destructor that already moved its chunk elsewhere is obeyed.
@@ -711,6 +763,11 @@ enum _Core {
             }
             if Int(hdr.pointee.end) == nextChunk {
                 hdr.pointee.end = tc.pointee.poolOffset  // the last chunk is reclaimed
+                // talloc's arithmetic reclaims a nested pool (only one of 0 bytes can end there) to its
+                // chunk header, past its prefix: the 16 bytes left in front become a marked hole.
+                if tc.pointee.flags & _Flag.pool != 0 {
+                    pool.markHole(at: Int(tc.pointee.poolOffset) - _poolPrefixSize, length: _poolPrefixSize)
+                }
             }
             return
         }
@@ -749,13 +806,19 @@ enum _Core {
         let inPool = flags0 & _Flag.poolMem != 0
         if size < oldSize {
             if inPool {
-                // Shrink in place; pull the pool's end back if this is the last chunk.
+                // Shrink in place; pull the pool's end back if this is the last chunk. Otherwise the bytes
+                // given back become a hole, marked by a filler: they were the user's a moment ago, and the
+                // pool walk must not take what is left there for a chunk header.
                 let pool = tc.carvingPool
                 let hdr = pool.poolHeader
-                let nextChunk = Int(tc.pointee.poolOffset) + _align16(_headerSize + oldSize)
+                let offset = Int(tc.pointee.poolOffset)
+                let oldSpan = _align16(_headerSize + oldSize)
+                let newSpan = _align16(_headerSize + size)
                 tc.pointee.size = UInt32(size)
-                if Int(hdr.pointee.end) == nextChunk {
-                    hdr.pointee.end = UInt32(Int(tc.pointee.poolOffset) + _align16(_headerSize + size))
+                if Int(hdr.pointee.end) == offset + oldSpan {
+                    hdr.pointee.end = UInt32(offset + newSpan)
+                } else if newSpan < oldSpan {
+                    pool.markHole(at: offset + newSpan, length: oldSpan - newSpan)
                 }
                 return (tc, false, .tooLarge)
             } else if !limited && oldSize - size < 1024 {
@@ -955,32 +1018,22 @@ enum _Core {
 
 /// Frees in progress that may run user code, per thread, so that a destructor freeing (or moving) the
 /// parent of the chunk a free started from cannot leave that free pointing at dead memory (§8.6).
+/// The list lives in the calling thread's `_ThreadState`: frees on different threads never see each
+/// other's roots (a `freeingChild` flag is only ever set on chunks of the freeing thread's own tree).
 enum _FreeRegistry {
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { p in p?.deallocate() }
-        return k
-    }()
-
-    private struct List { var roots: [_Chunk] = [] }
-
-    private static var list: UnsafeMutablePointer<List> {
-        if let p = pthread_getspecific(key) { return p.assumingMemoryBound(to: List.self) }
-        let p = UnsafeMutablePointer<List>.allocate(capacity: 1)
-        p.initialize(to: List())
-        pthread_setspecific(key, p)
-        return p
-    }
-
-    static func push(_ root: _Chunk) {
-        list.pointee.roots.append(root)
+    /// Registers `root`. False when the thread's state cannot be allocated (the free then goes on without
+    /// the §8.6 protection, as talloc always does).
+    static func push(_ root: _Chunk) -> Bool {
+        guard let state = _ThreadState.current else { return false }
+        state.pointee.freeRoots.append(root)
         if let p = root.pointee.parent { p.pointee.flags |= _Flag.freeingChild }
+        return true
     }
 
     static func pop(_ root: _Chunk) {
-        let l = list
-        if let i = l.pointee.roots.lastIndex(of: root) { l.pointee.roots.remove(at: i) }
-        if let p = root.pointee.parent, !l.pointee.roots.contains(where: { $0.pointee.parent == p }) {
+        guard let state = _ThreadState.existing else { return }
+        if let i = state.pointee.freeRoots.lastIndex(of: root) { state.pointee.freeRoots.remove(at: i) }
+        if let p = root.pointee.parent, !state.pointee.freeRoots.contains(where: { $0.pointee.parent == p }) {
             p.pointee.flags &= ~_Flag.freeingChild
         }
     }
@@ -988,7 +1041,8 @@ enum _FreeRegistry {
     /// `parent` is being released while a free started below it is running: that free's refusing
     /// children go to the top level instead, and its subtree's charge leaves `parent`'s limits.
     static func parentIsGoing(_ parent: _Chunk) {
-        for root in list.pointee.roots where root.pointee.parent == parent {
+        guard let state = _ThreadState.existing else { return }
+        for root in state.pointee.freeRoots where root.pointee.parent == parent {
             if root.pointee.flags & _Flag.underLimit != 0, let up = parent.pointee.parent {
                 _Core.limitShrink(up, _Core.subtreeCharge(root, markUnderLimit: false))
             }
@@ -997,6 +1051,9 @@ enum _FreeRegistry {
     }
 
     static func parentMoved(from old: _Chunk, to new: _Chunk) {
-        for root in list.pointee.roots where root.pointee.parent == old { root.pointee.parent = new }
+        guard let state = _ThreadState.existing else { return }
+        for i in state.pointee.freeRoots.indices where state.pointee.freeRoots[i].pointee.parent == old {
+            state.pointee.freeRoots[i].pointee.parent = new
+        }
     }
 }
