@@ -133,6 +133,7 @@ import Testing
 
     @Test func swiftFunctionsCanReenterTheRuntime() throws {
         let rt = try LuaRuntime()
+        defer { rt.close() }  // the closure holds the runtime: close() lets go of it
         try rt.register("eval") { args in try rt.run(args[0].stringValue ?? "") }
         #expect(try rt.run("return eval('return 6 * 7')") == [42])
         // from a coroutine: the nested run uses the coroutine's thread
