@@ -48,11 +48,16 @@ struct Frame {
     /// Runs `body` in a frame for a callback (observer, destructor, close): on the thread running now
     /// (the innermost module call's, else the main thread, which is then idle), with the tables pushed
     /// from the registry. Nil when the stack cannot grow.
+    ///
+    /// The registry is reachable from Lua through `debug.getregistry()`; tables a script replaced there
+    /// are not used (the callback does nothing).
     static func callback<R>(_ S: StatePtr, _ body: (Frame) -> R) -> R? {
         guard let L = ltc_thread(S), lua_checkstack(L, 12) != 0 else { return nil }
         let base = lua_gettop(L)
         ltc_pushtables(L, S)
         defer { lua_settop(L, base) }
+        guard lua_type(L, base + 1) == LUA_TTABLE, lua_type(L, base + 2) == LUA_TTABLE,
+              lua_type(L, base + 3) == LUA_TTABLE else { return nil }
         return body(Frame(L: L, S: S, base: base + 1))
     }
 }
