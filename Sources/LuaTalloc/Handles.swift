@@ -80,9 +80,9 @@ enum Handles {
 
     // MARK: Arguments
 
-    /// The context in argument `i` (with its cell): a live handle, or a Lua error written to `out`.
+    /// The context in argument `i` and its cell: a live handle, or a Lua error written to `out`.
     @inline(__always)
-    static func context(_ f: Frame, _ out: Out, _ i: Int32, arg: Int32? = nil) -> TallocContext? {
+    static func resolve(_ f: Frame, _ out: Out, _ i: Int32, arg: Int32? = nil) -> (TallocContext, Cell)? {
         guard let cell = ltc_tocell_in(f.L, i, f.meta) else {
             _ = Lua.typeError(f.L, out, i, "talloc.context", arg: arg)
             return nil
@@ -91,7 +91,13 @@ enum Handles {
             _ = freedError(f.L, out, cell)
             return nil
         }
-        return TallocContext(unsafePointer: body)
+        return (TallocContext(unsafePointer: body), cell)
+    }
+
+    /// The context in argument `i`: a live handle, or a Lua error written to `out`.
+    @inline(__always)
+    static func context(_ f: Frame, _ out: Out, _ i: Int32, arg: Int32? = nil) -> TallocContext? {
+        resolve(f, out, i, arg: arg)?.0
     }
 
     /// An optional parent: nil or none is the state's root (Lua's "top level").

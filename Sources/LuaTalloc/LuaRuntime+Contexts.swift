@@ -61,7 +61,7 @@ extension LuaRuntime {
             var more: Int32 = 0
             guard lth_next(L, pins, &more) == LUA_OK, more != 0 else { return nil }
             if lua_touserdata(L, -1) == original.unsafePointer {
-                let cell = ltc_cellat(L, -2)!
+                let cell = ltc_cellat(L, -2)
                 return cell.pointee.body.map { TallocContext(unsafePointer: $0) }
             }
             clua_pop(L, 1)

@@ -89,7 +89,6 @@ extension LuaRuntime {
 
     /// The body of every registered function (a bound function: the module's helpers work in it).
     static let functionBody: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let raw = lua_touserdata(L, lth_upvalue(LTH_UPV_EXTRA)) else { return out.error("talloc host: no function") }
         let box = Unmanaged<_FunctionBox>.fromOpaque(raw).takeUnretainedValue()

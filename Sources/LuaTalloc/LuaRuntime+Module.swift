@@ -20,7 +20,6 @@ final class _Work {
 extension LuaRuntime {
     /// The body of the bound `perform` function: argument 1 is the `_Work`, the rest its arguments.
     static let performBody: clua_Body = { L, out in
-        let L = L!, out = out!
         guard let p = lua_touserdata(L, 1) else { return out.error("talloc host: no work") }
         let work = Unmanaged<_Work>.fromOpaque(p).takeUnretainedValue()
         clua_remove(L, 1)

@@ -298,7 +298,7 @@ struct _LuaReader {
                 let isContext = lua_rawequal(L, -1, meta) != 0
                 clua_pop(L, 1)
                 if isContext {
-                    let b = ltc_cellat(L, idx)!
+                    let b = ltc_cellat(L, idx)
                     guard let body = b.pointee.body else { return .opaque(LuaOpaque(kind: .freedContext, address: 0)) }
                     return .context(TallocContext(unsafePointer: body))
                 }

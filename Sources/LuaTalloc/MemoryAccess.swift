@@ -32,7 +32,6 @@ enum MemoryAccess {
     }
 
     static let read: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard Lua.isNoneOrNil(L, 2) || Lua.integer(L, out, 2) != nil else { return 0 }
         guard Lua.isNoneOrNil(L, 3) || Lua.integer(L, out, 3) != nil else { return 0 }
@@ -46,7 +45,6 @@ enum MemoryAccess {
     }
 
     static let write: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, 3) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
@@ -58,7 +56,6 @@ enum MemoryAccess {
     }
 
     static let fill: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let byte = Lua.integer(L, out, 2) else { return 0 }
         guard Lua.isNoneOrNil(L, 3) || Lua.integer(L, out, 3) != nil else { return 0 }
@@ -77,7 +74,6 @@ enum MemoryAccess {
     /// trampoline packed the values (in the method's own frame: its errors name 'pack'); the bytes are on
     /// the top, and the context is resolved only now.
     static let pack: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, -1) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
@@ -91,7 +87,6 @@ enum MemoryAccess {
     /// c:unpack(off, fmt): string.unpack(fmt, bytes from `off`); returns the values and the offset after.
     /// This body checks and pushes a copy of the bytes; the trampoline unpacks it afterwards.
     static let unpack: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let off = Lua.integer(L, out, 2), Lua.bytes(L, out, 3) != nil else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
@@ -102,7 +97,6 @@ enum MemoryAccess {
 
     /// c:string(): the bytes up to the first NUL (all of them when there is none).
     static let string: clua_Body = { L, out in
-        let L = L!, out = out!
         guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         let bytes = UnsafeRawBufferPointer(c.unsafeMutableBytes)
         let n = bytes.firstIndex(of: 0) ?? bytes.count

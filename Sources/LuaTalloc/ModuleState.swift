@@ -52,7 +52,8 @@ struct Frame {
     /// The registry is reachable from Lua through `debug.getregistry()`; tables a script replaced there
     /// are not used (the callback does nothing).
     static func callback<R>(_ S: StatePtr, _ body: (Frame) -> R) -> R? {
-        guard let L = ltc_thread(S), lua_checkstack(L, 12) != 0 else { return nil }
+        let L = ltc_thread(S)
+        guard lua_checkstack(L, 12) != 0 else { return nil }
         let base = lua_gettop(L)
         ltc_pushtables(L, S)
         defer { lua_settop(L, base) }
@@ -244,9 +245,17 @@ enum ModuleState {
             var c = x.firstChild
             while let y = c { stack.append(y); c = y.nextSibling }
         }
-        for cell in outsideCells(S, lua) {
-            let x = TallocContext(unsafePointer: cell.pointee.body!)
+        // the cells are pinned while these loops run: a destructor may free chunks (and cells) meanwhile
+        let outside = outsideCells(S, lua)
+        for cell in outside { cell.pointee.uds += 1 }
+        for cell in outside {
+            guard let body = cell.pointee.body else { continue }
+            let x = TallocContext(unsafePointer: body)
             for r in x.referencedContexts where lua.contains(r.unsafePointer) { try? r.unlink(from: x) }
+        }
+        for cell in outside {
+            cell.pointee.uds -= 1
+            Handles.release(S, cell)
         }
         var rounds = 0
         while root.firstChild != nil || root.totalBlocks > 1 {
@@ -254,9 +263,12 @@ enum ModuleState {
             rounds += 1
             if rounds > 8 { break }
         }
-        _ = Frame.callback(S) { f in
+        let detached: Bool? = Frame.callback(S) { f in
             for cell in outsideCells(S, []) { detach(f, cell) }
+            return true
         }
+        let frameless = detached == nil
+        if frameless { for cell in outsideCells(S, []) { detach(nil, S, cell) } }
         if S.pointee.ownsRoot != 0 {
             S.pointee.closed = 1
             try? root.free()
@@ -276,18 +288,18 @@ enum ModuleState {
     }
 
     /// A chunk outside Lua's tree lets go of its cell as the state closes (see `close`).
-    private static func detach(_ f: Frame, _ cell: Cell) {
-        let S = f.S
-        let x = TallocContext(unsafePointer: cell.pointee.body!)
+    private static func detach(_ f: Frame, _ cell: Cell) { detach(f, f.S, cell) }
+
+    private static func detach(_ f: Frame?, _ S: StatePtr, _ cell: Cell) {
+        guard let body = cell.pointee.body else { return }
+        let x = TallocContext(unsafePointer: body)
         if cell.pointee.name != nil {
             let bytes = Names.bytes(x)
             _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
         }
         Handles.saveName(S, cell, x)
-        lua_rawgeti(f.L, f.extra, lua_Integer(cell.pointee.slot))
-        if lua_type(f.L, -1) == LUA_TFUNCTION { _ = x.unsafeSetDestructor(nil, context: nil) }
-        clua_pop(f.L, 1)
-        ltc_clearslot(f.L, f.extra, lua_Integer(cell.pointee.slot))
+        if cell.pointee.flags & Int32(LTC_LUADTOR) != 0 { _ = x.unsafeSetDestructor(nil, context: nil) }
+        if let f { ltc_clearslot(f.L, f.extra, lua_Integer(cell.pointee.slot)) }
         _ = x.unsafeSetObserver(nil, context: nil, tag: 0)
         _ = charge(S, -(Int(cell.pointee.charged) + Int(cell.pointee.namecharge)))
         cell.pointee.charged = 0

@@ -46,7 +46,7 @@ enum TallocModule {
     /// The new handle at index 1 gets `c` and its name (`name`, or the caller's position); returns 1.
     static func created(_ f: Frame, _ out: Out, _ c: TallocContext, name: UnsafeRawBufferPointer?, talloc_new: Bool,
                         byCaller: Bool = true) -> Int32 {
-        let cell = ltc_cellat(f.L, 1)!
+        let cell = ltc_cellat(f.L, 1)
         guard Handles.attach(f.S, c, cell) else {
             try? c.free()
             return outOfMemory(f.S, out)
@@ -97,7 +97,6 @@ enum TallocModule {
     }
 
     static let new: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard case .some(let name) = nameArgument(L, out, 3, arg: 2) else { return 0 }
         guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
@@ -117,11 +116,10 @@ enum TallocModule {
         return created(f, out, c, name: name, talloc_new: false)
     }
 
-    static let size: clua_Body = { L, out in sized(L!, out!) }
-    static let zero: clua_Body = { L, out in sized(L!, out!) }
+    static let size: clua_Body = { L, out in sized(L, out) }
+    static let zero: clua_Body = { L, out in sized(L, out) }
 
     static let pool: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let n = size(L, out, 3, arg: 2) else { return 0 }
         guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
@@ -131,7 +129,6 @@ enum TallocModule {
     }
 
     static let pooledObject: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let size = TallocModule.size(L, out, 3, arg: 2),
               let count = TallocModule.size(L, out, 4, arg: 3, what: "count"),
@@ -145,7 +142,6 @@ enum TallocModule {
     }
 
     static let strdup: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 3, arg: 2) else { return 0 }
         guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
@@ -155,7 +151,6 @@ enum TallocModule {
     }
 
     static let strndup: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 3, arg: 2), let n = size(L, out, 4, arg: 3, what: "length") else { return 0 }
         let cut = UnsafeRawBufferPointer(rebasing: s[0..<min(n, s.count)])
@@ -168,7 +163,6 @@ enum TallocModule {
     /// asprintf(parent, fmt, ...): the trampoline formatted the arguments (their metamethods have run);
     /// the text is on the top, the parent at index 2.
     static let asprintf: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, -1) else { return 0 }
         guard let c = allocate(f, out, parentArg: 1, { p throws(TallocError) in
@@ -178,7 +172,6 @@ enum TallocModule {
     }
 
     static let memdup: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         let isString = lua_type(L, 3) == LUA_TSTRING
         if !isString && ltc_tocell_in(L, 3, f.meta) == nil {
@@ -211,7 +204,8 @@ enum TallocModule {
         let f = ModuleState.frame(L, out)
         let at: Int32 = formatting ? -1 : 2
         guard let s = Lua.bytes(L, out, at) else { return 0 }
-        guard var c = Handles.context(f, out, 1) else { return 0 }
+        guard let (c0, cell) = Handles.resolve(f, out, 1) else { return 0 }
+        var c = c0
         if formatting && s.count == 0 { lua_settop(L, 1); return 1 }  // talloc: empty output, unchanged
         do throws(TallocError) {
             try c.appendString(bytes: s, atBufferEnd: false)
@@ -219,19 +213,19 @@ enum TallocModule {
             if error == .outOfMemory { ltc_requestcollect(f.S) }
             return failure(out, error)
         }
-        ModuleState.nameChanged(f.S, ltc_tocell_in(L, 1, f.meta)!, c)
+        ModuleState.nameChanged(f.S, cell, c)
         lua_settop(L, 1)
         return 1
     }
 
-    static let strdupAppend: clua_Body = { L, out in appendBody(L!, out!, formatting: false) }
-    static let asprintfAppend: clua_Body = { L, out in appendBody(L!, out!, formatting: true) }
+    static let strdupAppend: clua_Body = { L, out in appendBody(L, out, formatting: false) }
+    static let asprintfAppend: clua_Body = { L, out in appendBody(L, out, formatting: true) }
 
     static let realloc: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let n = size(L, out, 2, arg: 2) else { return 0 }
-        guard var c = Handles.context(f, out, 1) else { return 0 }
+        guard let (c0, cell) = Handles.resolve(f, out, 1) else { return 0 }
+        var c = c0
         if n == 0 {
             // talloc_realloc(parent, c, 0): unlink from its parent, which frees it
             do throws(TallocError) { try c.unlink(from: c.parent) } catch {
@@ -260,7 +254,6 @@ enum TallocModule {
         if wasString && c.unsafeMutableBytes.last != 0 {
             // shrunk past its NUL: a string named by its contents would have a name without an end.
             // talloc_realloc names what it returns after its caller's position: so does this.
-            let cell = ltc_tocell_in(L, 1, f.meta)!
             if !ModuleState.nameByCaller(f, c, cell, talloc_new: false) { c.unsafeSetNameConst(nil) }
             ModuleState.nameChanged(f.S, cell, c)
         }
@@ -271,7 +264,6 @@ enum TallocModule {
     // MARK: - Free
 
     static let free: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let c = Handles.context(f, out, 1) else { return 0 }
         do throws(TallocError) {
@@ -293,7 +285,6 @@ enum TallocModule {
     }
 
     static let freeChildren: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let c = Handles.context(f, out, 1) else { return 0 }
         c.freeChildren()
@@ -312,7 +303,6 @@ enum TallocModule {
     }
 
     static let steal: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
         do throws(TallocError) { try c.steal(to: parent) } catch { return hierarchyError(out, error) }
@@ -321,7 +311,6 @@ enum TallocModule {
     }
 
     static let reparent: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let old = Handles.parent(f, out, 1), let new = Handles.parent(f, out, 2),
               let c = Handles.context(f, out, 3) else { return 0 }
@@ -335,7 +324,6 @@ enum TallocModule {
     }
 
     static let reference: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
         do throws(TallocError) { try c.reference(from: parent) } catch { return failure(out, error) }
@@ -344,7 +332,6 @@ enum TallocModule {
     }
 
     static let unlink: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
         do throws(TallocError) { try c.unlink(from: parent) } catch {
@@ -359,23 +346,23 @@ enum TallocModule {
     }
 
     static let referenceCount: clua_Body = { L, out in
-        let L = L!, out = out!
         guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         lua_pushinteger(L, lua_Integer(c.referenceCount))
         return 1
     }
 
     static let setDestructor: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         let removing = Lua.isNoneOrNil(L, 2)
         if !removing && lua_type(L, 2) != LUA_TFUNCTION { return Lua.typeError(L, out, 2, "function") }
-        guard Handles.context(f, out, 1) != nil else { return 0 }
-        let cell = ltc_tocell_in(L, 1, f.meta)!
+        guard let (_, cell) = Handles.resolve(f, out, 1) else { return 0 }
         let slot = lua_Integer(cell.pointee.slot)
         if removing {
             ltc_clearslot(L, f.extra, slot)
-            TallocContext(unsafePointer: cell.pointee.body!).unsafeSetDestructor(nil, context: nil)
+            if cell.pointee.flags & Int32(LTC_LUADTOR) != 0, let body = cell.pointee.body {
+                TallocContext(unsafePointer: body).unsafeSetDestructor(nil, context: nil)
+                cell.pointee.flags &= ~Int32(LTC_LUADTOR)
+            }
             return 0
         }
         lua_pushinteger(L, slot)
@@ -390,6 +377,7 @@ enum TallocModule {
             ltc_clearslot(L, f.extra, slot)
             return outOfMemory(f.S, out)
         }
+        cell.pointee.flags |= Int32(LTC_LUADTOR)
         return 0
     }
 
@@ -398,27 +386,24 @@ enum TallocModule {
     /// set_name(c, name): talloc_set_name: the name is copied into a new ".name" child (counted in
     /// total_blocks and by memory limits, as talloc's).
     static let setName: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 2) else { return 0 }
-        guard let c = Handles.context(f, out, 1) else { return 0 }
+        guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
         do throws(TallocError) { try c.setName(bytes: s) } catch {
             if error == .outOfMemory { ltc_requestcollect(f.S) }
             return failure(out, error)
         }
-        ModuleState.nameChanged(f.S, ltc_tocell_in(L, 1, f.meta)!, c)
+        ModuleState.nameChanged(f.S, cell, c)
         lua_settop(L, 2)
         return 1
     }
 
     static let getName: clua_Body = { L, out in
-        let L = L!, out = out!
         guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         return Names.bytes(c).withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
     }
 
     static let checkName: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 2) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
@@ -427,17 +412,14 @@ enum TallocModule {
     }
 
     static let setType: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let b = Lua.bytes(L, out, 2) else { return 0 }
-        guard let c = Handles.context(f, out, 1) else { return 0 }
-        let cell = ltc_tocell_in(L, 1, f.meta)!
+        guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
         if !ModuleState.setNameCopy(f.S, c, cell, b) { return outOfMemory(f.S, out) }
         return 0
     }
 
     static let getType: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 2) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
@@ -446,7 +428,6 @@ enum TallocModule {
     }
 
     static let getTypeAbort: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 2) else { return 0 }
         let expected = Array(s)
@@ -465,18 +446,14 @@ enum TallocModule {
     // MARK: - Tree queries
 
     static let parent: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
-        guard let c = Handles.context(f, out, 1) else { return 0 }
-        let cell = ltc_tocell_in(L, 1, f.meta)!
+        guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
         return Handles.pushOrNil(f, out, Handles.visibleParent(f.S, c, cell))
     }
 
     static let parentName: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
-        guard let c = Handles.context(f, out, 1) else { return 0 }
-        let cell = ltc_tocell_in(L, 1, f.meta)!
+        guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
         guard let p = Handles.visibleParent(f.S, c, cell) else { lua_pushnil(L); return 1 }
         return Names.bytes(p).withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
     }
@@ -491,7 +468,6 @@ enum TallocModule {
     }
 
     static let children: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard Handles.context(f, out, 1) != nil else { return 0 }
         lua_rawgeti(L, f.extra, -1)  // the iterator
@@ -502,7 +478,6 @@ enum TallocModule {
 
     /// The iterator of children(): (parent, previous) -> next child, newest first. O(1) per step.
     static let nextChild: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let p = Handles.context(f, out, 1) else { return 0 }
         let next: TallocContext?
@@ -517,7 +492,6 @@ enum TallocModule {
     }
 
     static let isParent: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let c = Handles.context(f, out, 1), let p = Handles.context(f, out, 2) else { return 0 }
         lua_pushboolean(L, c.isParent(p) ? 1 : 0)
@@ -526,7 +500,6 @@ enum TallocModule {
 
     /// find_parent_byname(c, name): c itself or its nearest ancestor so named, within what Lua may see.
     static let findParentByName: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let s = Lua.bytes(L, out, 2) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
@@ -548,9 +521,9 @@ enum TallocModule {
         return 1
     }
 
-    static let getSize: clua_Body = { L, out in integerQuery(L!, out!) { $0.size } }
-    static let totalSize: clua_Body = { L, out in integerQuery(L!, out!) { $0.totalSize } }
-    static let totalBlocks: clua_Body = { L, out in integerQuery(L!, out!) { $0.totalBlocks } }
+    static let getSize: clua_Body = { L, out in integerQuery(L, out) { $0.size } }
+    static let totalSize: clua_Body = { L, out in integerQuery(L, out) { $0.totalSize } }
+    static let totalBlocks: clua_Body = { L, out in integerQuery(L, out) { $0.totalBlocks } }
 
     // MARK: - Reports, limits, pools, pictures
 
@@ -584,11 +557,10 @@ enum TallocModule {
         }
     }
 
-    static let report: clua_Body = { L, out in reportBody(L!, out!, full: false) }
-    static let reportFull: clua_Body = { L, out in reportBody(L!, out!, full: true) }
+    static let report: clua_Body = { L, out in reportBody(L, out, full: false) }
+    static let reportFull: clua_Body = { L, out in reportBody(L, out, full: true) }
 
     static let setMemlimit: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let n = Lua.integer(L, out, 2) else { return 0 }
         if n < 0 { return out.argError(2, "limit must not be negative") }
@@ -599,7 +571,6 @@ enum TallocModule {
     }
 
     static let poolInfo: clua_Body = { L, out in
-        let L = L!, out = out!
         guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         guard let info = c.poolInfo else { lua_pushnil(L); return 1 }
         guard clua_createtable(L, 0, 5) == LUA_OK else { return out.rethrow() }
@@ -614,7 +585,6 @@ enum TallocModule {
     }
 
     static let dot: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         let target: TallocContext
         if Lua.isNoneOrNil(L, 1) {
@@ -628,7 +598,6 @@ enum TallocModule {
     }
 
     static let poolMap: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let c = Handles.context(f, out, 1) else { return 0 }
         guard let text = PoolMap.render(c) else { lua_pushnil(L); return 1 }
@@ -637,7 +606,6 @@ enum TallocModule {
 
     /// is_freed(x): true for a freed context (and for every handle once the state closed); never raises.
     static let isFreed: clua_Body = { L, out in
-        let L = L!, out = out!
         guard let S = out.pointee.context?.assumingMemoryBound(to: ltc_State.self) else {
             lua_pushboolean(L, ltc_tocell(L, 1) != nil ? 1 : 0)
             return 1
@@ -650,7 +618,6 @@ enum TallocModule {
     // MARK: - Metamethods
 
     static let tostring: clua_Body = { L, out in
-        let L = L!, out = out!
         guard let cell = ltc_tocell(L, 1) else { return Lua.typeError(L, out, 1, "talloc.context") }
         guard out.pointee.context != nil, let body = cell.pointee.body else {
             return Lua.push(L, "talloc.context (freed)") ? 1 : out.rethrow()
@@ -665,7 +632,6 @@ enum TallocModule {
     /// __gc: when the last userdata of a top-level context goes, the context is freed (unless the host
     /// lent it, or a destructor refused once already); a child is left to its parent.
     static let gc: clua_Body = { L, out in
-        let L = L!, out = out!
         guard let S = out.pointee.context?.assumingMemoryBound(to: ltc_State.self) else {
             // the state is closed: its cells are gone with it; only let go of the pointer
             if ltc_tocell(L, 1) != nil { ltc_dropcell(L, 1) }
@@ -699,7 +665,6 @@ enum TallocModule {
 
     /// __close: frees like `free`; a refusal is not an error, a destructor's error is.
     static let close: clua_Body = { L, out in
-        let L = L!, out = out!
         let f = ModuleState.frame(L, out)
         guard let cell = ltc_tocell_in(L, 1, f.meta), let body = cell.pointee.body else { return 0 }
         try? TallocContext(unsafePointer: body).free()

@@ -172,7 +172,7 @@ typedef struct clua_Outcome {
 
 /* A Swift body: may use only '-' API functions and protected helpers.  It
    returns the number of results and fills 'out' to ask for an error. */
-typedef int (*clua_Body) (lua_State *L, clua_Outcome *out);
+typedef int (*clua_Body) (lua_State *_Nonnull L, clua_Outcome *_Nonnull out);
 
 /*
 ** why: the only place that raises on behalf of Swift.  The Swift body

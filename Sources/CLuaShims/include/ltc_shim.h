@@ -34,6 +34,7 @@
 #define LTC_NAMECOPY   0x20  /* the chunk owns a copy of its name, charged to the account */
 #define LTC_SIDEREC    0x40  /* the chunk's side record was made for this cell, charged to the account */
 #define LTC_SAVED      0x80  /* the name was saved when the chunk's free began */
+#define LTC_LUADTOR    0x100 /* the chunk's destructor is the module's (a Lua destructor in extra[slot]) */
 
 /* An interned chunk source name ("short_src"), counted: location names ("FILE:LINE") point into it. */
 typedef struct ltc_Name {
@@ -131,7 +132,7 @@ typedef struct ltc_State {
 #define LTC_NUPVALUES     5
 
 /* The state of the running module function. */
-static inline ltc_State *ltc_state (lua_State *L) {
+static inline ltc_State *_Nonnull ltc_state (lua_State *L) {
   return (ltc_State *)lua_touserdata(L, lua_upvalueindex(LTC_UPV_STATE));
 }
 
@@ -168,7 +169,7 @@ static inline ltc_Cell *ltc_tocell (lua_State *L, int idx) {
 static inline int ltc_isdead (const ltc_Cell *cell) { return cell == &ltc_deadcell; }
 
 /* The cell of the handle at 'idx' (known to be a handle). */
-static inline ltc_Cell *ltc_cellat (lua_State *L, int idx) {
+static inline ltc_Cell *_Nonnull ltc_cellat (lua_State *L, int idx) {
   ltc_Cell *c = *(ltc_Cell **)lua_touserdata(L, idx);
   return c != NULL ? c : (ltc_Cell *)&ltc_deadcell;
 }
@@ -257,7 +258,7 @@ void ltc_pushtables (lua_State *L, ltc_State *S);
 
 /* The thread callbacks must use now: the innermost running module call's, else the main thread (no Lua
    code is running then). */
-static inline lua_State *ltc_thread (ltc_State *S) {
+static inline lua_State *_Nonnull ltc_thread (ltc_State *S) {
   return S->currentL != NULL ? S->currentL : S->L;
 }
 
