@@ -28,6 +28,9 @@ let package = Package(
         // The only C in the product: what Swift must not do with Lua's C API (raise, macros, variadics).
         .target(
             name: "CLuaShims", dependencies: ["CLua"]),
+        // lua.c's machinery, for the command-line program only.
+        .target(
+            name: "CLuaStandalone", dependencies: ["CLua", "CLuaShims"]),
         // Debian's libedit (libedit-dev) for line editing in the REPL.
         .systemLibrary(
             name: "CEdit", pkgConfig: "libedit",
@@ -42,7 +45,7 @@ let package = Package(
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
         // The command-line program.
         .executableTarget(
-            name: "luatalloc", dependencies: ["LuaTalloc", "CLua", "CLuaShims", "CEdit"],
+            name: "luatalloc", dependencies: ["LuaTalloc", "CLua", "CLuaShims", "CLuaStandalone", "CEdit"],
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
         // Example host: a Lua policy builds a talloc tree from a file list in a sandbox (docs/EMBEDDING.md).
         .executableTarget(

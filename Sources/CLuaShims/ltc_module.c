@@ -586,8 +586,8 @@ static int ltc_openlib_k (lua_State *L) {
   return 1;
 }
 
-int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *account,
-                 ltc_Collect *collect, ltc_ChargeFn charge, ltc_CloseHook hook) {
+int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *_Nullable account,
+                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_CloseHook hook) {
   lua_pushcfunction(L, ltc_openlib_k);
   lua_pushlightuserdata(L, (void *)regs);
   lua_pushinteger(L, nregs);

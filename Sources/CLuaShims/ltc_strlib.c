@@ -1211,12 +1211,12 @@ int ltc_strformat (lua_State *L, int fmt) {
 }
 
 
-int ltc_format_function (lua_State *L) {
+int ltc_format_function (lua_State *_Null_unspecified L) {
   return ltc_strformat(L, 1);
 }
 
 
-int ltc_format_at2 (lua_State *L) {
+int ltc_format_at2 (lua_State *_Null_unspecified L) {
   return ltc_strformat(L, 2);
 }
 
@@ -1659,12 +1659,12 @@ int ltc_strunpack (lua_State *L, int fmtarg, int dataarg, lua_Integer ipos) {
   return n + 1;
 }
 
-int ltc_pack_at2 (lua_State *L) {
+int ltc_pack_at2 (lua_State *_Null_unspecified L) {
   return ltc_strpack(L, 2);
 }
 
 
-int ltc_unpack_at2 (lua_State *L) {
+int ltc_unpack_at2 (lua_State *_Null_unspecified L) {
   return ltc_strunpack(L, 2, 3, luaL_optinteger(L, 4, 1));
 }
 

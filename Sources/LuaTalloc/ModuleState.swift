@@ -82,7 +82,7 @@ enum ModuleState {
     /// A charge that fails asks for a collection at the next safe point: what holds the memory may be
     /// garbage waiting for its finalizer.
     static let charge: ltc_ChargeFn = { S, n in
-        guard let S, let account = S.pointee.account else { return 1 }
+        guard let account = S.pointee.account else { return 1 }
         if TallocContext(unsafePointer: account).unsafeAdjustExternalSize(by: Int(n)) { return 1 }
         ltc_requestcollect(S)
         return 0
@@ -235,7 +235,7 @@ enum ModuleState {
     /// destructor and its observer, and its name, if it pointed into the state's interned names, becomes
     /// a copy the chunk owns. Nothing then points at the closed state.
     static let close: ltc_CloseHook = { L, S in
-        guard let S, S.pointee.closed == 0 else { return }
+        guard S.pointee.closed == 0 else { return }
         S.pointee.closing = 1
         let root = TallocContext(unsafePointer: S.pointee.root)
         var lua = Set<UnsafeMutableRawPointer>()

@@ -87,7 +87,7 @@ public enum LuaTallocModule {
     public static func open(_ L: LuaState, root: TallocContext, ownsRoot: Bool, setGlobal: Bool,
                             account: TallocContext? = nil, collect: UnsafeMutablePointer<ltc_Collect>? = nil) -> Int32 {
         let status = functions.withUnsafeBufferPointer { regs in
-            ltc_openlib(L, regs.baseAddress, Int32(regs.count), root.unsafePointer, ownsRoot ? 1 : 0,
+            ltc_openlib(L, regs.baseAddress!, Int32(regs.count), root.unsafePointer, ownsRoot ? 1 : 0,
                         account?.unsafePointer, collect, ModuleState.charge, ModuleState.close)
         }
         if status != LUA_OK { return status }

@@ -6,6 +6,7 @@
 
 import CLua
 import CLuaShims
+import CLuaStandalone
 import Glibc
 
 /// Runs one command line in one Lua state, in lua.c's order.
@@ -31,22 +32,22 @@ final class Interpreter {
     @discardableResult
     func report(_ status: Int32) -> Int32 {
         if let progname {
-            return progname.withCString { clua_report(L, $0, status) }
+            return progname.withCString { lsa_report(L, $0, status) }
         }
-        return clua_report(L, nil, status)
+        return lsa_report(L, nil, status)
     }
 
     /// lua.c's `dochunk`: calls a loaded chunk with the message handler and reports.
     func doChunk(_ loadStatus: Int32) -> Int32 {
         var status = loadStatus
-        if status == LUA_OK { status = clua_docall(L, 0, 0) }
+        if status == LUA_OK { status = lsa_docall(L, 0, 0) }
         return report(status)
     }
 
     /// lua.c's `dofile`; nil reads the standard input.
     func doFile(_ name: CArgument?) -> Int32 {
-        guard let name else { return doChunk(clua_loadfile(L, nil)) }
-        return doChunk(name.withCString { clua_loadfile(L, $0) })
+        guard let name else { return doChunk(lsa_loadfile(L, nil)) }
+        return doChunk(name.withCString { lsa_loadfile(L, $0) })
     }
 
     /// lua.c's `dostring` (lua.c stops at a NUL, as `strlen` does).
@@ -58,15 +59,15 @@ final class Interpreter {
 
     /// lua.c's `dolibrary`.
     func doLibrary(global: CArgument, module: CArgument) -> Int32 {
-        let status = global.withCString { g in module.withCString { m in clua_dolibrary(L, g, m) } }
+        let status = global.withCString { g in module.withCString { m in lsa_dolibrary(L, g, m) } }
         return report(status)
     }
 
     /// lua.c's `print_version`.
     func printVersion() {
-        guard let copyright = clua_copyright() else { return }
-        clua_writestring(copyright, strlen(copyright))
-        clua_writeline()
+        let copyright = lsa_copyright()
+        lsa_writestring(copyright, strlen(copyright))
+        lsa_writeline()
     }
 
     /// lua.c's `handle_luainit`: `LUA_INIT_5_4`, else `LUA_INIT`; `@file` runs a file.
@@ -107,12 +108,12 @@ final class Interpreter {
         let script = options.script
         let isStdin =
             arguments[script].text == "-" && arguments[script - 1].text != "--"
-        var status = isStdin ? clua_loadfile(L, nil) : arguments[script].withCString { clua_loadfile(L, $0) }
+        var status = isStdin ? lsa_loadfile(L, nil) : arguments[script].withCString { lsa_loadfile(L, $0) }
         if status == LUA_OK {
             var count: Int32 = 0
-            status = clua_pushargs(L, &count)
+            status = lsa_pushargs(L, &count)
             if status == LUA_OK {
-                status = clua_docall(L, count, LUA_MULTRET)
+                status = lsa_docall(L, count, LUA_MULTRET)
             }
         }
         return report(status)
@@ -139,7 +140,7 @@ final class Interpreter {
         }
         if report(hostOpenLibraries(L)) != LUA_OK { return false }
         var argv = arguments.map { strdup($0.bytesWithNUL) }
-        let status = clua_createargtable(L, &argv, Int32(arguments.count), Int32(options.script))
+        let status = lsa_createargtable(L, &argv, Int32(arguments.count), Int32(options.script))
         argv.forEach { free($0) }
         if report(status) != LUA_OK { return false }
         _ = clua_gc2(L, LUA_GCGEN, 0, 0)  // GC in generational mode

@@ -3,6 +3,7 @@
 
 import CLua
 import CLuaShims
+import CLuaStandalone
 import Glibc
 
 /// The interactive loop, as lua.c's `doREPL`: each input is first compiled as `return <line>;` and its
@@ -33,16 +34,16 @@ struct REPL {
         clua_pop(L, lua_gettop(L) - base)  // lua.c's loadline: lua_settop(L, 0)
         while let loaded = loadLine(reader) {
             var status = loaded
-            if status == LUA_OK { status = clua_docall(L, 0, LUA_MULTRET) }
+            if status == LUA_OK { status = lsa_docall(L, 0, LUA_MULTRET) }
             if status == LUA_OK {
-                clua_print(L, lua_gettop(L) - base, nil)
+                lsa_print(L, lua_gettop(L) - base, nil)
             } else {
                 interpreter.report(status)
             }
             clua_pop(L, lua_gettop(L) - base)
         }
         clua_pop(L, lua_gettop(L) - base)  // clear stack
-        clua_writeline()
+        lsa_writeline()
         interpreter.progname = oldProgname
     }
 
@@ -50,7 +51,7 @@ struct REPL {
     /// (An error in a `__tostring` of the prompt is reported and the default prompt is used.)
     private func prompt(firstLine: Bool) -> [CChar] {
         let fallback = firstLine ? "> " : ">> "
-        let status = clua_getprompt(L, firstLine ? 1 : 0)
+        let status = lsa_getprompt(L, firstLine ? 1 : 0)
         defer { clua_pop(L, 1) }
         guard status == LUA_OK else {
             interpreter.report(status)

@@ -6,6 +6,7 @@
 
 import CLua
 import CLuaShims
+import CLuaStandalone
 import LuaTalloc
 
 /// The runtimes behind the states this program made (one, in practice).
@@ -21,7 +22,7 @@ func hostMakeState(memoryLimit: Int?) -> OpaquePointer? {
 
 /// Opens the standard libraries and the `talloc` global/module in protected mode; returns a Lua status.
 func hostOpenLibraries(_ L: OpaquePointer) -> Int32 {
-    guard let rt = runtimes[L] else { return clua_openlibs(L) }
+    guard let rt = runtimes[L] else { return lsa_openlibs(L) }
     return rt.openLibraries()
 }
 

@@ -22,6 +22,8 @@
 #define LTC_SHIM_H
 #include "clua_shim.h"
 
+#pragma clang assume_nonnull begin
+
 /* The metatable of contexts, as liolib names LUA_FILEHANDLE. */
 #define LTC_METATABLE "talloc.context"
 
@@ -38,7 +40,7 @@
 
 /* An interned chunk source name ("short_src"), counted: location names ("FILE:LINE") point into it. */
 typedef struct ltc_Name {
-  struct ltc_Name *next;    /* the hash chain */
+  struct ltc_Name *_Nullable next;  /* the hash chain */
   size_t refs;              /* cells whose chunk is named by it */
   size_t len;
   unsigned hash;
@@ -50,9 +52,10 @@ typedef struct ltc_Name {
 ** LTC_ATTACHED, the chunk does (its TallocCore observer's data); it is freed when neither does.
 */
 typedef struct ltc_Cell {
-  void *body;               /* the chunk's body (TallocCore), or NULL once freed */
-  struct ltc_Cell *next, **pprev;  /* every cell of the state, freed at close whatever happened */
-  ltc_Name *name;           /* the location its name points into (one count), or NULL */
+  void *_Nullable body;     /* the chunk's body (TallocCore), or NULL once freed */
+  struct ltc_Cell *_Nullable next;  /* every cell of the state, freed at close whatever happened */
+  struct ltc_Cell *_Nullable *_Nullable pprev;
+  ltc_Name *_Nullable name; /* the location its name points into (one count), or NULL */
   int slot;                 /* handles[slot] is its userdata (weak), extra[slot] its Lua destructor */
   unsigned charged;         /* bytes charged to the state's account for this chunk's side record ... */
   unsigned namecharge;      /* ... and for the copy of its name it owns */
@@ -83,7 +86,7 @@ typedef struct ltc_Collect {
 ** cycles: the first runs the finalizers (our handles' __gc free their contexts), the second frees the
 ** finalized objects themselves, which Lua keeps for one more cycle.
 */
-static inline void ltc_collectnow (lua_State *L, ltc_Collect *c) {
+static inline void ltc_collectnow (lua_State *L, ltc_Collect *_Nullable c) {
   if (c != NULL && c->pending) {
     c->pending = 0;
     c->grace++;
@@ -99,27 +102,27 @@ typedef int (*ltc_ChargeFn) (struct ltc_State *S, long long n);
 
 typedef struct ltc_State {
   void *root;               /* Lua's top level: the parent of the state's top-level contexts */
-  void *account;            /* an external-size context charged for the module's own memory, or NULL */
-  ltc_Collect *collect;     /* memory ran out: collect (with finalizers) at the next safe point */
+  void *_Nullable account;  /* an external-size context charged for the module's own memory, or NULL */
+  ltc_Collect *_Nullable collect;  /* memory ran out: collect (with finalizers) at the next safe point */
   ltc_Collect ownCollect;   /* 'collect' when the host gives none */
   int ownsRoot;             /* free 'root' itself at close (module loaded in a stock lua) */
   int closing;              /* at close: destructor refusals and errors are overridden */
   int closed;               /* after close: the module refuses every call */
   int inGC;                 /* > 0 while a __gc frees: destructor errors become warnings */
   int hasError;             /* a destructor raised; its error object is in extra[0] */
-  lua_State *L;             /* the main thread */
-  lua_State *currentL;      /* the thread of the innermost module call running now, or NULL */
+  lua_State *_Nullable L;   /* the main thread */
+  lua_State *_Nullable currentL;  /* the thread of the innermost module call running now, or NULL */
   int metaRef, handlesRef, extraRef;  /* registry references of the module's tables */
-  int (*charge) (struct ltc_State *S, long long n);  /* charges (n > 0) or gives back 'account' bytes */
-  void *closehook;          /* the module's close procedure (Swift), called by the state's __gc */
+  int (*_Nullable charge) (struct ltc_State *S, long long n);  /* charges (n > 0) or gives back 'account' bytes */
+  void *_Nullable closehook;  /* the module's close procedure (Swift), called by the state's __gc */
   lua_Integer nextslot;     /* the next never-used slot */
-  lua_Integer *freeslots;   /* slots given back, reused first (malloc'd, charged) */
+  lua_Integer *_Nullable freeslots;  /* slots given back, reused first (malloc'd, charged) */
   size_t nfree, capfree;
-  const void *lastSource;   /* a one-entry cache of the interning: Lua's source string last seen ... */
-  ltc_Name *lastName;       /* ... and its name (never dereferenced unless 'lastName' is still counted) */
-  ltc_Name **names;         /* the interned names (hash buckets; malloc'd, charged) */
+  const void *_Nullable lastSource;  /* a one-entry cache of the interning: Lua's source string last seen ... */
+  ltc_Name *_Nullable lastName;  /* ... and its name (never dereferenced unless 'lastName' is still counted) */
+  ltc_Name *_Nullable *_Nullable names;  /* the interned names (hash buckets; malloc'd, charged) */
   size_t nnames, capnames;
-  ltc_Cell *cells;          /* every live cell */
+  ltc_Cell *_Nullable cells;  /* every live cell */
   size_t ncells;
 } ltc_State;
 
@@ -132,7 +135,7 @@ typedef struct ltc_State {
 #define LTC_NUPVALUES     5
 
 /* The state of the running module function. */
-static inline ltc_State *_Nonnull ltc_state (lua_State *L) {
+static inline ltc_State *ltc_state (lua_State *L) {
   return (ltc_State *)lua_touserdata(L, lua_upvalueindex(LTC_UPV_STATE));
 }
 
@@ -150,7 +153,7 @@ extern const ltc_Cell ltc_deadcell;
 ** why: luaL_testudata needs the registry; this compares against the metatable at 'meta' (an upvalue or
 ** stack index) with '-' calls only.  The cell of the handle at 'idx', or NULL when it is not a handle.
 */
-static inline ltc_Cell *ltc_tocell_in (lua_State *L, int idx, int meta) {
+static inline ltc_Cell *_Nullable ltc_tocell_in (lua_State *L, int idx, int meta) {
   ltc_Cell **p = (ltc_Cell **)lua_touserdata(L, idx);
   int same;
   if (p == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
@@ -161,7 +164,7 @@ static inline ltc_Cell *ltc_tocell_in (lua_State *L, int idx, int meta) {
 }
 
 /* The same inside a module function. */
-static inline ltc_Cell *ltc_tocell (lua_State *L, int idx) {
+static inline ltc_Cell *_Nullable ltc_tocell (lua_State *L, int idx) {
   return ltc_tocell_in(L, idx, lua_upvalueindex(LTC_UPV_META));
 }
 
@@ -169,7 +172,7 @@ static inline ltc_Cell *ltc_tocell (lua_State *L, int idx) {
 static inline int ltc_isdead (const ltc_Cell *cell) { return cell == &ltc_deadcell; }
 
 /* The cell of the handle at 'idx' (known to be a handle). */
-static inline ltc_Cell *_Nonnull ltc_cellat (lua_State *L, int idx) {
+static inline ltc_Cell *ltc_cellat (lua_State *L, int idx) {
   ltc_Cell *c = *(ltc_Cell **)lua_touserdata(L, idx);
   return c != NULL ? c : (ltc_Cell *)&ltc_deadcell;
 }
@@ -238,8 +241,8 @@ typedef void (*ltc_CloseHook) (lua_State *L, ltc_State *S);
 ** object; returns the status.  'account' (or NULL) is charged for the module's own memory; 'collect' (or
 ** NULL: the state's own) is where running out of memory asks for a collection at the next safe point.
 */
-int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *account,
-                 ltc_Collect *collect, ltc_ChargeFn charge, ltc_CloseHook hook);
+int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *_Nullable account,
+                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_CloseHook hook);
 
 /* The trampoline of plain module functions (and of the host's bound functions, which share the upvalues). */
 int ltc_trampoline (lua_State *L);
@@ -258,7 +261,7 @@ void ltc_pushtables (lua_State *L, ltc_State *S);
 
 /* The thread callbacks must use now: the innermost running module call's, else the main thread (no Lua
    code is running then). */
-static inline lua_State *_Nonnull ltc_thread (ltc_State *S) {
+static inline lua_State *ltc_thread (ltc_State *S) {
   return S->currentL != NULL ? S->currentL : S->L;
 }
 
@@ -288,8 +291,8 @@ int ltc_where (lua_State *L, int level);
 ** when it is in the chunk the state's one-entry cache holds (*name is that name), 2 when 'buf' holds its
 ** short_src for the caller to intern (*source is Lua's source string, the cache key).
 */
-int ltc_callername (lua_State *L, ltc_State *S, char *buf, size_t buflen, const void **source, int *line,
-                    ltc_Name **name);
+int ltc_callername (lua_State *L, ltc_State *S, char *buf, size_t buflen, const void *_Nullable *_Nonnull source,
+                    int *line, ltc_Name *_Nullable *_Nonnull name);
 
 /* why: lua_warning is '-', but building "msg" pieces is not; this is the 2-piece form. */
 static inline void ltc_warn (lua_State *L, const char *a, const char *b) {
@@ -311,13 +314,13 @@ static inline size_t ltc_mallocfootprint (size_t n) {
 
 /* Cells: a new one is linked into the state (charged; NULL when memory runs out); a cell nothing points
    at any more is freed with ltc_freecell (its slot, name and charges go back).  Never raise. */
-ltc_Cell *ltc_newcell (ltc_State *S);
-void ltc_freecell (ltc_State *S, ltc_Cell *cell);
+ltc_Cell *_Nullable ltc_newcell (ltc_State *S);
+void ltc_freecell (ltc_State *S, ltc_Cell *_Nullable cell);
 void ltc_giveslot (ltc_State *S, lua_Integer slot);
 
 /* Interned names: a counted name for 'text' (NULL when memory runs out), and dropping a count.  Never raise. */
-ltc_Name *ltc_internname (ltc_State *S, const char *text);
-void ltc_unrefname (ltc_State *S, ltc_Name *n);
+ltc_Name *_Nullable ltc_internname (ltc_State *S, const char *text);
+void ltc_unrefname (ltc_State *S, ltc_Name *_Nullable n);
 
 /*
 ** why: converting a number to a string allocates ('m').  Replaces the number at 'idx' by its string (as
@@ -331,5 +334,7 @@ lua_Integer ltc_takeslot_public (ltc_State *S);
 /* Asks for a collection at the next safe point (the next module call, or a pcall that caught an error
    in a runtime that wraps pcall). */
 static inline void ltc_requestcollect (ltc_State *S) { S->collect->pending = 1; }
+
+#pragma clang assume_nonnull end
 
 #endif

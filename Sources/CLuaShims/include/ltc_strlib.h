@@ -26,6 +26,8 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#pragma clang assume_nonnull begin
+
 /*
 ** string.format, with the format string at stack index 'fmt' and the values at fmt+1 .. top.
 ** [-0, +1, e]: pushes the result and returns 1.  Raises as string.format does (argument errors at
@@ -53,7 +55,7 @@ int ltc_strpack (lua_State *L, int fmt);
 int ltc_strunpack (lua_State *L, int fmt, int data, lua_Integer pos);
 
 /* A lua_CFunction equal to string.format (ltc_strformat(L, 1)), for tests and hosts. */
-int ltc_format_function (lua_State *L);
+int ltc_format_function (lua_State *_Null_unspecified L);
 
 /*
 ** lua_CFunctions with the format at index 2, after one other argument, as the C function of
@@ -62,9 +64,9 @@ int ltc_format_function (lua_State *L);
 **   ltc_pack_at2(x, fmt, ...)          = ltc_strpack(L, 2)
 **   ltc_unpack_at2(x, fmt, data [, pos]) = ltc_strunpack(L, 2, 3, pos or 1)
 */
-int ltc_format_at2 (lua_State *L);
-int ltc_pack_at2 (lua_State *L);
-int ltc_unpack_at2 (lua_State *L);
+int ltc_format_at2 (lua_State *_Null_unspecified L);
+int ltc_pack_at2 (lua_State *_Null_unspecified L);
+int ltc_unpack_at2 (lua_State *_Null_unspecified L);
 
 /*
 ** Charges 'n' VM instructions' worth of work to the running entry's budget, exactly as the budget
@@ -95,5 +97,7 @@ static inline void lth_clearbudget (lua_State *L) {
   void *none = NULL;
   memcpy(lua_getextraspace(L), &none, sizeof(none));
 }
+
+#pragma clang assume_nonnull end
 
 #endif

@@ -11,6 +11,8 @@
 #include <time.h>
 #include "ltc_shim.h"
 
+#pragma clang assume_nonnull begin
+
 /* The standard libraries, one bit each, in luaL_openlibs's order (LuaRuntime.Libraries mirrors them). */
 #define LTH_LIB_BASE       0x001
 #define LTH_LIB_PACKAGE    0x002
@@ -121,5 +123,7 @@ typedef struct lth_Heap {
 
 /* How far finalizers run by a collection we started may overdraw the limit (then settled). */
 #define LTH_GRACE (256 * 1024)
+
+#pragma clang assume_nonnull end
 
 #endif
