@@ -69,9 +69,13 @@ class Gen:
             "talloc.free(V[%d])" % s, "talloc.free_children(c)", "talloc.new(c)", "talloc.size(c, 100)",
             "V[%d] = talloc.new(c)" % s, "V[%d] = c" % s, "talloc.steal(V[%d], c)" % s, "talloc.steal(nil, c)",
             "collectgarbage()", "collectgarbage('step')", "coroutine.yield()", "talloc.reference(V[%d], c)" % s,
-            # "c:realloc(1000)" (a destructor that moves its own chunk) is left out: finding F1 in README.md.
-            "c:realloc(0)", "local ch = c:children()(); if ch then ch:realloc(1000) end", "c:parent():realloc(1000)", "talloc.set_destructor(c, nil)", "talloc.set_destructor(c, function() return false end)",
+            "c:realloc(1000)", "c:realloc(0)", "local ch = c:children()(); if ch then ch:realloc(1000) end", "c:parent():realloc(1000)", "talloc.set_destructor(c, nil)", "talloc.set_destructor(c, function() return false end)",
             "string.rep('z', 1 << 20)", "for i = 1, 100 do talloc.new(nil) end", "talloc.report()", "c:report()",
+            # coroutines inside a destructor: the module must not keep using a dead coroutine's stack
+            "coroutine.wrap(function() talloc.is_freed(nil); talloc.new(c) end)()",
+            "for ch in coroutine.wrap(function() for x in talloc.children(c) do coroutine.yield(x) end end) do ch:free() end",
+            "local co = coroutine.create(function() talloc.free(V[%d]); coroutine.yield() end); coroutine.resume(co)" % s,
+            "coroutine.wrap(function() c:free() end)()", "coroutine.wrap(function() collectgarbage() end)()",
             "talloc.set_memlimit(c, 1)", "V[%d] = nil" % s, "return V[%d] ~= nil" % s,
         ]
         n = self.r.randint(1, 3)
@@ -143,6 +147,44 @@ class Gen:
         ]
         return self.pick(ops)
 
+    def attack(self):
+        """Lua code running inside a module call (metamethods, replaced standard functions, finalizers) that
+        frees, steals or reallocates what the call is using; forged chunk headers written into a chunk."""
+        a, b = self.h(), self.h()
+        victim = self.pick(["talloc.free(%s)" % a, "talloc.free(%s)" % b, "talloc.steal(nil, %s)" % a,
+                            "talloc.realloc(%s, 5000)" % a, "talloc.free_children(%s)" % a,
+                            "talloc.free(talloc.parent(%s) or %s)" % (a, b), "collectgarbage()",
+                            "talloc.set_name(%s, string.rep('q', 300))" % a])
+        meta = "setmetatable({}, {__tostring = function() %s; return 'x' end})" % victim
+        idx = "setmetatable({}, {__index = function() %s end})" % victim
+        ops = [
+            "talloc.asprintf(%s, '%%s %%s', %s, %s)" % (a, meta, meta),
+            "talloc.asprintf_append(%s, '%%s', %s)" % (a, meta),
+            "talloc.report(%s, %s)" % (a, idx), "talloc.report_full(%s, %s)" % (a, idx),
+            "talloc.report(nil, %s)" % idx,
+            "local f = string.pack; string.pack = function(...) %s; return f(...) end; "
+            "pcall(function() %s:pack(0, 'i4', 7) end); string.pack = f" % (victim, a),
+            "local f = string.unpack; string.unpack = function(...) %s; return f(...) end; "
+            "pcall(function() %s:unpack(0, 'i4') end); string.unpack = f" % (victim, a),
+            "local f = string.format; string.format = function(...) %s; return f(...) end; "
+            "pcall(talloc.asprintf, %s, '%%d', 1); string.format = f" % (victim, a),
+            "local f = tostring; tostring = function(...) %s; return f(...) end; "
+            "pcall(talloc.asprintf, %s, '%%s', {}); tostring = f" % (victim, a),
+            "setmetatable({}, {__gc = function() %s end})" % victim,
+            "do local x <close> = setmetatable({}, {__close = function() %s end}); talloc.new(%s) end" % (victim, a),
+            "talloc.set_destructor(%s, function(c) %s end); talloc.free(%s)" % (a, victim, b),
+            # forged headers: the magic, flag bits and sizes of a live chunk written into a chunk's bytes,
+            # then shrunk in place so the forged bytes look like the next chunk of the pool
+            "%s:write(0, string.rep(string.pack('<I4I4I8', 0xA110C000 | %d, %d, %d), 8))"
+            % (a, self.r.randint(0, 0x3fff), self.r.choice([0, 64, 1 << 20, 0xffffffff]), self.r.randint(0, 1 << 40)),
+            "%s:fill(0xA1); %s:realloc(%s); talloc.pool_map(%s); talloc.pool_info(%s)" % (a, a, self.size(), b, a),
+            "%s:write(0, string.pack('<I8I8I8I8', 0xF111E4F01D5EC0D7, %d, %d, %d)); %s:realloc(1); talloc.pool_map(%s)"
+            % (a, self.r.randint(0, 1 << 20), self.r.randint(0, 1 << 32), self.r.randint(0, 64), a, b),
+            "talloc.strdup(%s, %s)" % (a, meta), "talloc.new(%s, %s)" % (a, meta),
+            "talloc.children(%s)(%s)" % (a, idx),
+        ]
+        return self.pick(ops)
+
     def gc(self):
         return self.pick(["collectgarbage()", "collectgarbage('step', %d)" % self.r.randint(0, 100),
                           "collectgarbage('incremental')", "collectgarbage('generational')",
@@ -187,8 +229,10 @@ class Gen:
         r = self.r.random()
         if r < 0.30:
             return self.create()
-        if r < 0.80:
+        if r < 0.74:
             return self.op()
+        if r < 0.80:
+            return self.attack()
         if r < 0.90:
             return self.gc()
         if nested:
