@@ -31,7 +31,7 @@ extension _Core {
         if let e = tc.pointee.extra {
             if e.pointee.hasDestructor && runDestructor(tc, e) == .refuse { return .refused }
             if let e2 = tc.pointee.extra, let obs = e2.pointee.observer {
-                obs(tc.body, 3, e2.pointee.observerTag, e2.pointee.observerContext, e2.pointee.observerData)  // about to die
+                e2.notify(obs, .freeing, body: tc.body)
             }
         }
         unlinkFromSiblings(tc)
@@ -256,7 +256,7 @@ extension _Core {
         }
         if let obs = e.pointee.observer {
             e.pointee.observer = nil
-            obs(tc.body, 0, e.pointee.observerTag, e.pointee.observerContext, e.pointee.observerData)
+            e.notify(obs, .freed, body: tc.body)
         }
         if let box = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(box).release() }
         if let n = e.pointee.ownedName { Glibc.free(n) }

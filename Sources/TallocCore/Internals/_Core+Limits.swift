@@ -23,18 +23,17 @@ extension _Core {
 
     /// talloc_memlimit_check over `start` and its ancestors.
     static func limitAllows(_ start: _Chunk, _ bytes: Int) -> Bool {
+        // No step cap: the walk ends at the first chunk no limit governs, and parent chains have no loops
+        // (steal and reparent refuse one; the invariant checker verifies it).
         var c: _Chunk? = start
-        var steps = 0
         while let x = c {
             let f = x.pointee.flags
             if f & _Flag.hasLimit != 0, let e = x.pointee.extra {
                 let mx = e.pointee.limitMax, cur = e.pointee.limitCurrent
                 if mx != 0 && (mx <= cur || mx - cur < bytes) { return false }
             }
-            if f & (_Flag.underLimit) == 0 { break }
+            if f & _Flag.underLimit == 0 { break }
             c = x.pointee.parent
-            steps += 1
-            if steps > 1_000_000_000 { break }
         }
         return true
     }

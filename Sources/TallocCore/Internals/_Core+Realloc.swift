@@ -147,7 +147,7 @@ extension _Core {
             relink(movedFrom: old, to: tc)
             if tc.pointee.flags & _Flag.freeingChild != 0 { _FreeRegistry.parentMoved(from: old, to: tc) }
             if let e = tc.pointee.extra, let obs = e.pointee.observer {
-                obs(tc.body, 1, e.pointee.observerTag, e.pointee.observerContext, e.pointee.observerData)
+                e.notify(obs, .moved, body: tc.body)
             }
             // A name pointing into the old body (strings are named by their contents) follows the body.
             if let n = tc.pointee.name, tc.pointee.flags & _Flag.nameIsLocation == 0,

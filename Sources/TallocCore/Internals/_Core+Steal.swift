@@ -30,7 +30,7 @@ extension _Core {
         }
         linkAsNewest(tc, under: newParent)
         if _slowPath(tc.pointee.extra != nil), let e = tc.pointee.extra, let obs = e.pointee.observer, old != newParent {
-            obs(tc.body, 2, e.pointee.observerTag, e.pointee.observerContext, e.pointee.observerData)
+            e.notify(obs, .reparented, body: tc.body)
         }
     }
 }
