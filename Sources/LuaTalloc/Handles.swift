@@ -258,10 +258,10 @@ enum Handles {
     static let observer: TallocUnsafeObserver = { body, event, _, context, data in
         let S = context!.assumingMemoryBound(to: ltc_State.self)
         guard let cell = data?.assumingMemoryBound(to: ltc_Cell.self) else { return }
-        switch event {
-        case 3:  // its free has begun: remember its name for "attempt to use a freed talloc context"
+        switch TallocObserverEvent(rawValue: event) {
+        case .freeing?:  // its free has begun: remember its name for "attempt to use a freed talloc context"
             saveName(S, cell, TallocContext(unsafePointer: body))
-        case 0:  // freed: the cell is emptied, its destructor forgotten, its side record's charge returned
+        case .freed?:  // the cell is emptied, its destructor forgotten, its side record's charge returned
             if cell.pointee.flags & Int32(LTC_SAVED) == 0 {
                 // no "free has begun" first (a chunk freed without the full protocol): its name may point
                 // into a child freed already, so only a counted location is kept
@@ -276,9 +276,9 @@ enum Handles {
                 _ = Frame.callback(S) { f in ltc_clearslot(f.L, f.extra, lua_Integer(cell.pointee.slot)) }
             }
             release(S, cell)
-        case 1:  // moved by a realloc
+        case .moved?:  // by a realloc
             if cell.pointee.body != nil { cell.pointee.body = body }
-        case 2:  // a new parent: what Lua may see of it, and the parent link, follow
+        case .reparented?:  // what Lua may see of it, and the parent link, follow
             guard S.pointee.closed == 0 else { return }
             let c = TallocContext(unsafePointer: body)
             updateHidden(S, c, cell)
@@ -287,7 +287,7 @@ enum Handles {
                     if pushExisting(f, cell) { linkParent(f, -1, c, cell) }
                 }
             }
-        default:
+        case nil:  // not an event TallocCore sends
             break
         }
     }

@@ -79,8 +79,9 @@ extension TallocContext {
     /// Whether a destructor is set (and not running).
     public var hasDestructor: Bool { chunk.pointee.extra?.pointee.hasDestructor ?? false }
 
-    /// Registers an observer told when this chunk is really freed (`event` 0) or moves (`event` 1, with
-    /// the new body). One per chunk; for language bindings that keep handles on chunks. `nil` removes it.
+    /// Registers an observer told when this chunk's free begins, when it is freed, when a realloc moves
+    /// it and when its parent changes (see `TallocObserverEvent`). One per chunk; for language bindings
+    /// that keep handles on chunks. `nil` removes it.
     ///
     /// - Returns: false when the side record could not be allocated.
     @discardableResult

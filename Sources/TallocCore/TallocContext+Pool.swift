@@ -96,12 +96,12 @@ extension TallocContext {
     }
 
     static func info(_ pool: _Chunk) -> TallocPoolInfo {
-        let h = pool.poolHeader.pointee
-        let capacity = Int(h.poolSize)
-        let available = _headerSize + capacity - Int(h.end)
+        let hdr = pool.poolHeader
+        let capacity = Int(hdr.pointee.poolSize)
+        let available = hdr.available
         return TallocPoolInfo(
             capacity: capacity, used: capacity - available, available: available,
-            objectCount: Int(h.objectCount), isFreed: pool.pointee.flags & _Flag.free != 0)
+            objectCount: Int(hdr.pointee.objectCount), isFreed: pool.pointee.flags & _Flag.free != 0)
     }
 
     /// The pool's bytes, region by region: the pool itself, each live member (header, body), holes left by

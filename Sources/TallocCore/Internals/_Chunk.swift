@@ -42,6 +42,17 @@ struct _ChunkHeader {
     @usableFromInline var line: UInt32
 }
 
+extension _ChunkHeader {
+    /// A new chunk's header, not linked into any tree yet (no parent, siblings or children), with no
+    /// name and no side record.
+    @inline(__always) @usableFromInline
+    init(size: Int, flags: UInt32, poolOffset: Int) {
+        self.init(next: nil, prev: nil, parent: nil, child: nil, name: nil, extra: nil,
+                  size: UInt32(truncatingIfNeeded: size), flags: flags,
+                  poolOffset: UInt32(truncatingIfNeeded: poolOffset), line: 0)
+    }
+}
+
 /// Flag bits in the low 14 bits of `flags`; the upper 18 bits hold the magic.
 @usableFromInline
 enum _Flag {
@@ -140,64 +151,6 @@ extension UnsafeMutablePointer where Pointee == _ChunkHeader {
     var refs: _Chunk? { pointee.extra?.pointee.refs }
 }
 
-/// `struct talloc_pool_hdr`, 16 bytes in front of a pool's chunk. Offsets are from the pool's chunk header.
-///
-/// Inside an outer pool these 16 bytes start the nested pool's carved region, where the pool walk
-/// (`_PoolWalk`) must tell them from a chunk header and from a hole's filler by their first word alone:
-/// `mark` comes first and its low 4 bits are not 0, which a chunk header's first word (a 16-aligned
-/// pointer, or nil) can never have.
-@usableFromInline
-struct _PoolHeader {
-    /// `_poolMark`.
-    @usableFromInline var mark: UInt32
-    /// First free byte of the bump space, as an offset from the pool's chunk header.
-    @usableFromInline var end: UInt32
-    /// Live chunks carved from the pool, plus one for the pool itself while it is not freed.
-    @usableFromInline var objectCount: UInt32
-    /// Bytes after the pool's chunk header: the object (pooled objects) and the bump space.
-    @usableFromInline var poolSize: UInt32
-
-    @usableFromInline
-    init(end: UInt32, objectCount: UInt32, poolSize: UInt32) {
-        self.mark = _poolMark
-        self.end = end
-        self.objectCount = objectCount
-        self.poolSize = poolSize
-    }
-}
-
-/// The first 32 bits of every pool header (low nibble not 0: never the start of a chunk header).
-@usableFromInline let _poolMark: UInt32 = 0x9001_CAB5
-
-/// A hole's filler: 16 bytes TallocCore writes where a pool member gave bytes back in the middle of the
-/// pool (a shrink in place), so that the pool walk finds a record it wrote itself at every position.
-/// The first word's low 4 bits are not 0 (a chunk header starts with a 16-aligned pointer or nil) and
-/// its low 32 bits are not `_poolMark`; the second word is the hole's length (a multiple of 16, >= 16).
-@usableFromInline let _fillerMagic: UInt64 = 0xF111_E4F0_1D5E_C0D7
-
-extension UnsafeMutablePointer where Pointee == _ChunkHeader {
-    /// Writes a filler over the `length` bytes (a multiple of 16, at least 16) at `offset` from this
-    /// pool's chunk header: the bytes are a hole from now on.
-    @inline(__always) @usableFromInline
-    func markHole(at offset: Int, length: Int) {
-        assert(isPool && offset & 15 == 0 && length >= 16 && length & 15 == 0)
-        let p = UnsafeMutableRawPointer(self) + offset
-        p.storeBytes(of: _fillerMagic, as: UInt64.self)
-        p.storeBytes(of: UInt64(length), toByteOffset: 8, as: UInt64.self)
-    }
-
-    /// The 64-bit word at `offset` bytes from this chunk's header (the pool walk's only read).
-    @inline(__always)
-    func word(at offset: Int) -> UInt64 {
-        (UnsafeRawPointer(self) + offset).load(as: UInt64.self)
-    }
-
-    /// The chunk header at `offset` bytes from this one (inside a pool: a member's, if the walk says so).
-    @inline(__always)
-    func header(at offset: Int) -> _Chunk {
-        (UnsafeMutableRawPointer(self) + offset).assumingMemoryBound(to: _ChunkHeader.self)
-    }
-}
 
 /// The body of a reference handle chunk (talloc's `struct talloc_reference_handle`).
 @usableFromInline

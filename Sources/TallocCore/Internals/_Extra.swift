@@ -13,13 +13,27 @@ import Darwin
 /// A destructor written as a C function: `fn(body, context)` returns 0 to allow the free, -1 to refuse.
 public typealias TallocUnsafeDestructor = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32
 
-/// Called when a chunk that carries an observer changes: `event` is 0 when it is freed (its memory goes
-/// right after), 1 when a realloc moved it (`body` is the new body), 2 when its parent changed (a steal,
-/// or talloc's re-homing during a free), 3 when its free has begun (its destructor allowed it; its
-/// subtree is still intact).
+/// What happened to a chunk that carries an observer (`unsafeSetObserver`).
+public enum TallocObserverEvent: Int32, Sendable {
+    /// It is gone: its memory goes back right after the call. Its free has completed, or it was freed
+    /// without the full protocol (then `.freeing` never came). `body` must not be used after the call.
+    case freed = 0
+    /// A realloc moved it: `body` is the new body.
+    case moved = 1
+    /// Its parent changed: a steal, a reparent, or talloc's re-homing of a refusing or referenced child
+    /// during a free.
+    case reparented = 2
+    /// Its free has begun: its destructor (if any) allowed it, and its subtree is still intact.
+    case freeing = 3
+}
+
+/// Called when a chunk that carries an observer changes, with the chunk's `body`, the
+/// `TallocObserverEvent`'s raw value as `event`, and what `unsafeSetObserver` stored (`tag`, `context`,
+/// `data`). A C function pointer, so that the side record holds it in one word with no reference
+/// counting; hence `event` is the raw value (decode it with `TallocObserverEvent(rawValue:)`).
 public typealias TallocUnsafeObserver = @convention(c) (
-    _ body: UnsafeMutableRawPointer, _ event: Int32, _ tag: Int, _ context: UnsafeMutableRawPointer?,
-    _ data: UnsafeMutableRawPointer?) -> Void
+    _ body: UnsafeMutableRawPointer, _ event: TallocObserverEvent.RawValue, _ tag: Int,
+    _ context: UnsafeMutableRawPointer?, _ data: UnsafeMutableRawPointer?) -> Void
 
 @usableFromInline
 final class _DestructorBox {
@@ -50,4 +64,12 @@ struct _Extra {
 
     @inline(__always) @usableFromInline
     var hasDestructor: Bool { swiftDestructor != nil || cDestructor != nil }
+}
+
+extension UnsafeMutablePointer where Pointee == _Extra {
+    /// Tells `observer` that `event` happened to the chunk whose body is `body`.
+    @inline(__always)
+    func notify(_ observer: TallocUnsafeObserver, _ event: TallocObserverEvent, body: UnsafeMutableRawPointer) {
+        observer(body, event.rawValue, pointee.observerTag, pointee.observerContext, pointee.observerData)
+    }
 }

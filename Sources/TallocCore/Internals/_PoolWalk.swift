@@ -21,10 +21,10 @@ enum _PoolWalk {
     /// Visits `pool`'s regions in address order, merging neighbouring holes and skipping empty regions
     /// (except the free space). O(1) memory. Returns false when `visit` stopped the walk.
     static func walk(_ pool: _Chunk, _ visit: (TallocPoolSegment) -> Bool) -> Bool {
-        let h = pool.poolHeader.pointee
-        let limit = _headerSize + Int(h.poolSize)
-        let end = Int(h.end)
-        let first = _align16(_headerSize + Int(pool.pointee.size))
+        let hdr = pool.poolHeader
+        let limit = hdr.limit
+        let end = hdr.end
+        let first = hdr.start
         var pendingHole: (offset: Int, length: Int)? = nil
 
         // Segment offsets count from the pool's body (its chunk header + 64); positions below count from
@@ -108,14 +108,14 @@ enum _PoolWalk {
             let headerAt = pos + _poolPrefixSize
             let c = pool.header(at: headerAt)
             guard isCarvedHeader(c, at: headerAt, pool: true) else { return nil }
-            let span = _align16(_poolPrefixSize + _headerSize + Int(c.poolHeader.pointee.poolSize))
+            let span = _span(_poolPrefixSize + Int(c.poolHeader.pointee.poolSize))
             guard span <= room else { return nil }
             return .member(c, headerAt: headerAt, span: span)
         }
         guard w0 & 15 == 0, room >= _headerSize else { return nil }
         let c = pool.header(at: pos)
         guard isCarvedHeader(c, at: pos, pool: false) else { return nil }
-        let span = _align16(_headerSize + Int(c.pointee.size))
+        let span = c.span
         guard span <= room else { return nil }
         return .member(c, headerAt: pos, span: span)
     }

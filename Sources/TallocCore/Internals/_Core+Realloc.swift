@@ -1,0 +1,160 @@
+// luatalloc — TallocCore
+// SPDX-License-Identifier: MIT
+//
+// Realloc: talloc's paths in a pool and on the heap (TALLOC-SEMANTICS §2.6).
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension _Core {
+    enum ReallocFailure: Error {
+        case referenced, isPool, tooLarge, outOfMemory, beingFreed
+
+        var error: TallocError {
+            switch self {
+            case .referenced: return .referenced
+            case .isPool: return .isPool
+            case .tooLarge: return .sizeTooLarge
+            case .outOfMemory: return .outOfMemory
+            case .beingFreed: return .beingFreed
+            }
+        }
+    }
+
+    /// _talloc_realloc for a live chunk and `size > 0`: the chunk (maybe moved), with talloc's paths (§2.6).
+    /// Returns the chunk and whether it took a path that moves or realloc()s it: only those rename the
+    /// chunk in talloc (the caller renames), the in-place paths keep the name.
+    static func reallocate(_ tc: _Chunk, size: Int) -> (chunk: _Chunk?, moved: Bool, failure: ReallocFailure) {
+        if size >= _maxSize { return (nil, false, .tooLarge) }
+        let flags0 = tc.pointee.flags
+        if _slowPath(flags0 & (_Flag.pool | _Flag.external | _Flag.loop | _Flag.inDestructor) != 0 || tc.refs != nil) {
+            if tc.refs != nil { return (nil, false, .referenced) }
+            if flags0 & (_Flag.pool | _Flag.external) != 0 { return (nil, false, .isPool) }
+            // A chunk in its destructor or in the middle of a free must not move: the free holds its address.
+            return (nil, false, .beingFreed)
+        }
+        let oldSize = Int(tc.pointee.size)
+        let limited = flags0 & (_Flag.hasLimit | _Flag.underLimit) != 0
+        let inPool = flags0 & _Flag.poolMem != 0
+        if size < oldSize {
+            if inPool {
+                // Shrink in place; pull the pool's end back if this is the last chunk. Otherwise the bytes
+                // given back become a hole, marked by a filler: they were the user's a moment ago, and the
+                // pool walk must not take what is left there for a chunk header.
+                let pool = tc.carvingPool
+                let hdr = pool.poolHeader
+                let offset = Int(tc.pointee.poolOffset)
+                let oldSpan = _span(oldSize)
+                let newSpan = _span(size)
+                tc.pointee.size = UInt32(size)
+                if hdr.isLast(offset: offset, span: oldSpan) {
+                    hdr.resizeLast(offset: offset, span: newSpan)
+                } else if newSpan < oldSpan {
+                    pool.markHole(at: offset + newSpan, length: oldSpan - newSpan)
+                }
+                return (tc, false, .tooLarge)
+            } else if !limited && oldSize - size < 1024 {
+                tc.pointee.size = UInt32(size)
+                return (tc, false, .tooLarge)
+            }
+        } else if size == oldSize {
+            return (tc, false, .tooLarge)
+        }
+
+        var newTC: _Chunk
+        var malloced = false
+        if inPool {
+            let pool = tc.carvingPool
+            let hdr = pool.poolHeader
+            let offset = Int(tc.pointee.poolOffset)
+            let oldSpan = _span(oldSize)
+            let newSpan = _span(size)
+            var lastChunk = hdr.isLast(offset: offset, span: oldSpan)
+            var chunkCount = Int(hdr.pointee.objectCount)
+            if pool.pointee.flags & _Flag.free == 0 { chunkCount -= 1 }
+            if chunkCount == 1 {
+                // The only chunk in the pool: move it to the start.
+                let start = hdr.start
+                if hdr.limit - start >= newSpan {
+                    let dst = pool.header(at: start)
+                    if dst == tc {
+                        // Already at the start: talloc copies it onto itself; we only grow it. It still
+                        // counts as the moving path (talloc renames here).
+                        tc.pointee.size = UInt32(truncatingIfNeeded: size)
+                        hdr.resizeLast(offset: start, span: newSpan)
+                        return (tc, true, .tooLarge)
+                    }
+                    memmove(dst, tc, _headerSize + oldSize)
+                    dst.pointee.poolOffset = UInt32(start)
+                    hdr.resizeLast(offset: start, span: newSpan)
+                    return (fixupAfterMove(from: tc, to: dst, size: size), true, .tooLarge)
+                }
+                lastChunk = false
+            }
+            if newSpan == oldSpan {
+                tc.pointee.size = UInt32(size)
+                return (tc, false, .tooLarge)
+            }
+            if lastChunk && hdr.available >= newSpan - oldSpan {
+                tc.pointee.size = UInt32(size)
+                hdr.resizeLast(offset: offset, span: newSpan)
+                return (tc, false, .tooLarge)
+            }
+            // A new chunk from the same pool, else from the heap; the header is copied over.
+            if let at = hdr.bump(newSpan) {
+                newTC = pool.header(at: at)
+                memcpy(newTC, tc, _headerSize + min(oldSize, size))
+                newTC.pointee.poolOffset = UInt32(truncatingIfNeeded: at)
+            } else {
+                let total = _headerSize + size
+                if limited, !limitAllows(tc, total) { return (nil, false, .outOfMemory) }
+                guard let raw = malloc(total) else { return (nil, false, .outOfMemory) }
+                newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
+                memcpy(newTC, tc, _headerSize + min(oldSize, size))
+                newTC.pointee.flags &= ~_Flag.poolMem
+                newTC.pointee.poolOffset = 0
+                malloced = true
+            }
+            // The old chunk goes back to the pool (its header is stamped freed).
+            tc.pointee.flags = (tc.pointee.flags & _Flag.mask & ~(_Flag.loop | _Flag.hasLimit | _Flag.underLimit))
+                | _Flag.free | _magicFree
+            tc.pointee.extra = nil
+            releasePoolMem(tc)
+            let moved = fixupAfterMove(from: tc, to: newTC, size: size)
+            if malloced && limited { limitGrow(moved, _headerSize + size) }
+            return (moved, true, .tooLarge)
+        }
+        // A heap chunk: realloc(), with the memory limit checked on the growth.
+        if limited, size > oldSize, !limitAllows(tc, size - oldSize) {
+            return (nil, false, .outOfMemory)
+        }
+        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else { return (nil, false, .outOfMemory) }
+        newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
+        let moved = fixupAfterMove(from: tc, to: newTC, size: size)
+        if limited {
+            if size > oldSize { limitGrow(moved, size - oldSize) } else { limitShrink(moved, oldSize - size) }
+        }
+        return (moved, true, .tooLarge)
+    }
+
+    /// After a chunk moved (or was realloc'd in place): re-point its neighbours, children and observers.
+    static func fixupAfterMove(from old: _Chunk, to tc: _Chunk, size: Int) -> _Chunk {
+        tc.pointee.size = UInt32(size)
+        if old != tc {
+            relink(movedFrom: old, to: tc)
+            if tc.pointee.flags & _Flag.freeingChild != 0 { _FreeRegistry.parentMoved(from: old, to: tc) }
+            if let e = tc.pointee.extra, let obs = e.pointee.observer {
+                e.notify(obs, .moved, body: tc.body)
+            }
+            // A name pointing into the old body (strings are named by their contents) follows the body.
+            if let n = tc.pointee.name, tc.pointee.flags & _Flag.nameIsLocation == 0,
+               n >= UnsafeRawPointer(old.body), n < UnsafeRawPointer(old.body) + max(size, 1) {
+                tc.pointee.name = UnsafeRawPointer(tc.body) + (n - UnsafeRawPointer(old.body))
+            }
+        }
+        return tc
+    }
+}
