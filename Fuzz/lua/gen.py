@@ -175,7 +175,7 @@ class Gen:
             "talloc.set_destructor(%s, function(c) %s end); talloc.free(%s)" % (a, victim, b),
             # forged headers: the magic, flag bits and sizes of a live chunk written into a chunk's bytes,
             # then shrunk in place so the forged bytes look like the next chunk of the pool
-            "%s:write(0, string.rep(string.pack('<I4I4I8', 0xA110C000 | %d, %d, %d), 8))"
+            "%s:write(0, string.rep(string.pack('<I4I4I8', 0xA1108000 | %d, %d, %d), 8))"
             % (a, self.r.randint(0, 0x3fff), self.r.choice([0, 64, 1 << 20, 0xffffffff]), self.r.randint(0, 1 << 40)),
             "%s:fill(0xA1); %s:realloc(%s); talloc.pool_map(%s); talloc.pool_info(%s)" % (a, a, self.size(), b, a),
             "%s:write(0, string.pack('<I8I8I8I8', 0xF111E4F01D5EC0D7, %d, %d, %d)); %s:realloc(1); talloc.pool_map(%s)"

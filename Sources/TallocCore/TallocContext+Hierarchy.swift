@@ -23,10 +23,12 @@ extension TallocContext {
     /// that counts as success, as in talloc.
     ///
     /// The corresponding talloc function is `talloc_free()`.
-    /// - Throws: `TallocError.destructorRefused`, `TallocError.hasReferences`.
+    /// - Throws: `TallocError.destructorRefused`, `TallocError.hasReferences`, `TallocError.beingFreed` (its
+    ///   children are being freed by `freeChildren()`: a destructor of one of them called this).
     public func free(file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         let tc = chunk
         if _Core.freePlain(tc) { return }
+        if tc.pointee.flags & _Flag.childrenBusy != 0 { throw .beingFreed }
         if tc.refs != nil {
             let single = tc.pointee.parent == _NullTracking.current && tc.refs!.referenceBody.pointee.next == nil
             if _Core.freeTop(tc, location: "\(file):\(line)") == 0 { return }
@@ -177,12 +179,16 @@ extension TallocContext {
     /// Makes `owner` an extra parent of this context: it lives until every parent has let go.
     ///
     /// A hidden handle chunk (named ".reference") is allocated under `owner`; freeing `owner` drops the
-    /// reference. References from inside the context's own subtree are allowed, as in talloc.
+    /// reference. References from inside the context's own subtree are allowed, as in talloc. A context
+    /// whose free is under way (its destructor has allowed it) cannot gain references; one its own
+    /// destructor adds decides the free as a reference made before it (talloc frees the context under it).
     /// The corresponding talloc function is `talloc_reference(owner, self)`.
+    /// - Throws: `TallocError.beingFreed`, `TallocError.outOfMemory`.
     public func reference(
         from owner: TallocContext?, file: StaticString = #fileID, line: UInt = #line
     ) throws(TallocError) {
         let tc = chunk
+        if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
         let o = TallocContext.chunk(owner)
         guard _Core.reference(tc, owner: o, file: UnsafeRawPointer(file.utf8Start), line: UInt32(truncatingIfNeeded: line)) != nil
         else { throw .outOfMemory }
@@ -192,6 +198,7 @@ extension TallocContext {
     /// where the reference was made, for talloc's "reference at" log lines. For bindings.
     public func unsafeReference(from owner: TallocContext?, file: UnsafePointer<CChar>?, line: Int) throws(TallocError) {
         let tc = chunk
+        if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
         guard _Core.reference(tc, owner: TallocContext.chunk(owner), file: file.map { UnsafeRawPointer($0) },
                               line: UInt32(truncatingIfNeeded: line)) != nil
         else { throw .outOfMemory }

@@ -53,7 +53,7 @@ extension _ChunkHeader {
     }
 }
 
-/// Flag bits in the low 14 bits of `flags`; the upper 18 bits hold the magic.
+/// Flag bits in the low 15 bits of `flags`; the upper 17 bits hold the magic.
 @usableFromInline
 enum _Flag {
     @usableFromInline static let free: UInt32 = 0x001
@@ -80,8 +80,14 @@ enum _Flag {
     @usableFromInline static let walk: UInt32 = 0x1000
     /// Its `size` counts bytes held outside talloc (a Lua heap); the body itself is empty.
     @usableFromInline static let external: UInt32 = 0x2000
+    /// `freeChildren` (talloc_free_children) is walking this chunk's children: user code running in
+    /// their destructors may not free or move it (the walk holds its address), and its name child stays.
+    @usableFromInline static let childrenBusy: UInt32 = 0x4000
 
-    @usableFromInline static let mask: UInt32 = 0x3FFF
+    /// A chunk that cannot be freed right now: being freed, in its destructor, or its children are.
+    @usableFromInline static let busy: UInt32 = loop | inDestructor | childrenBusy
+
+    @usableFromInline static let mask: UInt32 = 0x7FFF
     @usableFromInline static let magicMask: UInt32 = ~mask
 }
 
@@ -98,9 +104,9 @@ func _align16(_ n: Int) -> Int { (n &+ 15) & ~15 }
 /// `swift_once` check costs ~20 instructions per allocation). A constant magic is easy to forge in user
 /// bytes, so nothing trusts it alone: the pool walk reads only positions TallocCore wrote while user code
 /// could not write there (see `_PoolWalk`), and the public entry points take only pointers to chunks.
-@usableFromInline let _magic: UInt32 = 0xA110_C000
+@usableFromInline let _magic: UInt32 = 0xA110_8000
 /// Freed chunks carry this non-random magic so a read after free cannot leak the real one (bug 13211).
-@usableFromInline let _magicFree: UInt32 = 0xE814_C000
+@usableFromInline let _magicFree: UInt32 = 0xE814_8000
 
 extension UnsafeMutablePointer where Pointee == _ChunkHeader {
     @inline(__always) @usableFromInline

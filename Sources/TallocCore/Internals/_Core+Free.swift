@@ -17,19 +17,17 @@ extension _Core {
     /// then unlinking. `.proceed` leaves the chunk unlinked with LOOP set and `parent` kept as the way
     /// back up (and, for the chunk a free started from, as the home of refusing children).
     static func enter(_ tc: _Chunk) -> Entry {
-        while let h = tc.refs {
-            // A reference from inside tc's own subtree is dropped and the free goes on (talloc's
-            // is_child case); any other reference keeps tc alive, owned by that referrer.
-            let owner = owner(ofHandle: h)
-            let fromInside = owner.map { isAncestorOrSelf(tc, of: $0) } ?? false
-            _ = free(h)
-            if !fromInside { return .refusedByReference(owner) }
-        }
+        if tc.refs != nil, let verdict = dropReferences(tc) { return verdict }
         let flags = tc.pointee.flags
         if flags & _Flag.loop != 0 { return .alreadyFreeing }
-        if flags & _Flag.inDestructor != 0 { return .refused }
+        if flags & (_Flag.inDestructor | _Flag.childrenBusy) != 0 { return .refused }
         if let e = tc.pointee.extra {
-            if e.pointee.hasDestructor && runDestructor(tc, e) == .refuse { return .refused }
+            if e.pointee.hasDestructor {
+                if runDestructor(tc, e) == .refuse { return .refused }
+                // References the destructor gave its own chunk decide as those made before it ran (talloc
+                // would free the chunk under them). Its destructor is not run again.
+                if tc.refs != nil, let verdict = dropReferences(tc) { return verdict }
+            }
             if let e2 = tc.pointee.extra, let obs = e2.pointee.observer {
                 e2.notify(obs, .freeing, body: tc.body)
             }
@@ -37,6 +35,18 @@ extension _Core {
         unlinkFromSiblings(tc)
         tc.pointee.flags |= _Flag.loop
         return .proceed
+    }
+
+    /// The reference rule of a free: a reference from inside tc's own subtree is dropped and the free goes
+    /// on (talloc's is_child case); any other reference keeps tc alive, owned by that referrer.
+    static func dropReferences(_ tc: _Chunk) -> Entry? {
+        while let h = tc.refs {
+            let owner = owner(ofHandle: h)
+            let fromInside = owner.map { isAncestorOrSelf(tc, of: $0) } ?? false
+            _ = free(h)
+            if !fromInside { return .refusedByReference(owner) }
+        }
+        return nil
     }
 
     static func runDestructor(_ tc: _Chunk, _ e: UnsafeMutablePointer<_Extra>) -> TallocDestructorVerdict {
@@ -86,7 +96,7 @@ extension _Core {
     /// its own can refuse. False when the chunk needs the full protocol.
     @inline(__always) @usableFromInline
     static func freePlain(_ tc0: _Chunk) -> Bool {
-        guard tc0.pointee.extra == nil && tc0.pointee.flags & (_Flag.loop | _Flag.inDestructor) == 0 else { return false }
+        guard tc0.pointee.extra == nil && tc0.pointee.flags & _Flag.busy == 0 else { return false }
         unlinkFromSiblings(tc0)
         tc0.pointee.flags |= _Flag.loop
         if tc0.pointee.child != nil { freeChildren(of: tc0, isFreeing: true) }
@@ -112,13 +122,36 @@ extension _Core {
     /// itself being freed (its `parent` is where refusing children of the root go). Children refusing to
     /// die move to the parent of the chunk being freed — always, whatever their sibling position (talloc
     /// makes them top level unless they were the newest sibling: SEMANTICS §8.4, DESIGN §8).
+    ///
+    /// The current ".name" child of a chunk is freed after its siblings, so that their destructors can
+    /// still read the chunk's name (talloc frees it first, then reads it: a use after free). In
+    /// talloc_free_children mode (`!isFreeing`), root's own name child is kept, also one a destructor made
+    /// during the walk, and root is pinned (`childrenBusy`): those destructors cannot free or move it.
     static func freeChildren(of root: _Chunk, isFreeing: Bool) {
         var registered = false
+        var keptName: _Chunk? = nil
+        let wasBusy = root.pointee.flags & _Flag.childrenBusy
+        if !isFreeing { root.pointee.flags |= _Flag.childrenBusy }
         var cur = root
         while true {
             if let child = cur.pointee.child {
+                if _slowPath(UnsafeRawPointer(child.body) == cur.pointee.name)
+                    && cur.pointee.flags & _Flag.nameIsLocation == 0 {
+                    if !isFreeing && cur == root {
+                        unlinkFirstChild(of: root, child)
+                        child.pointee.next = nil
+                        if let superseded = keptName { linkAsNewest(superseded, under: root) }  // freed below
+                        keptName = child
+                        continue
+                    }
+                    if child.pointee.next != nil {
+                        moveFirstChildToEnd(of: cur, child)
+                        continue
+                    }
+                }
                 if child.pointee.extra == nil && child.pointee.child == nil
-                    && child.pointee.flags & (_Flag.loop | _Flag.inDestructor) == 0 {
+                    && child.pointee.flags & _Flag.busy == 0
+                    && UnsafeRawPointer(child.body) != cur.pointee.name {
                     // A leaf with no destructor, references or observer: nothing can refuse or run.
                     unlinkFirstChild(of: cur, child)
                     release(child)
@@ -165,27 +198,26 @@ extension _Core {
                     continue
                 }
             }
-            if cur == root { break }
+            if cur == root {
+                guard let k = keptName else { break }
+                keptName = nil
+                linkAsNewest(k, under: root)
+                if UnsafeRawPointer(k.body) == root.pointee.name && root.pointee.flags & _Flag.nameIsLocation == 0 {
+                    break
+                }
+                continue  // renamed otherwise meanwhile: it is an ordinary child now, freed as one
+            }
             let up = cur.pointee.parent!
             release(cur)
             cur = up
         }
         if registered { _FreeRegistry.pop(root) }
+        if !isFreeing && wasBusy == 0 { root.pointee.flags &= ~_Flag.childrenBusy }
     }
 
     /// talloc_free_children: frees every child but keeps a ".name" child that holds the chunk's name.
     static func freeChildrenKeepingName(_ tc: _Chunk) {
-        var nameChild: _Chunk? = nil
-        if let n = tc.pointee.name, tc.pointee.flags & _Flag.nameIsLocation == 0 {
-            var c = tc.pointee.child
-            while let x = c {
-                if UnsafeRawPointer(x.body) == n { nameChild = x; break }
-                c = x.pointee.next
-            }
-            if let nameChild { unlinkFromSiblings(nameChild) }
-        }
         freeChildren(of: tc, isFreeing: false)
-        if let nameChild { linkAsNewest(nameChild, under: tc) }
     }
 
     /// The second half of _tc_free_internal: the chunk has no children left; give its memory back.
@@ -248,9 +280,8 @@ extension _Core {
     }
 
     static func releaseExtra(_ tc: _Chunk, _ e: UnsafeMutablePointer<_Extra>) {
-        // References added while the chunk was dying point at nothing now: drop them.
+        // References added while the chunk was dying point at nothing now: drop them (release detaches).
         while let h = e.pointee.refs {
-            detachHandle(h)
             unlinkFromSiblings(h)
             release(h)
         }

@@ -61,6 +61,19 @@ extension _Core {
         }
     }
 
+    /// Moves the first (newest) child of `parent` to the end of the list (oldest), when it has siblings:
+    /// O(siblings).
+    static func moveFirstChildToEnd(of parent: _Chunk, _ child: _Chunk) {
+        guard var last = unlinkFirstChild(of: parent, child) else {
+            parent.pointee.child = child
+            return
+        }
+        while let n = last.pointee.next { last = n }
+        last.pointee.next = child
+        child.pointee.prev = last
+        child.pointee.next = nil
+    }
+
     /// A header moved from `old` to `tc` (a realloc): its parent, siblings and children point at the new
     /// address. O(children).
     @inline(__always)

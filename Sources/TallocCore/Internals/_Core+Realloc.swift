@@ -30,10 +30,11 @@ extension _Core {
     static func reallocate(_ tc: _Chunk, size: Int) -> (chunk: _Chunk?, moved: Bool, failure: ReallocFailure) {
         if size >= _maxSize { return (nil, false, .tooLarge) }
         let flags0 = tc.pointee.flags
-        if _slowPath(flags0 & (_Flag.pool | _Flag.external | _Flag.loop | _Flag.inDestructor) != 0 || tc.refs != nil) {
+        if _slowPath(flags0 & (_Flag.pool | _Flag.external | _Flag.busy) != 0 || tc.refs != nil) {
             if tc.refs != nil { return (nil, false, .referenced) }
             if flags0 & (_Flag.pool | _Flag.external) != 0 { return (nil, false, .isPool) }
-            // A chunk in its destructor or in the middle of a free must not move: the free holds its address.
+            // A chunk in its destructor or in the middle of a free (its own or its children's) must not
+            // move: the free holds its address.
             return (nil, false, .beingFreed)
         }
         let oldSize = Int(tc.pointee.size)
@@ -90,7 +91,7 @@ extension _Core {
                     memmove(dst, tc, _headerSize + oldSize)
                     dst.pointee.poolOffset = UInt32(start)
                     hdr.resizeLast(offset: start, span: newSpan)
-                    return (fixupAfterMove(from: tc, to: dst, size: size), true, .tooLarge)
+                    return (fixupAfterMove(from: tc, to: dst, size: size, oldSize: oldSize), true, .tooLarge)
                 }
                 lastChunk = false
             }
@@ -123,7 +124,7 @@ extension _Core {
                 | _Flag.free | _magicFree
             tc.pointee.extra = nil
             releasePoolMem(tc)
-            let moved = fixupAfterMove(from: tc, to: newTC, size: size)
+            let moved = fixupAfterMove(from: tc, to: newTC, size: size, oldSize: oldSize)
             if malloced && limited { limitGrow(moved, _headerSize + size) }
             return (moved, true, .tooLarge)
         }
@@ -133,7 +134,7 @@ extension _Core {
         }
         guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else { return (nil, false, .outOfMemory) }
         newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
-        let moved = fixupAfterMove(from: tc, to: newTC, size: size)
+        let moved = fixupAfterMove(from: tc, to: newTC, size: size, oldSize: oldSize)
         if limited {
             if size > oldSize { limitGrow(moved, size - oldSize) } else { limitShrink(moved, oldSize - size) }
         }
@@ -141,7 +142,7 @@ extension _Core {
     }
 
     /// After a chunk moved (or was realloc'd in place): re-point its neighbours, children and observers.
-    static func fixupAfterMove(from old: _Chunk, to tc: _Chunk, size: Int) -> _Chunk {
+    static func fixupAfterMove(from old: _Chunk, to tc: _Chunk, size: Int, oldSize: Int) -> _Chunk {
         tc.pointee.size = UInt32(size)
         if old != tc {
             relink(movedFrom: old, to: tc)
@@ -149,10 +150,13 @@ extension _Core {
             if let e = tc.pointee.extra, let obs = e.pointee.observer {
                 e.notify(obs, .moved, body: tc.body)
             }
-            // A name pointing into the old body (strings are named by their contents) follows the body.
+            // A name pointing into the old body (strings are named by their contents) follows the body; one
+            // past the bytes kept would point at freed memory, so the chunk is left unnamed instead. A name
+            // right after the old body (its ".name" child carved next in a pool) is not the body's.
             if let n = tc.pointee.name, tc.pointee.flags & _Flag.nameIsLocation == 0,
-               n >= UnsafeRawPointer(old.body), n < UnsafeRawPointer(old.body) + max(size, 1) {
-                tc.pointee.name = UnsafeRawPointer(tc.body) + (n - UnsafeRawPointer(old.body))
+               n >= UnsafeRawPointer(old.body), n < UnsafeRawPointer(old.body) + max(oldSize, 1) {
+                let offset = n - UnsafeRawPointer(old.body)
+                tc.pointee.name = offset < max(size, 1) ? UnsafeRawPointer(tc.body) + offset : nil
             }
         }
         return tc

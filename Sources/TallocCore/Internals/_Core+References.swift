@@ -11,7 +11,9 @@ import Darwin
 
 extension _Core {
     /// _talloc_reference_loc: a handle chunk under `owner` pointing at `target`. Nil on failure.
+    /// A chunk being freed gets no new reference: its free would leave the handle pointing at freed memory.
     static func reference(_ target: _Chunk, owner: _Chunk?, file: UnsafeRawPointer? = nil, line: UInt32 = 0) -> _Chunk? {
+        if target.pointee.flags & _Flag.loop != 0 { return nil }
         guard let e = target.makeExtra() else { return nil }
         guard let h = allocate(owner, size: MemoryLayout<_ReferenceBody>.stride) else { return nil }
         h.pointee.flags |= _Flag.reference
