@@ -55,14 +55,22 @@ all: build
 
 build: program module
 
-# SwiftPM decides what is out of date; each call is quick when nothing is.
+# `make`, `make program`, `make module`: SwiftPM decides what is out of date (quick when nothing is).
 program:
 	$(SWIFT_BUILD) $(SWIFT_FLAGS) --product luatalloc
 
 module:
 	$(SWIFT_BUILD) $(SWIFT_FLAGS) --product talloc $(MODULE_FLAGS)
 
-install: build
+# install and install-rock build only what is missing, so that `make && sudo make install` never runs
+# SwiftPM as root in the build directory (run `make` first after a change).
+$(PROGRAM):
+	$(MAKE) --no-print-directory program
+
+$(MODULE):
+	$(MAKE) --no-print-directory module
+
+install: $(PROGRAM) $(MODULE)
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LUA_CMODDIR)" "$(DESTDIR)$(MANDIR)/man1" \
 	    "$(DESTDIR)$(DOCDIR)/docs/images" "$(DESTDIR)$(DOCDIR)/scripts/expected"
 	$(INSTALL) -m 0755 $(PROGRAM) "$(DESTDIR)$(BINDIR)/luatalloc"
@@ -85,7 +93,7 @@ uninstall:
 # LuaRocks then deploys (the module to its tree's lib/lua/5.4/talloc.so, the program to its bin/).
 rock: build
 
-install-rock: build
+install-rock: $(PROGRAM) $(MODULE)
 	test -n "$(ROCK_LIBDIR)" && test -n "$(ROCK_BINDIR)"
 	$(INSTALL) -d "$(ROCK_LIBDIR)" "$(ROCK_BINDIR)"
 	$(INSTALL) -m 0644 $(MODULE) "$(ROCK_LIBDIR)/talloc.so"

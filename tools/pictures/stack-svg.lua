@@ -21,6 +21,7 @@ for i = 1, #arg, 2 do
 end
 
 local out = {}
+width, height = math.ceil(width), math.ceil(height)
 out[#out + 1] = string.format('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' ..
   '<svg width="%dpt" height="%dpt" viewBox="0 0 %d %d" xmlns="http://www.w3.org/2000/svg" ' ..
   'xmlns:xlink="http://www.w3.org/1999/xlink">', width, height, width, height)
