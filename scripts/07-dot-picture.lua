@@ -1,7 +1,7 @@
 -- 07-dot-picture.lua — a picture of a tree: talloc.dot gives Graphviz source.
 --
--- Boxes are contexts (name and size); pools are shaded with their fill; a double border marks a memory
--- limit; dashed red edges are references.
+-- Boxes are contexts (name and size); pools are bold and blue with their fill, pool memory rounded; a
+-- red double border marks a memory limit; dashed purple edges are references.
 --
 -- Run it and draw it:
 --   luatalloc scripts/07-dot-picture.lua > tree.dot && dot -Tsvg tree.dot -o tree.svg

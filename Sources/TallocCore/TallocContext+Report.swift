@@ -55,9 +55,13 @@ extension TallocContext {
                           accountant: accountant, to: sink)
     }
 
-    /// Graphviz DOT source of the tree below this context: a box per chunk (name and size; pools with
-    /// their fill; memory limits), solid edges for ownership, dashed edges for references. The whole text
-    /// is built in memory; `writeDot` streams it.
+    /// Graphviz DOT source of the tree below this context, drawn so that each kind of thing looks
+    /// different: a white box per chunk (name and size); a pool bold and blue, with its fill; pool memory
+    /// rounded and light blue; memory carved from a freed pool it pins rounded and orange, with a dotted
+    /// "pins" edge to a dashed orange box for that pool; a memory limit a red double border with a
+    /// "limit CURRENT/MAX bytes" line; solid edges for ownership, dashed purple "ref" edges for
+    /// references (a dashed grey box for a target outside the tree). Deterministic: the same tree gives
+    /// the same text. The whole text is built in memory; `writeDot` streams it.
     public func dot() -> String {
         TallocContext.collect { sink in writeDot(to: sink) }
     }
@@ -70,8 +74,8 @@ extension TallocContext {
     /// Streams `dot()`'s text to `sink`, piece by piece. Names are escaped for DOT and always valid UTF-8.
     ///
     /// Working memory is allocated once, up front: 8 bytes per level of depth, 16 bytes per reference,
-    /// a table of 16-byte slots (at least twice as many as references, and at least 16), and a 4 KiB text
-    /// buffer, announced to `accountant` first.
+    /// a table of 16-byte slots (at least twice as many as references plus members of freed pools, and at
+    /// least 16), and a 4 KiB text buffer, announced to `accountant` first.
     ///
     /// - Parameters: as `writeReport`'s.
     /// - Returns: True when the whole text was written; false when the accountant refused or the sink

@@ -2,7 +2,9 @@
 // SPDX-License-Identifier: MIT
 //
 // The report and DOT writers as they were before they streamed (commit 4f22663, _Walk.swift), kept
-// verbatim as the reference the streaming writers must match byte for byte.
+// as the reference the streaming writers must match byte for byte. The report is verbatim; the DOT
+// writer has the streaming writer's later look (issue 14: attributes, pinned pools), its structure still
+// computed independently here.
 
 @testable import TallocCore
 
@@ -99,19 +101,27 @@ enum LegacyText {
 
     // MARK: - DOT
 
-    /// Graphviz source of `root`'s tree: one box per chunk (name, size; pools with their fill), solid
-    /// edges for ownership, dashed edges from a referrer to what it references.
+    /// Graphviz source of `root`'s tree: one box per chunk (name, size; pools with their fill; limits),
+    /// solid edges for ownership, dashed edges from a referrer to what it references, dotted edges from
+    /// members of a freed pool to one node for that pool. The look (attributes) follows the streaming
+    /// writer's; the structure is computed here independently, with dictionaries.
     static func dot(_ roots: [_Chunk], graphName: String = "talloc") -> String {
         var out = "digraph \(graphName) {\n"
-        out += "    node [shape=box, fontname=\"monospace\", fontsize=10];\n"
-        out += "    edge [arrowsize=0.6];\n"
+        out += "    graph [nodesep=0.25, ranksep=0.4];\n"
+        out += "    node [shape=box, style=filled, fillcolor=\"#ffffff\", fontname=\"monospace\", fontsize=10];\n"
+        out += "    edge [arrowsize=0.6, fontname=\"monospace\", fontsize=9];\n"
         var ids: [_Chunk: Int] = [:]
+        var pinnedIds: [_Chunk: Int] = [:]
         var refEdges: [(Int, _Chunk)] = []
         func id(_ tc: _Chunk) -> Int {
             if let i = ids[tc] { return i }
             let i = ids.count
             ids[tc] = i
             return i
+        }
+        func poolFill(_ pool: _Chunk) -> String {
+            let h = pool.poolHeader.pointee
+            return "pool \(Int(h.end) - _headerSize)/\(h.poolSize) bytes, \(h.objectCount) objects"
         }
         for root in roots {
             var path: [Int] = []
@@ -121,23 +131,39 @@ enum LegacyText {
                     path.append(-1)
                     return false
                 }
+                let seen = ids[tc] != nil
                 let me = id(tc)
+                let pinned = tc.isPoolMem && tc.carvingPool.pointee.flags & _Flag.free != 0
                 var label = escape(legacyName(tc))
                 if tc.isPool {
-                    let h = tc.poolHeader.pointee
-                    let used = Int(h.end) - _headerSize
-                    label += "\\npool \(used)/\(h.poolSize) bytes, \(h.objectCount) objects"
+                    label += "\\n" + poolFill(tc)
                     if tc.pointee.size > 0 { label += "\\nobject \(tc.pointee.size) bytes" }
                 } else {
                     label += "\\n\(tc.pointee.size) bytes"
                 }
+                let limit = tc.pointee.flags & _Flag.hasLimit != 0 ? tc.pointee.extra : nil
+                if let x = limit { label += "\\nlimit \(x.pointee.limitCurrent)/\(x.pointee.limitMax) bytes" }
                 var attrs = "label=\"\(label)\""
-                if tc.isPool { attrs += ", style=filled, fillcolor=\"#dde8ff\"" }
-                else if tc.isPoolMem { attrs += ", style=filled, fillcolor=\"#eef3ff\"" }
-                if tc.pointee.flags & _Flag.hasLimit != 0, let x = tc.pointee.extra {
-                    attrs += ", peripheries=2, xlabel=\"limit \(x.pointee.limitCurrent)/\(x.pointee.limitMax)\""
+                if tc.isPool {
+                    attrs += tc.isPoolMem ? ", style=\"filled,bold,rounded\"" : ", style=\"filled,bold\""
+                    attrs += ", fillcolor=\"#cfe0ff\""
+                } else if tc.isPoolMem {
+                    attrs += ", style=\"filled,rounded\", fillcolor=\"" + (pinned ? "#ffe6cc" : "#eef3ff") + "\""
                 }
+                if limit != nil { attrs += ", peripheries=2, color=\"#b3261e\"" }
+                else if pinned { attrs += ", color=\"#c45f00\"" }
+                else if tc.isPool || tc.isPoolMem { attrs += ", color=\"#2f5597\"" }
                 out += "    n\(me) [\(attrs)];\n"
+                if pinned && !seen {
+                    let pool = tc.carvingPool
+                    let p: Int
+                    if let known = pinnedIds[pool] { p = known } else {
+                        p = pinnedIds.count
+                        pinnedIds[pool] = p
+                        out += "    p\(p) [label=\"freed pool, pinned\\n\(poolFill(pool))\", style=\"filled,bold,dashed\", fillcolor=\"#ffd1a3\", color=\"#c45f00\"];\n"
+                    }
+                    out += "    n\(me) -> p\(p) [style=dotted, color=\"#c45f00\", fontcolor=\"#c45f00\", label=\"pins\"];\n"
+                }
                 if let parent = path.last, parent >= 0 { out += "    n\(parent) -> n\(me);\n" }
                 path.append(me)
                 return true
@@ -145,13 +171,14 @@ enum LegacyText {
                 path.removeLast()
             }
         }
+        let refEdge = " [style=dashed, color=\"#7b3fa0\", fontcolor=\"#7b3fa0\", label=\"ref\", constraint=false];\n"
         for (from, target) in refEdges {
             if let t = ids[target] {
-                out += "    n\(from) -> n\(t) [style=dashed, color=\"#aa3333\", label=\"ref\"];\n"
+                out += "    n\(from) -> n\(t)" + refEdge
             } else {
                 let t = id(target)
-                out += "    n\(t) [label=\"\(escape(legacyName(target)))\\n\(target.pointee.size) bytes\", style=dashed];\n"
-                out += "    n\(from) -> n\(t) [style=dashed, color=\"#aa3333\", label=\"ref\"];\n"
+                out += "    n\(t) [label=\"\(escape(legacyName(target)))\\n\(target.pointee.size) bytes\\n(outside this tree)\", style=\"filled,dashed\", fillcolor=\"#f2f2f2\", color=\"#777777\"];\n"
+                out += "    n\(from) -> n\(t)" + refEdge
             }
         }
         out += "}\n"

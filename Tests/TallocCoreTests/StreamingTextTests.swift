@@ -61,6 +61,16 @@ private func randomTree(seed: UInt64, size: Int, outside: TallocContext) throws 
         }
         nodes.append(c)
     }
+    // Pinned pools: a pool freed while members stolen out of it live on elsewhere in the tree (every other
+    // seed; two members pin the same pool, the second carved as the first one's child).
+    if seed % 2 == 0 {
+        let pool = try TallocContext.pool(parent: nodes[rng.next(nodes.count)], capacity: 512)
+        let kept = try TallocContext.allocate(parent: pool, byteCount: 16, name: "pinning")
+        let kept2 = try TallocContext.strdup(parent: kept, "pinning too")
+        try kept.steal(to: nodes[rng.next(nodes.count)])
+        try kept2.steal(to: nodes[rng.next(nodes.count)])
+        try pool.free()
+    }
     return root
 }
 
@@ -92,8 +102,9 @@ private func captureReport(_ c: TallocContext, depth: Int, maxDepth: Int, addres
         let outside = try TallocContext.new(parent: nil, name: "outside")
         defer { try? outside.free() }
         var seen = Set<String>()
-        let features = ["reference to: ", "is a memlimit context", "\\npool ", "\\nobject ", "style=dashed]",
-                        "color=\"#aa3333\"", "peripheries=2", "talloc_new: dir/new.c:", "file.c:", "\\\"", "?"]
+        let features = ["reference to: ", "is a memlimit context", "\\npool ", "\\nobject ", "label=\"ref\", constraint=false]",
+                        "(outside this tree)", "peripheries=2", "\\nlimit ", "freed pool, pinned", "label=\"pins\"",
+                        "talloc_new: dir/new.c:", "file.c:", "\\\"", "?"]
         for seed in 1...40 as ClosedRange<UInt64> {
             let root = try randomTree(seed: seed, size: 20 + Int(seed) * 5, outside: outside)
             var targets = [root]

@@ -6,7 +6,8 @@
 //
 //     report   16 bytes per listed chunk (its subtree's totals) + 8 per listed level + a 4 KiB buffer
 //     DOT      8 bytes per level + 16 per reference + a hash table of 16-byte slots (at least twice as
-//              many as the references, plus twice the chunks when several roots share one graph) +
+//              many as the references and the members of freed pools, plus twice the chunks when
+//              several roots share one graph) +
 //              a 4 KiB buffer
 //
 // Each walks the tree more than once (count, then totals or ids, then text); the tree must not change
@@ -223,25 +224,37 @@ extension _Walk {
 
     // MARK: - DOT
 
-    /// Graphviz source of the trees under `roots` in one graph: one box per chunk (name, size; pools with
-    /// their fill; memory limits), solid edges for ownership, dashed edges from a referrer to what it
-    /// references (a box of its own for a target outside the trees). A chunk under two of the roots is
-    /// one node, listed once per root that reaches it.
+    /// Graphviz source of the trees under `roots` in one graph. Each kind of thing looks different:
+    ///
+    /// - a chunk: a white box (name, size);
+    /// - a pool: a bold blue box with its fill ("pool USED/CAPACITY bytes, N objects");
+    /// - pool memory: a rounded light blue box; carved from a pool that was freed while members lived
+    ///   (a *pinned* pool), a rounded orange box, joined by a dotted "pins" edge to one dashed orange
+    ///   box for that pool (its fill; it has no name any more);
+    /// - a memory limit: a red double border and a "limit CURRENT/MAX bytes" line;
+    /// - ownership: solid edges; a reference: a dashed purple edge from the referrer to what it
+    ///   references (that does not shape the layout), with a dashed grey box of its own for a target
+    ///   outside the trees.
+    ///
+    /// A chunk under two of the roots is one node, listed once per root that reaches it. The text
+    /// depends only on the trees (node ids count in walk order; pinned pools are `pN` in order of first
+    /// sight), so the same tree always gives the same text.
     static func writeDot(
         _ roots: [_Chunk], accountant: (Int) -> Bool, to sink: (UnsafeRawBufferPointer) -> Bool
     ) -> Bool {
-        // 1. Count chunks, references and the deepest level.
-        var chunks = 0, refs = 0, deepest = 0
+        // 1. Count chunks, references, members of freed pools and the deepest level.
+        var chunks = 0, refs = 0, pinnedMembers = 0, deepest = 0
         for root in roots {
             walk(root, skipLoop: true) { tc, d in
                 if d > deepest { deepest = d }
                 if tc.pointee.flags & _Flag.reference != 0 { refs += 1; return false }
                 chunks += 1
+                if isInFreedPool(tc) { pinnedMembers += 1 }
                 return true
             } leave: { _, _ in }
         }
         let dedupe = roots.count > 1
-        let slots = _AddressTable.capacity(for: refs + (dedupe ? chunks : 0))
+        let slots = _AddressTable.capacity(for: refs + pinnedMembers + (dedupe ? chunks : 0))
         let pathBytes = (deepest + 1) * 8
         let edgeBytes = Swift.max(refs, 1) * 16
         let tableBytes = slots * 16
@@ -257,15 +270,19 @@ extension _Walk {
                 at += pathBytes
                 let edges = at.bindMemory(to: (from: Int, target: _Chunk).self, capacity: Swift.max(refs, 1))
                 at += edgeBytes
+                // Chunk -> node id (>= 0; with several roots, and for reference targets), and freed pool ->
+                // -2 - its pN number (a freed pool is never a chunk of the trees, so the keys never clash).
                 let table = _AddressTable(at, capacity: slots)
 
                 var w = _TextWriter(buffer: scratch.base, capacity: textBufferSize, sink: sink)
                 w.write("digraph talloc {\n")
-                w.write("    node [shape=box, fontname=\"monospace\", fontsize=10];\n")
-                w.write("    edge [arrowsize=0.6];\n")
+                w.write("    graph [nodesep=0.25, ranksep=0.4];\n")
+                w.write("    node [shape=box, style=filled, fillcolor=\"#ffffff\", fontname=\"monospace\", fontsize=10];\n")
+                w.write("    edge [arrowsize=0.6, fontname=\"monospace\", fontsize=9];\n")
 
                 // 2. The nodes and ownership edges, in walk order; the reference edges are kept for last.
                 var nextId = 0
+                var nextPinned = 0
                 var edgeCount = 0
                 for root in roots {
                     let finished = walkStoppable(root, skipLoop: true) { tc, d in
@@ -279,13 +296,32 @@ extension _Walk {
                             return .skipChildren
                         }
                         let me: Int
+                        var seen = false
                         if dedupe {
-                            if let known = table.value(tc) { me = known } else { me = nextId; nextId += 1; table.set(tc, me) }
+                            if let known = table.value(tc) { me = known; seen = true } else { me = nextId; nextId += 1; table.set(tc, me) }
                         } else {
                             me = nextId
                             nextId += 1
                         }
                         writeDotNode(&w, tc, id: me)
+                        if !seen && isInFreedPool(tc) {
+                            // The pool it pins: one node per pool, at its first member.
+                            let pool = tc.carvingPool
+                            let pinned: Int
+                            if let known = table.value(pool), known <= -2 {
+                                pinned = -2 - known
+                            } else {
+                                pinned = nextPinned
+                                nextPinned += 1
+                                table.set(pool, -2 - pinned)
+                                writeDotPinnedPool(&w, pool, id: pinned)
+                            }
+                            w.write("    n")
+                            w.writeDecimal(me)
+                            w.write(" -> p")
+                            w.writeDecimal(pinned)
+                            w.write(" [style=dotted, color=\"#c45f00\", fontcolor=\"#c45f00\", label=\"pins\"];\n")
+                        }
                         if d > 0, path[d - 1] >= 0 {
                             w.write("    n")
                             w.writeDecimal(path[d - 1])
@@ -307,7 +343,7 @@ extension _Walk {
                     for root in roots {
                         walk(root, skipLoop: true) { tc, _ in
                             if tc.pointee.flags & _Flag.reference != 0 { return false }
-                            if table.value(tc) != nil { table.set(tc, id) }
+                            if table.value(tc) == -1 { table.set(tc, id) }
                             id += 1
                             return true
                         } leave: { _, _ in }
@@ -327,13 +363,13 @@ extension _Walk {
                         writeEscapedName(&w, target)
                         w.write("\\n")
                         w.writeDecimal(Int(target.pointee.size))
-                        w.write(" bytes\", style=dashed];\n")
+                        w.write(" bytes\\n(outside this tree)\", style=\"filled,dashed\", fillcolor=\"#f2f2f2\", color=\"#777777\"];\n")
                     }
                     w.write("    n")
                     w.writeDecimal(from)
                     w.write(" -> n")
                     w.writeDecimal(t)
-                    w.write(" [style=dashed, color=\"#aa3333\", label=\"ref\"];\n")
+                    w.write(" [style=dashed, color=\"#7b3fa0\", fontcolor=\"#7b3fa0\", label=\"ref\", constraint=false];\n")
                     if w.stopped { return false }
                 }
                 w.write("}\n")
@@ -342,44 +378,75 @@ extension _Walk {
         }
     }
 
+    /// Whether `tc` was carved from a pool that has been freed (and that it now pins).
+    @inline(__always)
+    static func isInFreedPool(_ tc: _Chunk) -> Bool {
+        tc.isPoolMem && tc.carvingPool.pointee.flags & _Flag.free != 0
+    }
+
+    /// "pool USED/CAPACITY bytes, N objects" of a pool's header.
+    static func writePoolFill(_ w: inout _TextWriter, _ pool: _Chunk) {
+        let h = pool.poolHeader.pointee
+        w.write("pool ")
+        w.writeDecimal(Int(h.end) - _headerSize)
+        w.write("/")
+        w.writeDecimal(Int(h.poolSize))
+        w.write(" bytes, ")
+        w.writeDecimal(Int(h.objectCount))
+        w.write(" objects")
+    }
+
     static func writeDotNode(_ w: inout _TextWriter, _ tc: _Chunk, id: Int) {
         w.write("    n")
         w.writeDecimal(id)
         w.write(" [label=\"")
         writeEscapedName(&w, tc)
+        w.write("\\n")
         if tc.isPool {
-            let h = tc.poolHeader.pointee
-            w.write("\\npool ")
-            w.writeDecimal(Int(h.end) - _headerSize)
-            w.write("/")
-            w.writeDecimal(Int(h.poolSize))
-            w.write(" bytes, ")
-            w.writeDecimal(Int(h.objectCount))
-            w.write(" objects")
+            writePoolFill(&w, tc)
             if tc.pointee.size > 0 {
                 w.write("\\nobject ")
                 w.writeDecimal(Int(tc.pointee.size))
                 w.write(" bytes")
             }
         } else {
-            w.write("\\n")
             w.writeDecimal(Int(tc.pointee.size))
             w.write(" bytes")
         }
-        w.write("\"")
-        if tc.isPool {
-            w.write(", style=filled, fillcolor=\"#dde8ff\"")
-        } else if tc.isPoolMem {
-            w.write(", style=filled, fillcolor=\"#eef3ff\"")
-        }
-        if tc.pointee.flags & _Flag.hasLimit != 0, let x = tc.pointee.extra {
-            w.write(", peripheries=2, xlabel=\"limit ")
+        let limit = tc.pointee.flags & _Flag.hasLimit != 0 ? tc.pointee.extra : nil
+        if let x = limit {
+            w.write("\\nlimit ")
             w.writeDecimal(x.pointee.limitCurrent)
             w.write("/")
             w.writeDecimal(x.pointee.limitMax)
-            w.write("\"")
+            w.write(" bytes")
+        }
+        w.write("\"")
+        let pinned = isInFreedPool(tc)
+        if tc.isPool {
+            w.write(tc.isPoolMem ? ", style=\"filled,bold,rounded\"" : ", style=\"filled,bold\"")
+            w.write(", fillcolor=\"#cfe0ff\"")
+        } else if tc.isPoolMem {
+            w.write(", style=\"filled,rounded\"")
+            w.write(pinned ? ", fillcolor=\"#ffe6cc\"" : ", fillcolor=\"#eef3ff\"")
+        }
+        if limit != nil {
+            w.write(", peripheries=2, color=\"#b3261e\"")
+        } else if pinned {
+            w.write(", color=\"#c45f00\"")
+        } else if tc.isPool || tc.isPoolMem {
+            w.write(", color=\"#2f5597\"")
         }
         w.write("];\n")
+    }
+
+    /// The node of a freed pool that members still pin: its fill, no name (its name may be gone with it).
+    static func writeDotPinnedPool(_ w: inout _TextWriter, _ pool: _Chunk, id: Int) {
+        w.write("    p")
+        w.writeDecimal(id)
+        w.write(" [label=\"freed pool, pinned\\n")
+        writePoolFill(&w, pool)
+        w.write("\", style=\"filled,bold,dashed\", fillcolor=\"#ffd1a3\", color=\"#c45f00\"];\n")
     }
 
     /// The name inside a DOT string: `"` and `\` escaped, newlines as `\n`, other control characters as
