@@ -200,6 +200,15 @@ struct DiffGenerator<Source: ChoiceSource> {
         let live = oracle.liveIDs.sorted()
         func anyLive() -> Int? { live.isEmpty ? nil : rng.pick(live) }
         func parentOrNull() -> Int? { rng.chance(15) ? nil : anyLive() }
+        /// What reparent/unlink name as x's current parent or owner: the real parent, a reference's
+        /// owner, or anything.
+        func fromParentOrOwner(_ x: Int, _ owners: [Int?]) -> Int? {
+            switch rng.below(3) {
+            case 0: return oracle.parentID(x)
+            case 1 where !owners.isEmpty: return rng.pick(owners)
+            default: return parentOrNull()
+            }
+        }
         // A TallocCore-only memory limit; `bytes` is a selector (< 0) the driver turns into a size relative
         // to the subtree's current charge.
         if options.memoryLimits, rng.chance(3), let x = anyLive() { return .setLimit(x, bytes: -1 - rng.below(8)) }
@@ -293,12 +302,7 @@ struct DiffGenerator<Source: ChoiceSource> {
         case 56..<60:
             guard let x = anyLive() else { return nil }
             let owners = oracle.referenceOwners(x)
-            let from: Int?
-            switch rng.below(3) {
-            case 0: from = oracle.parentID(x)
-            case 1 where !owners.isEmpty: from = rng.pick(owners)
-            default: from = parentOrNull()
-            }
+            let from = fromParentOrOwner(x, owners)
             let to = parentOrNull()
             if to == nil, !options.nullReferences, owners.contains(where: { $0 == from }), from != oracle.parentID(x) {
                 return nil
@@ -317,12 +321,7 @@ struct DiffGenerator<Source: ChoiceSource> {
         case 67..<73:
             guard let x = anyLive() else { return nil }
             let owners = oracle.referenceOwners(x)
-            let from: Int?
-            switch rng.below(3) {
-            case 0: from = oracle.parentID(x)
-            case 1 where !owners.isEmpty: from = rng.pick(owners)
-            default: from = parentOrNull()
-            }
+            let from = fromParentOrOwner(x, owners)
             if from == oracle.parentID(x), !owners.contains(where: { $0 == from }) {
                 if unlinkStealsIntoOwnSubtree(x, oracle) { return nil }
                 if owners.isEmpty, freeCouldLoop(x, includeSelf: true, oracle) { return nil }

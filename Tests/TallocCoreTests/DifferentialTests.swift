@@ -109,46 +109,34 @@ struct DifferentialTests {
             parent = id
         }
         ops.append(.reference(1, owner: 20))
-        var stats = DifferentialRun.Stats()
-        let depths = [(0, -1), (0, 1), (0, 0), (1, -1), (1, 2), (0, 3), (4, -1), (0, 100)]
-        if let f = DifferentialRun.run(seed: 0, options: DiffEnv.options, script: ops, reportDepths: depths,
-                                       stats: &stats) {
-            Issue.record(Comment(rawValue: f))
-        }
+        expectAgreement(ops, reportDepths: [(0, -1), (0, 1), (0, 0), (1, -1), (1, 2), (0, 3), (4, -1), (0, 100)])
     }
 
     /// talloc re-homes a child whose newest reference is owned by the NULL context like an unreferenced
     /// refusing child: to the parent of the chunk being freed (talloc.c `_tc_free_children_internal`:
     /// a NULL owner leaves `new_parent == null_context`, which falls back to `talloc_parent_chunk(ptr)`),
     /// freeing that NULL-owned handle. TALLOC-SEMANTICS §3.3 (2f) orders the choices the same way.
-    @Test("a child referenced only by NULL moves to the freed chunk's parent (free)")
-    func nullOwnedReferenceOnFree() {
-        let ops: [DiffOp] = [
+    @Test("a child referenced only by NULL moves to the freed chunk's parent (free, free_children)",
+          arguments: [false, true])
+    func nullOwnedReference(childrenOnly: Bool) {
+        expectAgreement([
             .new(id: 1, parent: nil, name: 1),
             .new(id: 2, parent: 1, name: 2),
             .new(id: 3, parent: 2, name: 5),
             .reference(3, owner: nil),
-            .free(2),
-        ]
-        var stats = DifferentialRun.Stats()
-        if let f = DifferentialRun.run(seed: 0, options: DiffEnv.options, script: ops, stats: &stats) {
-            Issue.record(Comment(rawValue: f))
-        }
+            childrenOnly ? .freeChildren(2) : .free(2),
+        ])
     }
 
-    @Test("a child referenced only by NULL moves to the parent (free_children)")
-    func nullOwnedReferenceOnFreeChildren() {
-        let ops: [DiffOp] = [
-            .new(id: 1, parent: nil, name: 1),
-            .new(id: 2, parent: 1, name: 2),
-            .new(id: 3, parent: 2, name: 5),
-            .reference(3, owner: nil),
-            .freeChildren(2),
-        ]
+    /// Runs `ops` on both libraries, then the compared cleanup; any difference is an issue.
+    private func expectAgreement(_ ops: [DiffOp], reportDepths: [(Int, Int)] = [],
+                                 sourceLocation: SourceLocation = #_sourceLocation) {
         var stats = DifferentialRun.Stats()
-        if let f = DifferentialRun.run(seed: 0, options: DiffEnv.options, script: ops, stats: &stats) {
-            Issue.record(Comment(rawValue: f))
+        if let f = DifferentialRun.run(seed: 0, options: DiffEnv.options, script: ops, reportDepths: reportDepths,
+                                       stats: &stats) {
+            Issue.record(Comment(rawValue: f), sourceLocation: sourceLocation)
         }
+        #expect(stats.operations >= ops.count, sourceLocation: sourceLocation)
     }
 
     /// The fuzzer's options (freeing destructors, TallocCore-only memory limits against the exact model) on
