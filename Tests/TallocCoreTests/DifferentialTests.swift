@@ -44,19 +44,11 @@ struct DifferentialTests {
 
     @Test("the harness agrees with itself: libtalloc against a second libtalloc instance")
     func harnessSelfTest() {
-        var stats = DifferentialRun.Stats()
         var options = DiffEnv.options
         options.subject = .secondLibtalloc
         options.steps = 250
         options.documentedDivergences = false
-        var seed: UInt64 = 1_000_001
-        while stats.operations < 5_000 {
-            if let f = DifferentialRun.run(seed: seed, options: options, stats: &stats) {
-                Issue.record(Comment(rawValue: f))
-                break
-            }
-            seed += 1
-        }
+        let stats = runSeeds(from: 1_000_001, operations: 5_000, options)
         print("differential harness self-test: \(stats.operations) operations, libtalloc vs libtalloc")
     }
 
@@ -128,6 +120,21 @@ struct DifferentialTests {
         ])
     }
 
+    /// Runs the seeds from `first` on until `operations` operations ran; the first failure is an issue.
+    private func runSeeds(from first: UInt64, operations: Int, _ options: DifferentialRun.Options)
+        -> DifferentialRun.Stats {
+        var stats = DifferentialRun.Stats()
+        var seed = first
+        while stats.operations < operations {
+            if let f = DifferentialRun.run(seed: seed, options: options, stats: &stats) {
+                Issue.record(Comment(rawValue: f))
+                break
+            }
+            seed += 1
+        }
+        return stats
+    }
+
     /// Runs `ops` on both libraries, then the compared cleanup; any difference is an issue.
     private func expectAgreement(_ ops: [DiffOp], reportDepths: [(Int, Int)] = [],
                                  sourceLocation: SourceLocation = #_sourceLocation) {
@@ -143,17 +150,9 @@ struct DifferentialTests {
     /// seeded sequences: a bounded run of what Fuzz/run does with libFuzzer's bytes.
     @Test("random sequences with the fuzzer's options agree after every step")
     func fuzzerOptions() {
-        var stats = DifferentialRun.Stats()
         var options = DifferentialRun.Options.fuzzer
         options.steps = DiffEnv.options.steps
-        var seed: UInt64 = 3_000_001
-        while stats.operations < 20_000 {
-            if let f = DifferentialRun.run(seed: seed, options: options, stats: &stats) {
-                Issue.record(Comment(rawValue: f))
-                break
-            }
-            seed += 1
-        }
+        let stats = runSeeds(from: 3_000_001, operations: 20_000, options)
         print("differential (fuzzer options): \(stats.operations) operations in \(stats.sequences) sequences, "
               + "\(stats.limitFailures) over-limit operations checked, \(stats.skippedUnderLimit) skipped; "
               + "\(stats.divergences.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
