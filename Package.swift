@@ -19,6 +19,9 @@ let package = Package(
         .library(name: "LuaTalloc", targets: ["LuaTalloc"]),
         .library(name: "talloc", type: .dynamic, targets: ["TallocLuaModule"]),
         .executable(name: "luatalloc", targets: ["luatalloc"]),
+        // Test-only, needs libtalloc-dev: the differential harness, a product only so that the fuzzer package
+        // (Fuzz/Package.swift) can share it with the tests. Nothing users or packagers build depends on it.
+        .library(name: "TallocDifferential", targets: ["TallocDifferential"]),
     ],
     targets: [
         // Debian's Lua 5.4 (liblua5.4-dev), through pkg-config: the headers and the library.
@@ -60,8 +63,13 @@ let package = Package(
         .systemLibrary(
             name: "CTalloc", path: "Tests/CTalloc", pkgConfig: "talloc",
             providers: [.apt(["libtalloc-dev"])]),
+        // Test-only: the differential harness (generator, libtalloc oracle, TallocCore subject, driver), generic
+        // over its source of choices: seeds in TallocCoreTests, libFuzzer's bytes in Fuzz/.
+        .target(
+            name: "TallocDifferential", dependencies: ["TallocCore", "CTalloc"], path: "Tests/Differential",
+            swiftSettings: commonSettings),
         .testTarget(
-            name: "TallocCoreTests", dependencies: ["TallocCore", "CTalloc"],
+            name: "TallocCoreTests", dependencies: ["TallocCore", "CTalloc", "TallocDifferential"],
             swiftSettings: commonSettings),
         .testTarget(
             name: "LuaTallocTests", dependencies: ["LuaTalloc", "CLua", "CLuaShims", "TallocCore"],

@@ -2,12 +2,18 @@
 """Random Lua programs over the whole `talloc` API, weighted toward misuse.
 
     gen.py SEED [STATEMENTS]   prints one program on stdout
+    gen.py --batch FIRST COUNT [STATEMENTS]
+                               prints the programs of seeds FIRST..FIRST+COUNT-1, each after a header line
+                               "-- @@ seed=S memlimit=L bytes=N" (L: memlimit(S) or "-"; N: the program's
+                               length in UTF-8 bytes)
 
 Every statement runs under pcall, so a program goes on after a Lua error; the last few statements run
 unprotected (the program may end with a Lua error: exit status 1). Handles live in the table V (slots
 1..N) and may be nil, freed, stolen, referenced, hold destructors, be captured by coroutines and closures.
-The same SEED always gives the same program. Used by Fuzz/lua/run and by
-Tests/LuaTallocTests/ReliabilityTests.swift (which embeds a Swift port of the same choices).
+The same SEED always gives the same program, and `memlimit(SEED)` the same --memlimit. The one generator
+of misuse programs: Fuzz/lua/run runs them in the release `luatalloc`, and
+Tests/LuaTallocTests/ReliabilityTests.swift (generatedMisuse) runs the --batch output in-process in a
+LuaRuntime, so a failing seed there is `Fuzz/lua/run 1 --first SEED` here.
 """
 import random
 import sys
@@ -22,6 +28,15 @@ NAMES = ["'a'", "'node'", "'.name'", "''", "'UNNAMED'", "'struct foo'", "string.
 TEXTS = ["'hello'", "''", "'%s %d %%'", "string.rep('x', 1000)", "'\\0\\1\\2'", "'ü-utf8'", "nil", "12", "{}",
          "V[%d]", "string.rep('y', 100000)"]
 FMTS = ["'%s'", "'%d'", "'%5.2f'", "'%q'", "'%s %s %s'", "'%'", "'%z'", "'%c'", "'%x'", "'%99999999d'", "nil", "3"]
+LIMITS = ["64K", "256K", "1M", "4M", "64M"]
+
+
+def memlimit(seed):
+    """The --memlimit a program runs under (35 % of seeds), or None."""
+    rnd = random.Random(seed * 7919)
+    return rnd.choice(LIMITS) if rnd.random() < 0.35 else None
+
+
 JUNK = ["nil", "true", "false", "0", "-1", "'str'", "{}", "function() end", "coroutine.create(function() end)",
         "io.stdout", "talloc", "V", "print", "2^63", "0/0", "setmetatable({}, {__index = function() error('x') end})"]
 
@@ -44,7 +59,8 @@ class Gen:
             return "V[%d]" % self.slot()
         if x < 0.88:
             return "(V[%d] and V[%d]:parent())" % (self.slot(), self.slot())
-        return self.pick(JUNK)
+        # parenthesised: a literal cannot take a method call (`(0/0):free()`, not `0/0:free()`)
+        return "(%s)" % self.pick(JUNK)
 
     def parent(self):
         return "nil" if self.r.random() < 0.2 else self.h()
@@ -79,7 +95,12 @@ class Gen:
             "talloc.set_memlimit(c, 1)", "V[%d] = nil" % s, "return V[%d] ~= nil" % s,
         ]
         n = self.r.randint(1, 3)
-        return "function(c) " + "; ".join(self.pick(bodies) for _ in range(n)) + " end"
+        # `return` must end a block: inside `do ... end` it may come first (else the program does not compile)
+        return "function(c) " + "; ".join(self.block_safe(self.pick(bodies)) for _ in range(n)) + " end"
+
+    @staticmethod
+    def block_safe(stmt):
+        return "do %s end" % stmt if stmt.startswith("return") else stmt
 
     def create(self):
         s = self.slot()
@@ -253,6 +274,15 @@ class Gen:
 
 
 if __name__ == "__main__":
-    seed = int(sys.argv[1])
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 120
-    sys.stdout.write(Gen(seed).program(n))
+    if sys.argv[1] == "--batch":
+        first, count = int(sys.argv[2]), int(sys.argv[3])
+        n = int(sys.argv[4]) if len(sys.argv) > 4 else 120
+        out = sys.stdout.buffer
+        for seed in range(first, first + count):
+            prog = Gen(seed).program(n).encode()
+            out.write(b"-- @@ seed=%d memlimit=%s bytes=%d\n" % (seed, (memlimit(seed) or "-").encode(), len(prog)))
+            out.write(prog)
+    else:
+        seed = int(sys.argv[1])
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 120
+        sys.stdout.write(Gen(seed).program(n))

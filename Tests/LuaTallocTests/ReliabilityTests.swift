@@ -192,29 +192,30 @@ struct LuaReliabilityTests {
         #expect(!rt.reportFull(addresses: false).contains("other"))
     }
 
-    // MARK: generated misuse programs (a Swift port of Fuzz/lua/gen.py's choices, trimmed)
+    // MARK: generated misuse programs (Fuzz/lua/gen.py, the one generator; Fuzz/lua/run runs the same seeds)
 
-    /// Seeds whose program is excluded because it hits a finding of Fuzz/README.md (kept in the
-    /// disabled tests below).
-    static let knownBad: Set<UInt64> = []
-
+    /// Seeds 1...300 of Fuzz/lua/gen.py, 120 statements each, under gen.py's `memlimit(seed)` (64 MiB when it
+    /// names none, to bound the test): each program ends normally or with a Lua error. Seed S here is the
+    /// program `Fuzz/lua/run 1 --first S` runs in the command line.
     @Test("a few hundred generated misuse programs end normally or with a Lua error", arguments: 0..<4)
     func generatedMisuse(_ batch: Int) throws {
+        let programs = try MisusePrograms.batch(first: batch * 75 + 1, count: 75)
+        #expect(programs.count == 75)
         var normal = 0, errors = 0
-        for seed in UInt64(batch * 75 + 1)...UInt64(batch * 75 + 75) where !Self.knownBad.contains(seed) {
-            var g = MisuseGenerator(seed: seed)
-            let program = g.program(statements: 60)
-            let limited = seed % 3 == 0
-            let rt = try LuaRuntime(options: .init(memoryLimit: limited ? 1 << 20 : 64 << 20, libraries: .all,
+        for p in programs {
+            let rt = try LuaRuntime(options: .init(memoryLimit: p.memoryLimit ?? 64 << 20, libraries: .all,
                                                    instructionLimit: 50_000_000))
-            switch attempt(rt, program) {
+            // what the programs print goes nowhere (the test's stdout is shared with the other suites)
+            #expect(attempt(rt, "io.output('/dev/null'); io.stdout = io.output(); print = function() end") == nil)
+            switch attempt(rt, p.program) {
             case nil: normal += 1
             case .lua?, .budgetExhausted?: errors += 1
-            case let other?: Issue.record("seed \(seed): \(other)\n\(program)")
+            case let other?: Issue.record("seed \(p.seed): \(other)\n\(p.program)")
             }
             rt.close()
         }
-        #expect(normal + errors == 75 - Self.knownBad.filter { (UInt64(batch * 75 + 1)...UInt64(batch * 75 + 75)).contains($0) }.count)
+        print("generated misuse, seeds \(batch * 75 + 1)...\(batch * 75 + 75): \(normal) ended normally, \(errors) with a Lua error")
+        #expect(normal + errors == programs.count)
     }
 
     @Test("finding F1: a destructor that reallocates its own chunk")
@@ -263,104 +264,67 @@ struct LuaReliabilityTests {
     }
 }
 
-/// Random misuse programs: every statement under pcall, handles in V[1..12].
-struct MisuseGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func pick(_ xs: [String]) -> String { xs[below(xs.count)] }
-    mutating func slot() -> Int { 1 + below(12) }
+#if canImport(Glibc)
+import Glibc
+#endif
 
-    static let sizes = ["0", "1", "16", "100", "4096", "-1", "0.5", "1e300", "math.maxinteger", "math.mininteger",
-                        "2^53", "1<<40", "0/0", "math.huge", "'12'", "'x'", "nil", "{}"]
-    static let names = ["'a'", "'.name'", "''", "'UNNAMED'", "string.rep('n', 200)", "'%s%d%n'", "'\\0nul'", "nil", "42", "{}"]
-    static let texts = ["'hello'", "''", "'%s %d %%'", "string.rep('x', 1000)", "'\\0\\1'", "nil", "12", "{}"]
-    static let junk = ["nil", "true", "0", "-1", "'str'", "{}", "function() end", "coroutine.create(function() end)",
-                       "talloc", "print", "0/0"]
-
-    mutating func h() -> String {
-        let x = below(100)
-        if x < 80 { return "V[\(slot())]" }
-        if x < 88 { return "(V[\(slot())] and V[\(slot())]:parent())" }
-        return pick(Self.junk)
-    }
-    mutating func parent() -> String { below(5) == 0 ? "nil" : h() }
-    mutating func size() -> String { below(10) < 6 ? pick(Self.sizes) : pick(["0", "1", "8", "64", "300"]) }
-
-    mutating func destructor() -> String {
-        let s = slot()
-        // No "c:realloc(1000)" (finding F1) and no finalizer-driven frees (finding F2).
-        let bodies = ["return nil", "return false", "error('no')", "error({})", "talloc.free(c)", "c:free()",
-                      "talloc.free(c:parent())", "talloc.free(V[\(s)])", "talloc.free_children(c)", "talloc.new(c)",
-                      "V[\(s)] = talloc.new(c)", "V[\(s)] = c", "talloc.steal(V[\(s)], c)", "talloc.steal(nil, c)",
-                      "collectgarbage('step')", "coroutine.yield()", "talloc.reference(V[\(s)], c)", "c:realloc(0)",
-                      "talloc.set_destructor(c, nil)", "string.rep('z', 1 << 20)", "talloc.report()"]
-        return "function(c) " + (0..<(1 + below(2))).map { _ in pick(bodies) }.joined(separator: "; ") + " end"
+/// The misuse programs of Fuzz/lua/gen.py (`gen.py --batch FIRST COUNT`), read from python3's output.
+enum MisusePrograms {
+    struct Program {
+        var seed: Int
+        /// gen.py's `memlimit(seed)` in bytes, nil for none.
+        var memoryLimit: Int?
+        var program: String
     }
 
-    mutating func statement() -> String {
-        let a = h(), b = h(), s = slot()
-        switch below(40) {
-        case 0: return "V[\(s)] = talloc.new(\(parent()), \(pick(Self.names)))"
-        case 1: return "V[\(s)] = talloc.size(\(parent()), \(size()))"
-        case 2: return "V[\(s)] = talloc.zero(\(parent()), \(size()))"
-        case 3: return "V[\(s)] = talloc.pool(\(parent()), \(size()))"
-        case 4: return "V[\(s)] = talloc.pooled_object(\(parent()), \(size()), \(size()), \(size()))"
-        case 5: return "V[\(s)] = talloc.strdup(\(parent()), \(pick(Self.texts)))"
-        case 6: return "V[\(s)] = talloc.asprintf(\(parent()), \(pick(["'%s'", "'%d'", "'%q'", "'%'", "nil"])), \(pick(Self.texts)))"
-        case 7: return "V[\(s)] = talloc.memdup(\(parent()), \(below(2) == 0 ? h() : pick(Self.texts)))"
-        case 8: return "talloc.free(\(a))"
-        case 9: return "talloc.free(\(a)); talloc.free(\(a))"
-        case 10: return "talloc.free_children(\(a))"
-        case 11: return "talloc.steal(\(b), \(a))"
-        case 12: return "talloc.reparent(\(b), \(h()), \(a))"
-        case 13: return "talloc.reference(\(b), \(a))"
-        case 14: return "talloc.unlink(\(b), \(a))"
-        case 15: return "talloc.set_destructor(\(a), \(destructor()))"
-        case 16: return "talloc.set_name(\(a), \(pick(Self.names)))"
-        case 17: return "talloc.get_type_abort(\(a), \(pick(Self.names)))"
-        case 18: return "for ch in talloc.children(\(a)) do V[\(s)] = ch end"
-        case 19: return "for ch in talloc.children(\(a)) do ch:free() end"
-        case 20: return "talloc.find_parent_byname(\(a), \(pick(Self.names)))"
-        case 21: return "talloc.report(\(a)); talloc.report_full(\(a)); talloc.dot(\(a)); talloc.pool_map(\(a))"
-        case 22: return "talloc.set_memlimit(\(a), \(size()))"
-        case 23: return "talloc.realloc(\(a), \(size()))"
-        case 24: return "talloc.strdup_append(\(a), \(pick(Self.texts)))"
-        case 25: return "\(a):write(\(size()), \(pick(Self.texts)))"
-        case 26: return "\(a):read(\(size()), \(size()))"
-        case 27: return "\(a):fill(\(size()), \(size()), \(size()))"
-        case 28: return "\(a):pack(\(size()), \(pick(["'i4'", "'s'", "'z'", "'d'", "nil"])), \(size()))"
-        case 29: return "\(a):unpack(\(size()), \(pick(["'i4'", "'s'", "'z'", "'d'"])))"
-        case 30: return "getmetatable(\(a)).__close(\(a))"
-        case 31: return "collectgarbage()"
-        case 32: return "V[\(s)] = nil; collectgarbage('step', \(below(50)))"
-        case 33: return "do local x <close> = talloc.new(\(parent())); V[\(s)] = x; talloc.steal(\(b), x) end"
-        case 34:
-            return "local co = coroutine.wrap(function() local x <close> = talloc.new(\(parent())); V[\(s)] = x; "
-                + "coroutine.yield(); talloc.free(x) end); co(); CO[#CO + 1] = co"
-        case 35: return "local p = \(parent()); for i = 1, \(pick(["10", "100", "1000"])) do p = talloc.new(p) end; V[\(s)] = p"
-        case 36:
-            return "local a, b = talloc.new(\(parent())), talloc.new(\(parent())); talloc.reference(a, b); "
-                + "talloc.reference(b, a); V[\(s)], V[\(slot())] = a, b"
-        case 37:
-            return "local pl = talloc.pool(\(parent()), \(pick(["0", "64", "1024"]))); local m = talloc.size(pl, 8); "
-                + "talloc.steal(\(b), m); V[\(s)] = m; pl:free()"
-        case 38: return "local x = talloc.new(\(parent())); local y = talloc.new(x); talloc.steal(talloc.new(y), x); V[\(s)] = x"
-        default: return "tostring(\(a)); talloc.is_freed(\(a)); talloc.get_size(\(a)); talloc.total_blocks(\(a))"
+    /// Fuzz/lua/gen.py, found from this file's path (Tests/LuaTallocTests/ → the package root).
+    static let generator: String = {
+        var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/") + "/Fuzz/lua/gen.py"
+    }()
+
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    static func batch(first: Int, count: Int) throws -> [Program] {
+        guard let pipe = popen("python3 '\(generator)' --batch \(first) \(count)", "r") else {
+            throw Failure(description: "cannot run python3 \(generator)")
         }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, pipe)
+            if n <= 0 { break }
+            bytes += buffer[..<n]
+        }
+        let status = pclose(pipe)
+        guard status == 0 else { throw Failure(description: "python3 \(generator) --batch: status \(status)") }
+        // Each program follows a header line "-- @@ seed=S memlimit=L bytes=N".
+        var out: [Program] = []
+        var i = 0
+        while i < bytes.count {
+            guard let eol = bytes[i...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+            let header = String(decoding: bytes[i..<eol], as: UTF8.self)
+            var fields: [Substring: Substring] = [:]
+            for f in header.split(separator: " ").dropFirst(2) {
+                let kv = f.split(separator: "=", maxSplits: 1)
+                if kv.count == 2 { fields[kv[0]] = kv[1] }
+            }
+            guard header.hasPrefix("-- @@ "), let seed = fields["seed"].flatMap({ Int($0) }),
+                  let length = fields["bytes"].flatMap({ Int($0) }), eol + 1 + length <= bytes.count else {
+                throw Failure(description: "gen.py --batch: bad header \(header.debugDescription)")
+            }
+            out.append(Program(seed: seed, memoryLimit: fields["memlimit"].flatMap(size),
+                               program: String(decoding: bytes[(eol + 1)..<(eol + 1 + length)], as: UTF8.self)))
+            i = eol + 1 + length
+        }
+        return out
     }
 
-    mutating func program(statements: Int) -> String {
-        var out = ["local V, CO = {}, {}"]
-        for _ in 0..<statements { out.append("pcall(function() \(statement()) end)") }
-        out.append("V = nil; CO = nil; collectgarbage(); collectgarbage()")
-        return out.joined(separator: "\n")
+    /// "64K", "1M", ... in bytes; nil for "-".
+    static func size(_ text: Substring) -> Int? {
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        if let unit = text.last.flatMap({ units[$0] }), let n = Int(text.dropLast()) { return n * unit }
+        return Int(text)
     }
 }

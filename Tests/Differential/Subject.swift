@@ -1,4 +1,4 @@
-// luatalloc — differential tests against Debian's libtalloc 2.4.0
+// luatalloc — the differential harness (TallocCore against Debian's libtalloc 2.4.0)
 // SPDX-License-Identifier: MIT
 //
 // The common face of the two libraries under comparison, and the normalised snapshot of what is
@@ -99,4 +99,24 @@ func maskAddresses(_ text: String, _ lookup: (UInt) -> Int?) -> String {
         }
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+/// The lines of two snapshots that differ (libtalloc's first), for a failure report.
+func describeDiff(_ a: Snapshot, _ b: Snapshot) -> String {
+    var out = ""
+    let byIDb = Dictionary(b.objects.map { ($0.id, $0) }, uniquingKeysWith: { x, _ in x })
+    for o in a.objects {
+        guard let p = byIDb[o.id] else { out += "  missing in TallocCore: \(o)\n"; continue }
+        if o != p { out += "  libtalloc  \(o)\n  TallocCore \(p)\n" }
+    }
+    if a.reports != b.reports {
+        for (x, y) in zip(a.reports, b.reports) where x != y {
+            out += "  report (libtalloc):\n" + x.split(separator: "\n").map { "    |\($0)" }.joined(separator: "\n")
+            out += "\n  report (TallocCore):\n" + y.split(separator: "\n").map { "    |\($0)" }.joined(separator: "\n")
+            out += "\n"
+            break
+        }
+        if a.reports.count != b.reports.count { out += "  report count \(a.reports.count) vs \(b.reports.count)\n" }
+    }
+    return out.isEmpty ? "  (snapshots equal)" : out
 }

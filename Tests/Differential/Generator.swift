@@ -1,153 +1,9 @@
-// luatalloc — differential tests against Debian's libtalloc 2.4.0
+// luatalloc — the differential harness (TallocCore against Debian's libtalloc 2.4.0)
 // SPDX-License-Identifier: MIT
 //
-// The operations, the seeded PRNG and the generator of operation sequences.
-//
-// Objects are small integer ids handed out by the generator; each subject maps them to its own pointers.
-// The generator reads the *oracle's* state (libtalloc, through `CTallocSubject`) to choose operations
-// that are valid, that libtalloc survives (TALLOC-SEMANTICS §8), and whose pool placement cannot depend
-// on the header size (see `PoolBudget`).
-
-// MARK: - PRNG
-
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, seedable, good enough to drive a fuzzer.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
-    mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-    mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-}
-
-// MARK: - Fixed names (talloc stores `const char *` names by pointer: they must be static)
-
-enum DiffNames {
-    /// Names for talloc_named_const / set_name_const / realloc. Index 0 is the empty name.
-    static let table: [StaticString] = [
-        "", "A", "B", "node", "struct foo", "leaf", "x",
-        "a_name_that_is_longer_than_thirty_characters",
-        "exactly_thirty_characters_name", "talloc_new: fake.c:1", "UNNAMED", ".name",
-    ]
-    static func string(_ index: Int) -> String { table[index].description }
-
-    /// Strings for strdup / asprintf / set_name / the append family.
-    static let texts: [String] = [
-        "", "hello", " world", "hello world", "%s %d %%", "ü-utf8-é",
-        "a string that is definitely longer than thirty characters",
-        "abcdefghijklmnopqrstuvwxyz0123456789",
-    ]
-}
-
-// MARK: - Operations
-
-enum DestructorMode: Equatable, CustomStringConvertible {
-    case none, allow, refuse
-    var description: String {
-        switch self { case .none: "none"; case .allow: "allow"; case .refuse: "refuse" }
-    }
-}
-
-enum AppendKind: CaseIterable, CustomStringConvertible {
-    case strdupAppend, strdupAppendBuffer, asprintfAppend, asprintfAppendBuffer
-    var description: String {
-        switch self {
-        case .strdupAppend: "strdup_append"
-        case .strdupAppendBuffer: "strdup_append_buffer"
-        case .asprintfAppend: "asprintf_append"
-        case .asprintfAppendBuffer: "asprintf_append_buffer"
-        }
-    }
-}
-
-/// One operation. `id` of a creating operation is the id the new object gets.
-enum DiffOp: CustomStringConvertible {
-    case new(id: Int, parent: Int?, name: Int)
-    case allocate(id: Int, parent: Int?, size: Int, name: Int)
-    /// talloc_size / talloc_new: named by the call site, "fake.c:LINE" / "talloc_new: fake.c:LINE".
-    case allocateAt(id: Int, parent: Int?, size: Int, line: Int)
-    case newAt(id: Int, parent: Int?, line: Int)
-    case pool(id: Int, parent: Int?, capacity: Int)
-    case pooledObject(id: Int, parent: Int?, size: Int, name: Int, subobjects: Int, subobjectBytes: Int)
-    case strdup(id: Int, parent: Int?, text: String)
-    case asprintf(id: Int, parent: Int?, text: String)
-    /// talloc_realloc(ctx, NULL, size): an allocation on ctx.
-    case reallocNull(id: Int, parent: Int?, size: Int, name: Int)
-    case free(Int)
-    case freeChildren(Int)
-    case steal(Int, to: Int?)
-    case reparent(Int, from: Int?, to: Int?)
-    case reference(Int, owner: Int?)
-    case unlink(Int, from: Int?)
-    /// talloc_realloc(ctx, p, size) with the name `name`; size 0 is talloc_unlink(ctx, p).
-    case realloc(Int, context: Int?, size: Int, name: Int)
-    case setDestructor(Int, DestructorMode)
-    case setName(Int, String)
-    case setNameConst(Int, name: Int)
-    case append(Int, AppendKind, String)
-    /// Documented divergence (DESIGN §8): steal into one's own subtree. Only TallocCore runs it and must
-    /// refuse it; libtalloc would build a detached loop.
-    case stealIntoOwnSubtree(Int, to: Int)
-
-    var createdID: Int? {
-        switch self {
-        case .new(let id, _, _), .allocate(let id, _, _, _), .pool(let id, _, _),
-            .allocateAt(let id, _, _, _), .newAt(let id, _, _),
-            .pooledObject(let id, _, _, _, _, _), .strdup(let id, _, _), .asprintf(let id, _, _),
-            .reallocNull(let id, _, _, _):
-            return id
-        default: return nil
-        }
-    }
-
-    var description: String {
-        func o(_ id: Int?) -> String { id.map { "#\($0)" } ?? "NULL" }
-        func n(_ i: Int) -> String { "\"\(DiffNames.string(i))\"" }
-        switch self {
-        case .new(let id, let p, let name): return "#\(id) = new(\(o(p)), \(n(name)))"
-        case .allocate(let id, let p, let s, let name): return "#\(id) = named_const(\(o(p)), \(s), \(n(name)))"
-        case .allocateAt(let id, let p, let s, let line): return "#\(id) = talloc_size(\(o(p)), \(s)) at fake.c:\(line)"
-        case .newAt(let id, let p, let line): return "#\(id) = talloc_new(\(o(p))) at fake.c:\(line)"
-        case .pool(let id, let p, let c): return "#\(id) = pool(\(o(p)), \(c))"
-        case .pooledObject(let id, let p, let s, let name, let k, let b):
-            return "#\(id) = pooled_object(\(o(p)), \(s), \(n(name)), \(k), \(b))"
-        case .strdup(let id, let p, let t): return "#\(id) = strdup(\(o(p)), \(t.debugDescription))"
-        case .asprintf(let id, let p, let t): return "#\(id) = asprintf(\(o(p)), \(t.debugDescription))"
-        case .reallocNull(let id, let p, let s, let name): return "#\(id) = realloc(\(o(p)), NULL, \(s), \(n(name)))"
-        case .free(let x): return "free(#\(x))"
-        case .freeChildren(let x): return "free_children(#\(x))"
-        case .steal(let x, let to): return "steal(\(o(to)), #\(x))"
-        case .reparent(let x, let from, let to): return "reparent(\(o(from)), \(o(to)), #\(x))"
-        case .reference(let x, let owner): return "reference(\(o(owner)), #\(x))"
-        case .unlink(let x, let from): return "unlink(\(o(from)), #\(x))"
-        case .realloc(let x, let c, let s, let name): return "realloc(\(o(c)), #\(x), \(s), \(n(name)))"
-        case .setDestructor(let x, let m): return "set_destructor(#\(x), \(m))"
-        case .setName(let x, let t): return "set_name(#\(x), \(t.debugDescription))"
-        case .setNameConst(let x, let name): return "set_name_const(#\(x), \(n(name)))"
-        case .append(let x, let k, let t): return "\(k)(#\(x), \(t.debugDescription))"
-        case .stealIntoOwnSubtree(let x, let to): return "steal(#\(to), #\(x)) [into own subtree: TallocCore only]"
-        }
-    }
-}
-
-/// What an operation returned, normalised so that both libraries can be compared.
-enum OpResult: Equatable, CustomStringConvertible {
-    /// Nothing to compare (void functions, or talloc_realloc to 0, which returns NULL whatever it did).
-    case void
-    /// talloc's 0 / a non-NULL pointer; TallocCore: no error thrown, a non-nil context.
-    case ok
-    /// talloc's -1 / NULL; TallocCore: an error thrown, or nil.
-    case failed
-    var description: String {
-        switch self { case .void: "void"; case .ok: "ok"; case .failed: "failed" }
-    }
-}
+// The generator of operation sequences. It reads the *oracle's* state (libtalloc, through
+// `CTallocSubject`) to choose operations that are valid, that libtalloc survives (TALLOC-SEMANTICS §8),
+// and whose pool placement cannot depend on the header size (see `PoolBudget`).
 
 // MARK: - Pool budget
 
@@ -194,9 +50,10 @@ struct PoolBudget {
 
 // MARK: - Generator
 
-/// Chooses the next operation from the oracle's current state.
-struct DiffGenerator {
-    var rng: SplitMix64
+/// Chooses the next operation from the oracle's current state, with choices drawn from `Source`.
+struct DiffGenerator<Source: ChoiceSource> {
+    var rng: Source
+    let options: DifferentialRun.Options
     var nextID = 1
     /// Per live object: what the generator knows (kind, destructor mode, pool).
     var modes: [Int: DestructorMode] = [:]
@@ -210,20 +67,14 @@ struct DiffGenerator {
     var poolOf: [Int: Int] = [:]
     /// Budgets by pool id; kept after the pool is freed (its members may pin it).
     var budgets: [Int: PoolBudget] = [:]
-    /// Whether references may be owned by the NULL context (`talloc_reference(NULL, p)`, reparenting a
-    /// handle to NULL). On by default; `TALLOC_DIFF_NO_NULL_REFS=1` turns it off to look past that
-    /// divergence class.
-    var nullReferences = DiffEnv.int("TALLOC_DIFF_NO_NULL_REFS") == nil
-    /// Whether TallocCore-only divergence ops (steal into own subtree) are generated.
-    var allowDivergenceOps: Bool
-    /// Our own bump space for a pooled object, when TallocCore's formula is smaller than talloc's.
-    var ourPooledObjectCapacity: (_ size: Int, _ subobjects: Int, _ bytes: Int) -> Int
+    /// `Options.memoryLimits`: TallocCore-only memory limits, owner id → max bytes (0 = unlimited).
+    var limits: [Int: Int] = [:]
+    /// `Options.memoryLimits`: TallocCore's pool capacity of each pool id (for the limit model).
+    var ourPoolCapacity: [Int: Int] = [:]
 
-    init(seed: UInt64, allowDivergenceOps: Bool,
-         ourPooledObjectCapacity: @escaping (Int, Int, Int) -> Int) {
-        rng = SplitMix64(seed: seed)
-        self.allowDivergenceOps = allowDivergenceOps
-        self.ourPooledObjectCapacity = ourPooledObjectCapacity
+    init(_ source: Source, options: DifferentialRun.Options) {
+        rng = source
+        self.options = options
     }
 
     private mutating func size() -> Int {
@@ -292,6 +143,8 @@ struct DiffGenerator {
             poolOf[id] = nil
         }
         for id in isPoolObject where !live.contains(id) { isPoolObject.remove(id) }
+        for id in Array(limits.keys) where !live.contains(id) { limits[id] = nil }
+        for id in Array(ourPoolCapacity.keys) where !live.contains(id) { ourPoolCapacity[id] = nil }
     }
 
     // MARK: guards against the C library's own crashes and documented divergences
@@ -347,6 +200,18 @@ struct DiffGenerator {
         let live = oracle.liveIDs.sorted()
         func anyLive() -> Int? { live.isEmpty ? nil : rng.pick(live) }
         func parentOrNull() -> Int? { rng.chance(15) ? nil : anyLive() }
+        /// What reparent/unlink name as x's current parent or owner: the real parent, a reference's
+        /// owner, or anything.
+        func fromParentOrOwner(_ x: Int, _ owners: [Int?]) -> Int? {
+            switch rng.below(3) {
+            case 0: return oracle.parentID(x)
+            case 1 where !owners.isEmpty: return rng.pick(owners)
+            default: return parentOrNull()
+            }
+        }
+        // A TallocCore-only memory limit; `bytes` is a selector (< 0) the driver turns into a size relative
+        // to the subtree's current charge.
+        if options.memoryLimits, rng.chance(3), let x = anyLive() { return .setLimit(x, bytes: -1 - rng.below(8)) }
         let crowded = live.count > 60
         let sparse = live.count < 6
         let roll = rng.below(crowded ? 60 : (sparse ? 40 : 100))
@@ -400,7 +265,12 @@ struct DiffGenerator {
                 return .new(id: take(), parent: p, name: rng.below(DiffNames.table.count))
             }
             // Refusing destructors must not meet a reference from the chunk's own subtree (§8.5).
-            let mode: DestructorMode = rng.pick([.none, .allow, .refuse, .refuse])
+            var mode: DestructorMode = rng.pick(options.freeingDestructors
+                ? [.none, .allow, .refuse, .refuse, .freeChild, .freeOther(0)] : [.none, .allow, .refuse, .refuse])
+            if mode == .freeOther(0) {
+                guard let t = anyLive(), t != x else { return nil }
+                mode = .freeOther(t)
+            }
             if mode == .refuse,
                oracle.referenceOwners(x).contains(where: { $0.map { oracle.isAncestor(x, of: $0) } ?? false }) {
                 return .setDestructor(x, .allow)
@@ -425,21 +295,16 @@ struct DiffGenerator {
             let to = parentOrNull()
             if let to, oracle.isAncestor(x, of: to) {
                 // Into its own subtree (or onto itself): talloc builds a detached loop, we refuse.
-                if to != x, allowDivergenceOps { return .stealIntoOwnSubtree(x, to: to) }
+                if to != x, options.documentedDivergences { return .stealIntoOwnSubtree(x, to: to) }
                 return nil
             }
             return .steal(x, to: to)
         case 56..<60:
             guard let x = anyLive() else { return nil }
             let owners = oracle.referenceOwners(x)
-            let from: Int?
-            switch rng.below(3) {
-            case 0: from = oracle.parentID(x)
-            case 1 where !owners.isEmpty: from = rng.pick(owners)
-            default: from = parentOrNull()
-            }
+            let from = fromParentOrOwner(x, owners)
             let to = parentOrNull()
-            if to == nil, !nullReferences, owners.contains(where: { $0 == from }), from != oracle.parentID(x) {
+            if to == nil, !options.nullReferences, owners.contains(where: { $0 == from }), from != oracle.parentID(x) {
                 return nil
             }
             // Into its own subtree: talloc builds a loop, we refuse (DESIGN §8); not generated for reparent.
@@ -448,7 +313,7 @@ struct DiffGenerator {
         case 60..<67:
             guard let x = anyLive() else { return nil }
             let owner = parentOrNull()
-            if owner == nil, !nullReferences { return nil }
+            if owner == nil, !options.nullReferences { return nil }
             guard owner != x || rng.chance(30) else { return nil }
             if let owner, modes[x] == .refuse, oracle.isAncestor(x, of: owner) { return nil }
             guard admit(owner, size: 32, oracle) else { return nil }
@@ -456,12 +321,7 @@ struct DiffGenerator {
         case 67..<73:
             guard let x = anyLive() else { return nil }
             let owners = oracle.referenceOwners(x)
-            let from: Int?
-            switch rng.below(3) {
-            case 0: from = oracle.parentID(x)
-            case 1 where !owners.isEmpty: from = rng.pick(owners)
-            default: from = parentOrNull()
-            }
+            let from = fromParentOrOwner(x, owners)
             if from == oracle.parentID(x), !owners.contains(where: { $0 == from }) {
                 if unlinkStealsIntoOwnSubtree(x, oracle) { return nil }
                 if owners.isEmpty, freeCouldLoop(x, includeSelf: true, oracle) { return nil }

@@ -1,4 +1,4 @@
-// luatalloc — differential tests against Debian's libtalloc 2.4.0
+// luatalloc — the differential harness (TallocCore against Debian's libtalloc 2.4.0)
 // SPDX-License-Identifier: MIT
 //
 // TallocCore behind `DifferentialSubject`, through its public API only.
@@ -11,6 +11,9 @@ final class TallocCoreSubject: DifferentialSubject {
     private var ids: [TallocContext: Int] = [:]
     private var modes: [Int: DestructorMode] = [:]
     private var log: [DestructorEvent] = []
+    private let replay: DestructorReplay?
+
+    init(replay: DestructorReplay? = nil) { self.replay = replay }
 
     /// TallocCore's bump space for `pooledObject(byteCount: size, subobjects: k, subobjectBytes: bytes)`:
     /// talloc's formula with our header (64) and pool prefix (16) in place of 96 and 32.
@@ -56,10 +59,40 @@ final class TallocCoreSubject: DifferentialSubject {
             log.append(DestructorEvent(id: -1, refused: false))
             return .allow
         }
+        switch modes[id] {
+        case .freeChild?, .freeOther?:
+            guard let replay else { break }
+            // Replay the oracle's decision (it ran the same operation first).
+            guard replay.index < replay.decisions.count, replay.decisions[replay.index].id == id else {
+                replay.mismatches.append("destructor of #\(id) ran in TallocCore with no matching libtalloc call")
+                break
+            }
+            let d = replay.decisions[replay.index]
+            replay.index += 1
+            guard let f = d.freed, let t = contexts[f] else { break }
+            if modes[id] == .freeChild {
+                guard let first = c.firstChild, ids[first] == f else {
+                    replay.mismatches.append("#\(id)'s newest child is not #\(f) in TallocCore")
+                    break
+                }
+            } else {
+                guard t.parent == nil, t.firstChild == nil, t.referencedContexts.isEmpty, !t.hasDestructor,
+                      t.referenceCount == 0 else {
+                    replay.mismatches.append("#\(f) is not a top-level plain leaf in TallocCore")
+                    break
+                }
+            }
+            do { try t.free() } catch { replay.mismatches.append("free(#\(f)) from #\(id)'s destructor: \(error)") }
+        default: break
+        }
         let refuse = modes[id] == .refuse
         log.append(DestructorEvent(id: id, refused: refuse))
         return refuse ? .refuse : .allow
     }
+
+    /// TallocCore's pool capacity of a pool id (for the memory-limit model).
+    func poolCapacity(_ id: Int) -> Int? { contexts[id]?.poolInfo?.capacity }
+    func memoryLimit(_ id: Int) -> (max: Int, current: Int)? { contexts[id]?.memoryLimit }
 
     func perform(_ op: DiffOp) -> OpResult {
         switch op {
@@ -103,6 +136,8 @@ final class TallocCoreSubject: DifferentialSubject {
             return attempt { try context(x).reference(from: ctx(owner)) }
         case .unlink(let x, let from):
             return attempt { try context(x).unlink(from: ctx(from)) }
+        case .setLimit(let x, let bytes):
+            return attempt { try context(x).setMemoryLimit(bytes) }
         case .realloc(let x, let c, let size, let n):
             do {
                 let r = try TallocContext.reallocate(context(x), parent: ctx(c), byteCount: size,
@@ -185,7 +220,12 @@ final class TallocCoreSubject: DifferentialSubject {
 
     func reportText(_ id: Int, depth: Int, maxDepth: Int) -> String {
         let c = context(id)
-        let text = maxDepth < 0 && depth == 0 ? c.reportFull() : c.report(depth: depth, maxDepth: maxDepth)
+        var text = maxDepth < 0 && depth == 0 ? c.reportFull() : c.report(depth: depth, maxDepth: maxDepth)
+        // Limits are TallocCore-only here: their report lines are checked by the limit model instead.
+        if text.contains(" is a memlimit context (") {
+            text = text.split(separator: "\n", omittingEmptySubsequences: false)
+                .filter { !$0.contains(" is a memlimit context (") }.joined(separator: "\n")
+        }
         return maskAddresses(text) { bits in
             UnsafeMutableRawPointer(bitPattern: bits).flatMap { self.ids[TallocContext(unsafePointer: $0)] }
         }

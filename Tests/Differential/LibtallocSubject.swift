@@ -1,4 +1,4 @@
-// luatalloc — differential tests against Debian's libtalloc 2.4.0
+// luatalloc — the differential harness (TallocCore against Debian's libtalloc 2.4.0)
 // SPDX-License-Identifier: MIT
 //
 // The oracle: the real libtalloc behind `DifferentialSubject`.
@@ -12,15 +12,26 @@
 // `ctalloc_layout_is_sane`).
 
 import CTalloc
+import TallocCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The destructor hook and the log hook are C function pointers: they find the active oracle here.
-/// The differential suite is serialized, so one oracle is active at a time.
+/// The differential suite is serialized (and the fuzzer single-threaded), so one oracle is active at a time.
 nonisolated(unsafe) var activeOracles: [CTallocSubject] = []
 nonisolated(unsafe) var capturedTallocLog: [String] = []
+
+/// What libtalloc's freeing destructors (`DestructorMode.freeChild`, `.freeOther`) did, for TallocCore to
+/// replay: the oracle runs every operation first and decides, by safe reads of its live lists, which chunk
+/// a destructor frees; TallocCore's destructor then frees the same id (after checking that it may).
+final class DestructorReplay {
+    struct Decision { var id: Int; var freed: Int? }
+    var decisions: [Decision] = []
+    var index = 0
+    var mismatches: [String] = []
+}
 
 final class CTallocSubject: DifferentialSubject {
     private var pointers: [Int: UnsafeMutableRawPointer] = [:]
@@ -32,11 +43,13 @@ final class CTallocSubject: DifferentialSubject {
 
     let label: String
     private let primary: Bool
+    private let replay: DestructorReplay?
 
     /// Turns null tracking on and installs the hooks. Call `shutdown()` when done. A second, non-primary
     /// instance may share the library (the harness self-test runs libtalloc against itself).
-    init(primary: Bool = true) {
+    init(primary: Bool = true, replay: DestructorReplay? = nil) {
         self.primary = primary
+        self.replay = replay
         label = primary ? "libtalloc" : "libtalloc (second instance)"
         if primary {
             talloc_enable_null_tracking_no_autofree()
@@ -68,6 +81,33 @@ final class CTallocSubject: DifferentialSubject {
         guard let id = ids[ptr] else {
             log.append(DestructorEvent(id: -1, refused: false))
             return 0
+        }
+        // Freeing destructors: decided here, on the oracle (which runs first), and replayed by
+        // TallocCoreSubject. Only safe reads: pointer comparisons along live lists.
+        switch modes[id] {
+        case .freeChild?:
+            var c = ctalloc_first_child(ptr)
+            while let ch = c, ctalloc_is_reference_handle(ch) != 0 { c = ctalloc_next_sibling(ch) }
+            var freed: Int? = nil
+            if let ch = c, let cid = ids[ch], ctalloc_first_child(ch) == nil, ctalloc_has_destructor(ch) == 0,
+               ctalloc_newest_handle(ch) == nil {
+                freed = cid
+                _ = ctalloc_free(ch)
+            }
+            replay?.decisions.append(.init(id: id, freed: freed))
+        case .freeOther(let t)?:
+            var freed: Int? = nil
+            if let tp = pointers[t] {
+                var c = ctalloc_first_child(nullContext)
+                while let ch = c, ch != tp { c = ctalloc_next_sibling(ch) }
+                if let ch = c, ctalloc_is_reference_handle(ch) == 0, ctalloc_first_child(ch) == nil,
+                   ctalloc_has_destructor(ch) == 0, ctalloc_newest_handle(ch) == nil {
+                    freed = t
+                    _ = ctalloc_free(ch)
+                }
+            }
+            replay?.decisions.append(.init(id: id, freed: freed))
+        default: break
         }
         let refuse = modes[id] == .refuse
         log.append(DestructorEvent(id: id, refused: refuse))
@@ -134,6 +174,40 @@ final class CTallocSubject: DifferentialSubject {
     func moveToHead(_ id: Int) {
         let p = talloc_parent(pointer(id))
         _ = ctalloc_steal(p, pointer(id))
+    }
+
+    /// Sets x's name to NULL ("UNNAMED"), as a failed talloc_set_name leaves it.
+    func clearName(_ id: Int) { talloc_set_name_const(pointer(id), nil) }
+
+    /// The model of what TallocCore charges a limit owned by `id`: every chunk of the subtree (reference
+    /// handles and `.name` blocks included) as libtalloc holds it, at TallocCore's prices — a heap chunk
+    /// `64 + size`, a pool `16 + 64 + capacity` (TallocCore's capacity, from `poolCapacity`), pool memory 0.
+    func modelCharge(_ id: Int, poolCapacity: (Int) -> Int?) -> Int {
+        var total = 0
+        var stack = [pointer(id)]
+        while let p = stack.popLast() {
+            let f = ctalloc_flags(p)
+            if f & CTALLOC_FLAG_POOLMEM != 0 {
+                total += 0
+            } else if f & CTALLOC_FLAG_POOL != 0 {
+                total += Talloc.poolHeaderSize + Talloc.chunkHeaderSize
+                    + (ids[p].flatMap(poolCapacity) ?? ctalloc_pool_size(p))
+            } else {
+                total += Talloc.chunkHeaderSize + talloc_get_size(p)
+            }
+            var c = ctalloc_first_child(p)
+            while let child = c {
+                stack.append(child)
+                c = ctalloc_next_sibling(child)
+            }
+        }
+        return total
+    }
+
+    /// Frees whatever is left under null_context (untracked chunks), for the end of a run.
+    func freeRemaining() {
+        while let c = ctalloc_first_child(nullContext) { _ = ctalloc_free(c) }
+        refreshLiveness()
     }
 
     // MARK: DifferentialSubject
@@ -243,6 +317,8 @@ final class CTallocSubject: DifferentialSubject {
             return .ok
         case .stealIntoOwnSubtree:
             return .failed  // never run on libtalloc (it would build a detached loop)
+        case .setLimit:
+            return .void  // never run on libtalloc (its memlimit is buggy, SEMANTICS §2.8)
         }
     }
 

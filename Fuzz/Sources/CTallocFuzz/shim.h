@@ -1,1 +1,0 @@
-../../../Tests/CTalloc/shim.h

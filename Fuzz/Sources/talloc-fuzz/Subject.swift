@@ -1,1 +1,0 @@
-../../../Tests/TallocCoreTests/DifferentialSubject.swift
