@@ -41,8 +41,8 @@ extension LuaRuntime {
                 return 0
             }
         }
-        if st != LUA_OK { throw classify(st, LuaRuntime.popMessage(L)) }
-        guard let result else { throw RuntimeError.lua(status: LUA_ERRRUN, message: "withContexts: body did not run") }
+        if st != LUA_OK { throw failure(L, st) }
+        guard let result else { throw RuntimeError(.runtime, "withContexts: body did not run") }
         return try result.get()
     }
 

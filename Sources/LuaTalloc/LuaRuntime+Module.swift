@@ -76,11 +76,13 @@ extension LuaRuntime {
             return LUA_OK
         }
         let contexts = self.contexts, root = self.root
-        return perform(L, nargs: 0, nresults: n) { L, out in
+        return perform(L, nargs: 0, nresults: n) { [unowned self] L, out in
             let f = ModuleState.frame(L, out)
             guard lua_checkstack(L, n + 8) != 0 else { return out.error("stack overflow") }
             lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
-            var w = _LuaWriter(L, frame: f, pins: lua_gettop(L), contexts: contexts, root: root)
+            lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_REFS))
+            var w = _LuaWriter(L, frame: f, pins: lua_gettop(L) - 1, contexts: contexts, root: root, runtime: self,
+                               refs: lua_gettop(L))
             for v in values { guard w.push(v) else { return out.rethrow() } }
             return n
         }
@@ -96,7 +98,7 @@ extension LuaRuntime {
             lua_rawgeti(L, -1, lua_Integer(LTH_HOST_META))
             meta = lua_gettop(L)
         }
-        var reader = _LuaReader(L, meta: meta, maxDepth: options.maxTableDepth)
+        var reader = _LuaReader(L, meta: meta, maxDepth: options.maxTableDepth, runtime: hostRef > 0 ? self : nil)
         var out: [LuaValue] = []
         out.reserveCapacity(Int(last - first + 1))
         for i in first...last {

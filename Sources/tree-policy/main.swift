@@ -140,10 +140,10 @@ func main() -> Int32 {
             return []
         }
         try lua.run(String(decoding: source, as: UTF8.self), chunkName: "@" + args.policy)
-        guard case .opaque(let build) = try lua.global("build"), build.kind == .function else {
+        guard case .function = try lua.global("build") else {
             fail("\(args.policy) does not define a function 'build(entries)'", status: 1)
         }
-        let results = try lua.call("build", [.array(entries.map(\.luaValue))])
+        let results = try lua.call("build", .array(entries.map(\.luaValue)))
         guard let tree = results.first?.contextValue else {
             fail("build(entries) must return a talloc context, got \(results.first?.typeName ?? "nothing")", status: 1)
         }

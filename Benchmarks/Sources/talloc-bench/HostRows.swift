@@ -1,5 +1,6 @@
-// luatalloc benchmarks — the Swift host API (issue 13): the cost of one `call` from Swift into a reused
-// LuaRuntime, and the throughput of a pool of runtimes with 1 and 2 workers.
+// luatalloc benchmarks — the Swift host API (issue 13): the cost of one call from Swift into a reused
+// LuaRuntime (by name, through a function handle, a chunk loaded once), the cost of a fresh runtime
+// against a reset one, and the throughput of a pool of runtimes with 1 and 2 workers.
 // SPDX-License-Identifier: MIT
 import LuaTalloc
 #if canImport(Glibc)
@@ -9,6 +10,7 @@ import Glibc
 /// The Lua side of H1/H2: a small function (a little arithmetic, a table) as a policy check would be.
 private let hostScript = """
     function check(x) return x + 1 end
+    M = {check = check}
     function work(n)
       local t = {}
       for i = 1, n do t[i] = i * 2 end
@@ -21,31 +23,61 @@ private let hostScript = """
 func hostGroups(_ cfg: Config) -> [Group] {
     // H1 ---------------------------------------------------------------------------------------
     var rt: LuaRuntime?
-    let byName = Row("H1.call.name", impl: "LuaRuntime.call(\"check\", 1)", variant: "by global name",
-                     unit: "call", opsPerIter: 1, iters: 10_000, callgrindIters: 20_000) { n in
-        let r = rt!
+    var handle: LuaFunction?
+    var chunk: LuaFunction?
+    // one runtime for the group's rows, made by whichever row is set up first (a row runs alone under
+    // callgrind), closed by whichever is torn down first (after every row of the group ran)
+    func h1(_ id: String, _ impl: String, _ variant: String, _ body: @escaping (LuaRuntime, Int) -> Void) -> Row {
+        let r = Row(id, impl: impl, variant: variant, unit: "call", opsPerIter: 1, iters: 10_000, callgrindIters: 20_000) { n in
+            body(rt!, n)
+        }
+        r.setup = {
+            guard rt == nil else { return }
+            rt = try! LuaRuntime(options: .init(memoryLimit: 64 << 20))
+            try! rt!.run(hostScript)
+            handle = try! rt!.function("check")
+            chunk = try! rt!.load("local x = ... return x + 1", chunkName: "=chunk")
+        }
+        r.teardown = { handle = nil; chunk = nil; rt?.close(); rt = nil }
+        return r
+    }
+    let byName = h1("H1.call.name", "call(\"check\", i)", "global name") { r, n in
         for i in 0..<n { _ = try! r.call("check", .integer(i)) }
     }
-    byName.setup = {
-        rt = try! LuaRuntime(options: .init(memoryLimit: 64 << 20))
-        try! rt!.run(hostScript)
+    let dotted = h1("H1.call.dotted", "call(\"M.check\", i)", "field path") { r, n in
+        for i in 0..<n { _ = try! r.call("M.check", .integer(i)) }
     }
-    byName.teardown = { rt?.close(); rt = nil }
+    let byHandle = h1("H1.call.handle", "LuaFunction: check(i)", "handle") { _, n in
+        let f = handle!
+        for i in 0..<n { _ = try! f(.integer(i)) }
+    }
+    let loaded = h1("H1.chunk.loaded", "load(...) once, then f(i)", "chunk, loaded once") { _, n in
+        let f = chunk!
+        for i in 0..<n { _ = try! f(.integer(i)) }
+    }
+    let parsed = h1("H1.chunk.run", "run(\"local x = ... return x + 1\", i)", "chunk, parsed each time") { r, n in
+        for i in 0..<n { _ = try! r.run("local x = ... return x + 1", chunkName: "=chunk", arguments: [.integer(i)]) }
+    }
     let h1 = Group("H1", "H1 — one call from Swift into a reused runtime (Lua `check(x) return x + 1`)",
-                   reference: "H1.call.name", rows: [byName])
+                   reference: "H1.call.name", rows: [byName, dotted, byHandle, loaded, parsed])
 
     // H2 ---------------------------------------------------------------------------------------
     // The throughput of N runtimes on N threads, each calling work(50) over and over: the ratio of
     // the 2-worker row to the 1-worker row is the time per call with 2 workers over the time with 1,
-    // so 1 / ratio is the speed-up (2.0 is perfect on 2 cores).
+    // so 1 / ratio is the speed-up (2.0 is perfect on 2 cores). Each run also records the threads' CPU
+    // time: the CPU time per call with 2 workers against 1 shows whether the workers slow each other
+    // down (shared locks or cache lines), whatever else the machine is running.
     func poolRow(_ workers: Int) -> Row {
         var runtimes: [LuaRuntime] = []
         let r = Row("H2.pool.\(workers)w", impl: "\(workers) runtime\(workers == 1 ? "" : "s") × \(workers) thread\(workers == 1 ? "" : "s")",
                     variant: "work(50)", unit: "call", opsPerIter: 1, iters: 2_000, callgrindIters: 4_000) { n in
-            runOnThreads(workers, n) { w, count in
-                let rt = runtimes[w]
+            let rts = runtimes
+            let started = now()
+            let cpu = runOnThreads(workers, n) { w, count in
+                let rt = rts[w]
                 for _ in 0..<count { _ = try! rt.call("work", .integer(50)) }
             }
+            _HostScaling.record(workers: workers, calls: n, wallNs: Double(now() - started), cpuNs: cpu)
         }
         r.setup = {
             runtimes = (0..<workers).map { _ in
@@ -57,32 +89,93 @@ func hostGroups(_ cfg: Config) -> [Group] {
         r.teardown = {
             for rt in runtimes { rt.close() }
             runtimes = []
+            if workers == 2 { _HostScaling.report() }
         }
         return r
     }
     let h2 = Group("H2", "H2 — a pool of runtimes: throughput of 2 workers against 1 (one runtime per thread)",
                    reference: "H2.pool.1w", rows: [poolRow(1), poolRow(2)])
-    return [h1, h2]
+
+    // H3 ---------------------------------------------------------------------------------------
+    // Reusing a runtime for the next script: a fresh one (made and closed) against reset().
+    var reused: LuaRuntime?
+    func fresh(_ id: String, _ variant: String, _ options: LuaRuntime.Options) -> Row {
+        Row(id, impl: "LuaRuntime(options:) + close()", variant: variant, unit: "runtime", opsPerIter: 1,
+            iters: 200, callgrindIters: 200) { n in
+            for _ in 0..<n { try! LuaRuntime(options: options).close() }
+        }
+    }
+    func reset(_ id: String, _ variant: String, _ options: LuaRuntime.Options) -> Row {
+        let r = Row(id, impl: "reset()", variant: variant, unit: "runtime", opsPerIter: 1, iters: 200,
+                    callgrindIters: 200) { n in
+            for _ in 0..<n { try! reused!.reset() }
+        }
+        r.setup = { reused = try! LuaRuntime(options: options) }
+        r.teardown = { reused?.close(); reused = nil }
+        return r
+    }
+    let all = LuaRuntime.Options(memoryLimit: 64 << 20)
+    let sandbox = LuaRuntime.Options.sandbox(memoryLimit: 64 << 20, instructionLimit: 10_000_000)
+    let h3 = Group("H3", "H3 — a runtime for the next script: a new one against reset()",
+                   reference: "H3.new.all",
+                   rows: [fresh("H3.new.all", "every library", all), reset("H3.reset.all", "every library", all),
+                          fresh("H3.new.sandbox", "sandbox", sandbox), reset("H3.reset.sandbox", "sandbox", sandbox)])
+    return [h1, h2, h3]
+}
+
+/// Wall and CPU time of the H2 runs, per number of workers, and the summary printed after them.
+private enum _HostScaling {
+    nonisolated(unsafe) static var runs: [Int: [(calls: Int, wall: Double, cpu: Double)]] = [:]
+
+    static func record(workers: Int, calls: Int, wallNs: Double, cpuNs: Double) {
+        runs[workers, default: []].append((calls, wallNs, cpuNs))
+    }
+
+    static func report() {
+        guard let one = runs[1], let two = runs[2], !one.isEmpty, !two.isEmpty else { return }
+        let wall1 = median(one.map { $0.wall / Double($0.calls) }), wall2 = median(two.map { $0.wall / Double($0.calls) })
+        let cpu1 = median(one.map { $0.cpu / Double($0.calls) }), cpu2 = median(two.map { $0.cpu / Double($0.calls) })
+        log("  H2 scaling: throughput 2 workers / 1 worker = \(fmt(wall1 / wall2, 2))× (wall, median of \(min(one.count, two.count)) runs); "
+            + "CPU per call \(fmt(cpu1, 0)) ns (1 worker), \(fmt(cpu2, 0)) ns (2 workers): "
+            + "the workers cost each other \(fmt((cpu2 / cpu1 - 1) * 100, 1))%")
+        runs = [:]
+    }
 }
 
 /// Runs `body(worker, count)` on `workers` threads at once, `n` calls split between them; returns when
-/// all are done.
-private func runOnThreads(_ workers: Int, _ n: Int, _ body: @escaping (Int, Int) -> Void) {
-    if workers == 1 { body(0, n); return }
+/// all are done, with the CPU time the workers used (ns).
+private func runOnThreads(_ workers: Int, _ n: Int, _ body: @escaping (Int, Int) -> Void) -> Double {
+    if workers == 1 {
+        let c0 = threadCPU()
+        body(0, n)
+        return threadCPU() - c0
+    }
     var threads: [pthread_t] = []
+    var jobs: [_HostJob] = []
     for w in 0..<workers {
         let count = n / workers + (w < n % workers ? 1 : 0)
-        let job = Unmanaged.passRetained(_HostJob(body, w, count)).toOpaque()
+        let job = _HostJob(body, w, count)
+        jobs.append(job)
         var t = pthread_t()
         let rc = pthread_create(&t, nil, { p in
             let job = Unmanaged<_HostJob>.fromOpaque(p!).takeRetainedValue()
+            let c0 = threadCPU()
             job.body(job.worker, job.count)
+            job.cpu = threadCPU() - c0
             return nil
-        }, job)
+        }, Unmanaged.passRetained(job).toOpaque())
         precondition(rc == 0, "pthread_create")
         threads.append(t)
     }
     for t in threads { pthread_join(t, nil) }
+    return jobs.reduce(0) { $0 + $1.cpu }
+}
+
+/// The calling thread's CPU time (ns).
+private func threadCPU() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) * 1e9 + Double(ts.tv_nsec)
 }
 
 /// One worker's share of a row, handed to its thread.
@@ -90,6 +183,7 @@ private final class _HostJob {
     let body: (Int, Int) -> Void
     let worker: Int
     let count: Int
+    var cpu: Double = 0
     init(_ body: @escaping (Int, Int) -> Void, _ worker: Int, _ count: Int) {
         self.body = body
         self.worker = worker
