@@ -120,7 +120,10 @@ extension LuaRuntime {
         guard lua_checkstack(L, 4) != 0, pushHostTable(L) else {
             throw RuntimeError(.closed, "the talloc module is not open (call openLibraries())")
         }
-        lua_rawgeti(L, -1, lua_Integer(LTH_HOST_REFS))
+        guard LuaRuntime.pushField(L, -1, LTH_HOST_REFS, LUA_TTABLE) else {
+            clua_pop(L, 1)
+            throw RuntimeError(.closed, "the runtime's table of held functions is gone (replaced by a script)")
+        }
         lua_pushvalue(L, idx)
         var ref: Int32 = 0
         let st = lth_ref(L, -2, &ref)
@@ -137,7 +140,10 @@ extension LuaRuntime {
     /// is not this runtime's or is stale.
     func pushFunction(_ L: LuaState, _ f: LuaFunction) -> Bool {
         guard f.runtime === self, f.generation == generation, lua_checkstack(L, 4) != 0, pushHostTable(L) else { return false }
-        lua_rawgeti(L, -1, lua_Integer(LTH_HOST_REFS))
+        guard LuaRuntime.pushField(L, -1, LTH_HOST_REFS, LUA_TTABLE) else {
+            clua_pop(L, 1)
+            return false
+        }
         lua_rawgeti(L, -1, lua_Integer(f.ref))
         clua_replace(L, -3)
         clua_pop(L, 1)
@@ -150,9 +156,11 @@ extension LuaRuntime {
         guard generation == self.generation, let L = threads.last ?? state, lua_checkstack(L, 4) != 0, pushHostTable(L) else {
             return
         }
-        lua_rawgeti(L, -1, lua_Integer(LTH_HOST_REFS))
-        luaL_unref(L, -1, ref)  // '-': it writes keys that exist (the slot and the free list)
-        clua_pop(L, 2)
+        if LuaRuntime.pushField(L, -1, LTH_HOST_REFS, LUA_TTABLE) {
+            luaL_unref(L, -1, ref)  // '-': it writes keys that exist (the slot and the free list)
+            clua_pop(L, 1)
+        }
+        clua_pop(L, 1)
     }
 
     /// Calls the function of `f` with `arguments`.

@@ -193,13 +193,18 @@ extension LuaRuntime {
         // what the message handler stored (or lth_describe)
         if lua_checkstack(L, 6) != 0, pushHostTable(L) {
             let host = lua_gettop(L)
-            if lua_rawgeti(L, host, lua_Integer(LTH_HOST_ERRMSG)) == LUA_TSTRING { message = LuaRuntime.string(L, -1) }
-            if lua_rawgeti(L, host, lua_Integer(LTH_HOST_TRACEBACK)) == LUA_TSTRING { traceback = LuaRuntime.string(L, -1) }
-            clua_pop(L, 2)
-            lua_pushboolean(L, 0)
-            ltc_setexisting(L, host, lua_Integer(LTH_HOST_ERRMSG))
-            lua_pushboolean(L, 0)
-            ltc_setexisting(L, host, lua_Integer(LTH_HOST_TRACEBACK))
+            for key in [LTH_HOST_ERRMSG, LTH_HOST_TRACEBACK] {
+                let t = lua_rawgeti(L, host, lua_Integer(key))
+                if t == LUA_TSTRING {
+                    if key == LTH_HOST_ERRMSG { message = LuaRuntime.string(L, -1) } else { traceback = LuaRuntime.string(L, -1) }
+                }
+                clua_pop(L, 1)
+                if t != LUA_TNIL && t != LUA_TBOOLEAN {
+                    // back to false: the key holds a value, so writing it allocates nothing
+                    lua_pushboolean(L, 0)
+                    ltc_setexisting(L, host, lua_Integer(key))
+                }
+            }
             clua_pop(L, 1)
         }
         // the error object itself

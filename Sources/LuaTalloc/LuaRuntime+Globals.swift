@@ -149,10 +149,9 @@ extension LuaRuntime {
         case .success(let values):
             let count = Int32(clamping: values.count)
             guard lua_checkstack(L, count + 8) != 0 else { return out.error("too many results") }
-            lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
-            lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_REFS))
-            var w = _LuaWriter(L, frame: f, pins: lua_gettop(L) - 1, contexts: contexts, root: root, runtime: self,
-                               refs: lua_gettop(L))
+            let pins = LuaRuntime.pushField(L, lth_upvalue(LTH_UPV_HOST), LTH_HOST_PINS, LUA_TTABLE) ? lua_gettop(L) : 0
+            let refs = LuaRuntime.pushField(L, lth_upvalue(LTH_UPV_HOST), LTH_HOST_REFS, LUA_TTABLE) ? lua_gettop(L) : 0
+            var w = _LuaWriter(L, frame: f, pins: pins, contexts: contexts, root: root, runtime: self, refs: refs)
             for v in values { guard w.push(v) else { return out.rethrow() } }
             return count  // the trampoline returns the top 'count' values
         }

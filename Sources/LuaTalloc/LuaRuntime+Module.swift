@@ -34,6 +34,15 @@ extension LuaRuntime {
         return true
     }
 
+    /// Pushes `t[key]` of the table at `t` when it is of Lua type `type` (true); else pushes nothing (false).
+    /// The host table is reachable with the debug library (debug.getregistry): a script may have put
+    /// anything in it, and the raw API on a value that is not a table would read garbage.
+    static func pushField(_ L: LuaState, _ t: Int32, _ key: Int32, _ type: Int32) -> Bool {
+        if lua_rawgeti(L, t, lua_Integer(key)) == type { return true }
+        clua_pop(L, 1)
+        return false
+    }
+
     /// Runs `body` inside the module with the `nargs` values on the top as its arguments (at 1...nargs
     /// in its frame); it leaves `nresults` results (LUA_MULTRET: all it returns) in their place.
     /// Returns the Lua status (error object on the top on failure).
@@ -79,10 +88,9 @@ extension LuaRuntime {
         return perform(L, nargs: 0, nresults: n) { [unowned self] L, out in
             let f = ModuleState.frame(L, out)
             guard lua_checkstack(L, n + 8) != 0 else { return out.error("stack overflow") }
-            lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
-            lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_REFS))
-            var w = _LuaWriter(L, frame: f, pins: lua_gettop(L) - 1, contexts: contexts, root: root, runtime: self,
-                               refs: lua_gettop(L))
+            let pins = LuaRuntime.pushField(L, lth_upvalue(LTH_UPV_HOST), LTH_HOST_PINS, LUA_TTABLE) ? lua_gettop(L) : 0
+            let refs = LuaRuntime.pushField(L, lth_upvalue(LTH_UPV_HOST), LTH_HOST_REFS, LUA_TTABLE) ? lua_gettop(L) : 0
+            var w = _LuaWriter(L, frame: f, pins: pins, contexts: contexts, root: root, runtime: self, refs: refs)
             for v in values { guard w.push(v) else { return out.rethrow() } }
             return n
         }

@@ -467,11 +467,13 @@ public final class LuaRuntime {
     /// traceback apart).
     func pushMessageHandler(_ L: LuaState) {
         if hostRef > 0, pushHostTable(L) {
-            lua_rawgeti(L, -1, lua_Integer(LTH_HOST_MSGH))
-            clua_remove(L, -2)
-        } else {
-            lua_pushcclosure(L, clua_msghandler, 0)
+            if LuaRuntime.pushField(L, -1, LTH_HOST_MSGH, LUA_TFUNCTION) {
+                clua_remove(L, -2)
+                return
+            }
+            clua_pop(L, 1)
         }
+        lua_pushcclosure(L, clua_msghandler, 0)
     }
 
     /// Pushes `arguments` above the function that is on the top.

@@ -61,12 +61,7 @@ public final class LuaRuntimePool: @unchecked Sendable {
         do {
             for _ in 0..<count { idle.append(try LuaPoolSupport.make(options, prepare)) }
         } catch {
-            for rt in idle { rt?.close() }
-            idle = []
-            pthread_cond_destroy(available)
-            pthread_mutex_destroy(mutex)
-            available.deallocate()
-            mutex.deallocate()
+            // every property is set: deinit runs (closing the runtimes made, freeing the lock)
             throw error
         }
     }

@@ -243,3 +243,21 @@ struct TypeChecker {
         return (errors, output)
     }
 }
+
+@Suite("Runtime pools that fail")
+struct FailingPoolTests {
+    @Test("a prepare that throws fails the pool's creation cleanly, with its error")
+    func prepareThrows() throws {
+        struct NoPolicy: Error {}
+        #expect(throws: NoPolicy.self) {
+            _ = try LuaRuntimePool(count: 3) { lua in
+                try lua.run("x = 1")
+                throw NoPolicy()
+            }
+        }
+        let e = try #require(throws: LuaRuntime.RuntimeError.self) {
+            _ = try LuaRuntimePool(count: 2) { lua in try lua.run("syntax error here") }
+        }
+        #expect(e.kind == .syntax)
+    }
+}
