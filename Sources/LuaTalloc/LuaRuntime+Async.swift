@@ -16,7 +16,7 @@ import TallocCore
 /// An async Swift function registered with Lua, kept by its runtime until it closes.
 final class _AsyncFunctionBox {
     let name: String
-    let body: nonisolated(nonsending) ([LuaValue]) async throws -> [LuaValue]
+    var body: nonisolated(nonsending) ([LuaValue]) async throws -> [LuaValue]
     weak var runtime: LuaRuntime?
 
     init(name: String, body: nonisolated(nonsending) @escaping ([LuaValue]) async throws -> [LuaValue], runtime: LuaRuntime) {
@@ -50,9 +50,20 @@ extension LuaRuntime {
     /// - Throws: `RuntimeError` if the module is not open yet, or on a memory error.
     public func registerAsync(_ name: String,
                               _ body: nonisolated(nonsending) @escaping ([LuaValue]) async throws -> [LuaValue]) throws(RuntimeError) {
+        if let box = asyncFunctions.first(where: { $0.name == name }) {  // as register: one box per name
+            let old = box.body
+            box.body = body
+            do { try bindAsync(box) } catch {
+                box.body = old
+                throw error
+            }
+            retireSync(name)
+            return
+        }
         let box = _AsyncFunctionBox(name: name, body: body, runtime: self)
         try bindAsync(box)
         asyncFunctions.append(box)
+        retireSync(name)
     }
 
     /// Makes the function of `box` the global `box.name`.

@@ -9,7 +9,7 @@ import TallocCore
 /// Lua closure holds it as a light userdata (upvalue LTH_UPV_EXTRA).
 final class _FunctionBox {
     let name: String
-    let body: ([LuaValue]) throws -> [LuaValue]
+    var body: ([LuaValue]) throws -> [LuaValue]
     weak var runtime: LuaRuntime?
 
     init(name: String, body: @escaping ([LuaValue]) throws -> [LuaValue], runtime: LuaRuntime) {
@@ -91,9 +91,34 @@ extension LuaRuntime {
     /// The corresponding Lua functions are `lua_pushcclosure` and `lua_setglobal`.
     /// - Throws: `RuntimeError` if the module is not open yet, or on a memory error.
     public func register(_ name: String, _ body: @escaping ([LuaValue]) throws -> [LuaValue]) throws(RuntimeError) {
+        // Registering a name again changes the body of its box (a script may still hold the function
+        // under another name: it calls the new body), so that a pool that resets and prepares a runtime
+        // again and again keeps one box per name.
+        if let box = functions.first(where: { $0.name == name }) {
+            let old = box.body
+            box.body = body
+            do { try bind(box) } catch {
+                box.body = old
+                throw error
+            }
+            retireAsync(name)
+            return
+        }
         let box = _FunctionBox(name: name, body: body, runtime: self)
         try bind(box)
         functions.append(box)
+        retireAsync(name)
+    }
+
+    /// The async function registered as `name` is replaced: it is not bound again on reset, and stays
+    /// alive while the current state may call it.
+    func retireAsync(_ name: String) {
+        if let i = asyncFunctions.firstIndex(where: { $0.name == name }) { retired.append(asyncFunctions.remove(at: i)) }
+    }
+
+    /// The same for a synchronous function replaced by an async one.
+    func retireSync(_ name: String) {
+        if let i = functions.firstIndex(where: { $0.name == name }) { retired.append(functions.remove(at: i)) }
     }
 
     /// Makes the function of `box` the global `box.name`.

@@ -90,7 +90,7 @@ extension LuaRuntime {
         if let body = box.body {
             body(line)
         } else {
-            fputs(line + "\n", stdout)
+            LuaRuntime.write(1, line + "\n")
         }
     }
 
@@ -113,7 +113,20 @@ extension LuaRuntime {
         if let body = box.body {
             body(text)
         } else if box.on {
-            fputs("Lua warning: " + text + "\n", stderr)
+            LuaRuntime.write(2, "Lua warning: " + text + "\n")
+        }
+    }
+
+    /// Writes `text` to a file descriptor (standard output or error), whole.
+    static func write(_ fd: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { b in
+            var rest = UnsafeRawBufferPointer(b)
+            while !rest.isEmpty {
+                let n = Glibc.write(fd, rest.baseAddress, rest.count)
+                if n <= 0 { return }
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            }
         }
     }
 

@@ -72,6 +72,9 @@ public final class LuaRuntime {
     /// The Swift functions registered with Lua; released when the runtime closes, bound again on reset.
     var functions: [_FunctionBox] = []
     var asyncFunctions: [_AsyncFunctionBox] = []
+    /// Functions replaced under their name by one of the other kind: kept while the state lives (a
+    /// script may hold them), never bound again.
+    var retired: [AnyObject] = []
     /// A new generation at every close and reset: handles (LuaFunction) of an older one are stale.
     var generation = 0
     /// The host's sinks for `print` and warnings (docs: "Host hooks").
@@ -203,6 +206,7 @@ public final class LuaRuntime {
         guard closeState() else { return }
         functions.removeAll()
         asyncFunctions.removeAll()
+        retired.removeAll()
         sinks = _Sinks()
         if let budget {
             budget.deallocate()
@@ -235,6 +239,7 @@ public final class LuaRuntime {
     public func reset() throws(RuntimeError) {
         guard state != nil else { throw RuntimeError.closedRuntime }
         guard closeState() else { throw RuntimeError(.closed, "the runtime cannot be reset while Lua is running") }
+        retired.removeAll()  // no closure of the old state is left to call them
         // what the closed state left charged (its first blocks were counted without malloc's headers)
         _ = heap.unsafeAdjustExternalSize(by: -heap.size)
         heapState.pointee.debt = 0
@@ -305,12 +310,10 @@ public final class LuaRuntime {
         return m
     }
 
-    /// "" (for an empty buffer's missing base address).
-    static let emptyCString: UnsafePointer<CChar> = {
-        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
-        p.pointee = 0
-        return UnsafePointer(p)
-    }()
+    /// "" (for an empty buffer's missing base address): a literal's bytes, NUL-terminated.
+    static var emptyCString: UnsafePointer<CChar> {
+        UnsafeRawPointer(("" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self)
+    }
 
     /// The thread host calls run on: the one a Swift function called from Lua is running on, else the
     /// main thread.

@@ -32,7 +32,8 @@ public enum LuaTallocModule {
     }
     private static let creates = Int32(LTC_CREATES)
 
-    private static let functions: [ltc_Reg] = [
+    // (nonisolated(unsafe): C records of constant names and function pointers, never written)
+    nonisolated(unsafe) private static let functions: [ltc_Reg] = [
         reg("new", TallocModule.new, creates),
         reg("size", TallocModule.size, creates),
         reg("zero", TallocModule.zero, creates),

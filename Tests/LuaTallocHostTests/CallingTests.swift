@@ -216,3 +216,28 @@ extension LuaRuntime {
         _ = try? run("collectgarbage(); collectgarbage()")
     }
 }
+
+@Suite("Registering again")
+struct ReregisterTests {
+    @Test("registering a name again replaces its body, also for a script that kept the old function")
+    func reregister() async throws {
+        let lua = try LuaRuntime()
+        defer { lua.close() }
+        try lua.register("f") { _ in [1] }
+        try lua.run("kept = f")
+        try lua.register("f") { _ in [2] }
+        #expect(try lua.run("return f(), kept()") == [2, 2])
+        // an async function under the same name: the global is async; the kept sync one still works
+        try lua.registerAsync("f") { _ in [3] }
+        #expect(try await lua.runAsync("return f(), kept()") == [3, 2])
+        try lua.reset()
+        #expect(try await lua.runAsync("return f()") == [3])
+        // a pool that resets and prepares again and again
+        let pool = try LuaRuntimePool(count: 1, resetBetweenUses: true) { lua in
+            try lua.register("note") { _ in [] }
+            try lua.registerAsync("later") { _ in [1] }
+        }
+        for _ in 0..<200 { _ = try pool.withRuntime { lua in try lua.run("note() return 1").count } }
+        #expect(try pool.withRuntime { lua in try lua.run("return type(note), type(later)").map(\.description) } == ["\"function\"", "\"function\""])
+    }
+}

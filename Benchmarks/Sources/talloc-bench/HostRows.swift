@@ -64,31 +64,22 @@ func hostGroups(_ cfg: Config) -> [Group] {
     // H2 ---------------------------------------------------------------------------------------
     // The throughput of N runtimes on N threads, each calling work(50) over and over: the ratio of
     // the 2-worker row to the 1-worker row is the time per call with 2 workers over the time with 1,
-    // so 1 / ratio is the speed-up (2.0 is perfect on 2 cores). Each run also records the threads' CPU
-    // time: the CPU time per call with 2 workers against 1 shows whether the workers slow each other
-    // down (shared locks or cache lines), whatever else the machine is running.
+    // so 1 / ratio is the speed-up (2.0 is perfect on 2 cores). The workers are long-lived threads, each
+    // with a runtime made on it, as a server's would be. Each run also records the threads' CPU time:
+    // the CPU time per call with 2 workers against 1 shows whether the workers slow each other down
+    // (shared locks or cache lines), whatever else the machine is running.
     func poolRow(_ workers: Int) -> Row {
-        var runtimes: [LuaRuntime] = []
+        var pool: _WorkerThreads?
         let r = Row("H2.pool.\(workers)w", impl: "\(workers) runtime\(workers == 1 ? "" : "s") × \(workers) thread\(workers == 1 ? "" : "s")",
                     variant: "work(50)", unit: "call", opsPerIter: 1, iters: 2_000, callgrindIters: 4_000) { n in
-            let rts = runtimes
             let started = now()
-            let cpu = runOnThreads(workers, n) { w, count in
-                let rt = rts[w]
-                for _ in 0..<count { _ = try! rt.call("work", .integer(50)) }
-            }
+            let cpu = pool!.run(n)
             _HostScaling.record(workers: workers, calls: n, wallNs: Double(now() - started), cpuNs: cpu)
         }
-        r.setup = {
-            runtimes = (0..<workers).map { _ in
-                let rt = try! LuaRuntime(options: .init(memoryLimit: 64 << 20))
-                try! rt.run(hostScript)
-                return rt
-            }
-        }
+        r.setup = { pool = _WorkerThreads(workers) }
         r.teardown = {
-            for rt in runtimes { rt.close() }
-            runtimes = []
+            pool?.stop()
+            pool = nil
             if workers == 2 { _HostScaling.report() }
         }
         return r
@@ -142,33 +133,62 @@ private enum _HostScaling {
     }
 }
 
-/// Runs `body(worker, count)` on `workers` threads at once, `n` calls split between them; returns when
-/// all are done, with the CPU time the workers used (ns).
-private func runOnThreads(_ workers: Int, _ n: Int, _ body: @escaping (Int, Int) -> Void) -> Double {
-    if workers == 1 {
-        let c0 = threadCPU()
-        body(0, n)
-        return threadCPU() - c0
+/// Long-lived worker threads, each with a runtime made on it (hostScript loaded), running `work(50)`
+/// on request.
+private final class _WorkerThreads {
+    final class Worker {
+        var start = sem_t()
+        var done = sem_t()
+        var count = 0
+        var cpu: Double = 0
+        var stop = false
+        var thread = pthread_t()
     }
-    var threads: [pthread_t] = []
-    var jobs: [_HostJob] = []
-    for w in 0..<workers {
-        let count = n / workers + (w < n % workers ? 1 : 0)
-        let job = _HostJob(body, w, count)
-        jobs.append(job)
-        var t = pthread_t()
-        let rc = pthread_create(&t, nil, { p in
-            let job = Unmanaged<_HostJob>.fromOpaque(p!).takeRetainedValue()
-            let c0 = threadCPU()
-            job.body(job.worker, job.count)
-            job.cpu = threadCPU() - c0
-            return nil
-        }, Unmanaged.passRetained(job).toOpaque())
-        precondition(rc == 0, "pthread_create")
-        threads.append(t)
+    let workers: [Worker]
+
+    init(_ n: Int) {
+        workers = (0..<n).map { _ in Worker() }
+        for w in workers {
+            sem_init(&w.start, 0, 0)
+            sem_init(&w.done, 0, 0)
+            let rc = pthread_create(&w.thread, nil, { p in
+                let w = Unmanaged<Worker>.fromOpaque(p!).takeUnretainedValue()
+                let rt = try! LuaRuntime(options: .init(memoryLimit: 64 << 20))
+                try! rt.run(hostScript)
+                sem_post(&w.done)  // ready
+                while true {
+                    sem_wait(&w.start)
+                    if w.stop { break }
+                    let c0 = threadCPU()
+                    for _ in 0..<w.count { _ = try! rt.call("work", .integer(50)) }
+                    w.cpu = threadCPU() - c0
+                    sem_post(&w.done)
+                }
+                rt.close()
+                return nil
+            }, Unmanaged.passUnretained(w).toOpaque())
+            precondition(rc == 0, "pthread_create")
+        }
+        for w in workers { sem_wait(&w.done) }
     }
-    for t in threads { pthread_join(t, nil) }
-    return jobs.reduce(0) { $0 + $1.cpu }
+
+    /// `n` calls split between the workers, all at once; the CPU time they used (ns).
+    func run(_ n: Int) -> Double {
+        for (i, w) in workers.enumerated() {
+            w.count = n / workers.count + (i < n % workers.count ? 1 : 0)
+            sem_post(&w.start)
+        }
+        for w in workers { sem_wait(&w.done) }
+        return workers.reduce(0) { $0 + $1.cpu }
+    }
+
+    func stop() {
+        for w in workers {
+            w.stop = true
+            sem_post(&w.start)
+        }
+        for w in workers { pthread_join(w.thread, nil) }
+    }
 }
 
 /// The calling thread's CPU time (ns).
@@ -176,17 +196,4 @@ private func threadCPU() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) * 1e9 + Double(ts.tv_nsec)
-}
-
-/// One worker's share of a row, handed to its thread.
-private final class _HostJob {
-    let body: (Int, Int) -> Void
-    let worker: Int
-    let count: Int
-    var cpu: Double = 0
-    init(_ body: @escaping (Int, Int) -> Void, _ worker: Int, _ count: Int) {
-        self.body = body
-        self.worker = worker
-        self.count = count
-    }
 }
