@@ -11,8 +11,9 @@ import Glibc
 
 extension LuaRuntime {
     /// Installs the hook on the main thread before any script runs, so every coroutine inherits it.
+    /// A reset's new state gets the runtime's budget record again.
     func installBudget(_ L: LuaState) {
-        let b = UnsafeMutablePointer<lth_Budget>.allocate(capacity: 1)
+        let b = budget ?? UnsafeMutablePointer<lth_Budget>.allocate(capacity: 1)
         let step: Int
         if let n = options.instructionLimit { step = Swift.max(1, Swift.min(1_000, n / 10)) } else { step = 1_000 }
         b.initialize(to: lth_Budget(remaining: 0, deadline: 0, limited: 0, armed: 0, exhausted: 0, step: Int32(step)))
