@@ -105,7 +105,7 @@ extension LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, 8) != 0 else { throw stackError() }
         var path = path
         let st = path.withUTF8 { p in
             p.withMemoryRebound(to: CChar.self) { c in entered { lth_getpath(L, c.baseAddress!, c.count, 1) } }
@@ -172,7 +172,7 @@ extension LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
         pushMessageHandler(L)
         guard pushFunction(L, f) else { throw RuntimeError.closedRuntime }
         try pushArguments(L, arguments)

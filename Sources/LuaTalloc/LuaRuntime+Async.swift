@@ -71,7 +71,7 @@ extension LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, 6) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, 6) != 0 else { throw stackError() }
         let ps = lth_pushasync(L, LuaRuntime.asyncStart, Unmanaged.passUnretained(box).toOpaque())
         if ps != LUA_OK { throw failure(L, ps) }
         let st = entered { clua_setglobal(L, box.name) }
@@ -182,13 +182,13 @@ extension LuaRuntime {
         }
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
         let ts = lth_newthread(L)  // base + 1: the coroutine, anchored here for the whole call
         if ts != LUA_OK { throw failure(L, ts) }
         guard let co = lua_tothread(L, base + 1) else { throw RuntimeError(.runtime, "no coroutine") }
         try pushFunction(L)
         try pushArguments(L, arguments)
-        guard lua_checkstack(co, Int32(clamping: arguments.count) + 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(co, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
         lua_xmove(L, co, Int32(arguments.count) + 1)
         let call = _AsyncCall(thread: co)
         asyncCalls.append(call)
@@ -202,7 +202,7 @@ extension LuaRuntime {
             var nres: Int32 = 0
             let st = lua_resume(co, L, nargs, &nres)
             if st == LUA_OK {
-                guard lua_checkstack(L, nres + 8) != 0 else { throw RuntimeError.outOfMemory }
+                guard lua_checkstack(L, nres + 8) != 0 else { throw stackError() }
                 let top = lua_gettop(L)
                 lua_xmove(co, L, nres)
                 if let b = budget, b.pointee.exhausted != 0 {

@@ -255,6 +255,13 @@ extension LuaRuntime {
         return error
     }
 
+    /// Lua's stack could not grow (lua_checkstack): a memory error when an allocation was just refused,
+    /// else too many values.
+    func stackError() -> RuntimeError {
+        if heapState.pointee.collect.pending != 0 { return .outOfMemory }
+        return RuntimeError(.runtime, "stack overflow (too many values for Lua's stack)", status: .runtimeError)
+    }
+
     /// "not enough memory", as Lua's allocator raises it or with a position before it (luaL_error).
     static func isMemoryMessage(_ value: LuaValue) -> Bool {
         guard case .string(let s) = value else { return false }

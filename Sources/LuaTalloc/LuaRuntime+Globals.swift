@@ -41,7 +41,7 @@ extension LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, 8) != 0 else { throw stackError() }
         var name = name
         let st = name.withUTF8 { p in
             p.withMemoryRebound(to: CChar.self) { c in entered { lth_getpath(L, c.baseAddress ?? LuaRuntime.emptyCString, c.count, 0) } }

@@ -342,7 +342,7 @@ public final class LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
         pushMessageHandler(L)
         var code = code
         let st = code.withUTF8 { b in
@@ -365,7 +365,7 @@ public final class LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
         pushMessageHandler(L)
         let st = lth_loadfile(L, path, options.sandboxed ? "t" : "bt")
         if st != LUA_OK { throw failure(L, st) }
@@ -410,7 +410,7 @@ public final class LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, 8) != 0 else { throw stackError() }
         let p = bytes.baseAddress.map { $0.assumingMemoryBound(to: CChar.self) }
         let st = luaL_loadbufferx(L, p ?? LuaRuntime.emptyCString, bytes.count, chunkName, mode)
         if st != LUA_OK { throw failure(L, st) }
@@ -441,7 +441,7 @@ public final class LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw RuntimeError.outOfMemory }
+        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
         pushMessageHandler(L)
         try pushArguments(L, arguments)
         var name = name
