@@ -243,7 +243,7 @@ extension LuaRuntime {
                 nargs = lua_gettop(L) - top
             case .failure(let error):
                 let message = (error as? LuaError)?.message ?? String(describing: error)
-                hostFailures.append(_HostFailure(message: message, error: error))
+                noteHostFailure(message, error)
                 lua_pushboolean(L, 0)
                 _ = Lua.push(L, message)  // or the memory error, raised as it is
                 nargs = 2

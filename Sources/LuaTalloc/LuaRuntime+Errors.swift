@@ -262,6 +262,13 @@ extension LuaRuntime {
         return RuntimeError(.runtime, "stack overflow (too many values for Lua's stack)", status: .runtimeError)
     }
 
+    /// Remembers an error a Swift function threw (the last few of the entry: a script that catches them in
+    /// a loop does not make the list grow).
+    func noteHostFailure(_ message: String, _ error: any Error) {
+        if hostFailures.count >= 16 { hostFailures.removeFirst() }
+        hostFailures.append(_HostFailure(message: message, error: error))
+    }
+
     /// "not enough memory", as Lua's allocator raises it or with a position before it (luaL_error).
     static func isMemoryMessage(_ value: LuaValue) -> Bool {
         guard case .string(let s) = value else { return false }

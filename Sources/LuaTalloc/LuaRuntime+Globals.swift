@@ -169,7 +169,7 @@ extension LuaRuntime {
         switch result {
         case .failure(let error):
             let message = (error as? LuaError)?.message ?? String(describing: error)
-            hostFailures.append(_HostFailure(message: message, error: error))
+            noteHostFailure(message, error)
             return raise(L, out, message)
         case .success(let values):
             let count = Int32(clamping: values.count)
