@@ -74,6 +74,10 @@ let package = Package(
         .testTarget(
             name: "LuaTallocTests", dependencies: ["LuaTalloc", "CLua", "CLuaShims", "TallocCore"],
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),
+        // The Swift host API as a host package sees it: Swift 6 language mode, strict concurrency.
+        .testTarget(
+            name: "LuaTallocHostTests", dependencies: ["LuaTalloc", "TallocCore"],
+            swiftSettings: commonSettings),
         .testTarget(
             name: "luatallocTests", dependencies: [],
             swiftSettings: commonSettings + [.swiftLanguageMode(.v5)]),

@@ -5,6 +5,7 @@
 #include "lth_shim.h"
 #include "ltc_strlib.h"
 
+int lth_msghandler (lua_State *L);
 
 
 /* (protected part of lth_openlibs) [mask] */
@@ -195,7 +196,7 @@ static void lth_pushbound (lua_State *L, int host, clua_Body body, void *extra) 
 /* (protected part of lth_hostinit) [module, perform body] */
 static int lth_hostinit_k (lua_State *L) {
   int host;
-  lua_createtable(L, 5, 0);
+  lua_createtable(L, LTH_HOST_NKEYS, 0);
   host = lua_gettop(L);
   lua_pushvalue(L, 1);
   lua_rawseti(L, host, LTH_HOST_MODULE);
@@ -203,6 +204,18 @@ static int lth_hostinit_k (lua_State *L) {
   lua_rawseti(L, host, LTH_HOST_META);
   lua_newtable(L);
   lua_rawseti(L, host, LTH_HOST_PINS);
+  lua_pushvalue(L, host);
+  lua_pushcclosure(L, lth_msghandler, 1);
+  lua_rawseti(L, host, LTH_HOST_MSGH);
+  /* the slots the handler writes exist from now on: writing them never allocates */
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, host, LTH_HOST_ERRMSG);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, host, LTH_HOST_TRACEBACK);
+  lua_newtable(L);
+  lua_rawseti(L, host, LTH_HOST_REFS);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, host, LTH_HOST_PRINT);
   lua_pushliteral(L, "new");
   lua_rawget(L, 1);
   if (lua_type(L, -1) != LUA_TFUNCTION) return luaL_error(L, "talloc module without 'new'");
@@ -286,7 +299,9 @@ int lth_loadfile (lua_State *L, const char *fname, const char *mode) {
 */
 
 static void lth_aftercatch (lua_State *L) {
-  ltc_collectnow(L, (ltc_Collect *)lua_touserdata(L, lua_upvalueindex(1)));
+  lth_Heap *h = (lth_Heap *)lua_touserdata(L, lua_upvalueindex(1));
+  if (h->collect.pending) h->refusals++;  /* what was caught is a memory error */
+  ltc_collectnow(L, &h->collect);
 }
 
 static int lth_finishpcall (lua_State *L, int status, lua_KContext extra) {
@@ -390,10 +405,315 @@ static int lth_collectingcatch_k (lua_State *L) {
   return 0;
 }
 
-int lth_collectingcatch (lua_State *L, ltc_Collect *pending) {
+int lth_collectingcatch (lua_State *L, lth_Heap *pending) {
   lua_pushcfunction(L, lth_collectingcatch_k);
   lua_pushlightuserdata(L, pending);
   return lua_pcall(L, 1, 0, 0);
+}
+
+/* }====================================================================== */
+
+
+
+/*
+** {======================================================================
+** Errors of host calls
+** =======================================================================
+*/
+
+/*
+** (protected part of lth_msghandler and lth_describe) [host, error object, thread (light userdata; NULL:
+** this one), level].  Stores the object's message and the traceback of the thread from 'level'.
+*/
+static int lth_describe_k (lua_State *L) {
+  lua_State *co = (lua_State *)lua_touserdata(L, 3);
+  int level = (int)lua_tointeger(L, 4);
+  if (co == NULL) co = L;
+  if (lua_type(L, 2) == LUA_TSTRING) lua_pushvalue(L, 2);
+  else if (lua_type(L, 2) == LUA_TNUMBER) {  /* as lua.c's lua_tostring: a number is its text */
+    lua_pushvalue(L, 2);
+    lua_tolstring(L, -1, NULL);
+  }
+  else if (!luaL_callmeta(L, 2, "__tostring") || lua_type(L, -1) != LUA_TSTRING) {
+    lua_settop(L, 4);
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 2));
+  }
+  lua_rawseti(L, 1, LTH_HOST_ERRMSG);
+  luaL_traceback(L, co, NULL, level);
+  lua_rawseti(L, 1, LTH_HOST_TRACEBACK);
+  return 0;
+}
+
+/*
+** The message handler of host calls: returns the error object as it is, and stores its message and the
+** traceback in the host table (upvalue 1) when it can (a failure to do so leaves them false).  Level 2 from
+** the protected part is level 1 from here: the function that raised, as lua.c's msghandler.
+*/
+int lth_msghandler (lua_State *L) {
+  lua_settop(L, 1);
+  if (!lua_checkstack(L, 8)) return 1;
+  lua_pushcfunction(L, lth_describe_k);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushlightuserdata(L, NULL);
+  lua_pushinteger(L, 2);
+  if (lua_pcall(L, 4, 0, 0) != LUA_OK) lua_pop(L, 1);
+  return 1;
+}
+
+/*
+** why: tostring may run __tostring ('e') and luaL_traceback allocates ('m').  Describes the error object
+** on the top of 'co' into the host table at 'host' (see lth_shim.h).
+*/
+int lth_describe (lua_State *L, int host, lua_State *co) {
+  host = lua_absindex(L, host);
+  lua_pushcfunction(L, lth_describe_k);
+  lua_pushvalue(L, host);
+  if (co != L) {
+    lua_pushvalue(co, -1);
+    lua_xmove(co, L, 1);
+  } else {
+    lua_pushvalue(L, -3);
+  }
+  lua_pushlightuserdata(L, co == L ? NULL : (void *)co);
+  lua_pushinteger(L, 0);
+  return lua_pcall(L, 4, 0, 0);
+}
+
+/* }====================================================================== */
+
+
+/*
+** {======================================================================
+** Calling from the host
+** =======================================================================
+*/
+
+/*
+** Pushes the value at the dotted path 'path' (fields from the globals; metamethods apply) [-0, +1, e].  With
+** 'function' set, a missing value is an error naming the function and the first missing part; without, a
+** missing part gives nil.
+*/
+static void lth_lookup (lua_State *L, const char *path, size_t len, int function) {
+  size_t start = 0;
+  lua_pushglobaltable(L);
+  for (;;) {
+    size_t end = start;
+    while (end < len && path[end] != '.') end++;
+    if (lua_type(L, -1) == LUA_TNIL && start > 0) {
+      const char *part;
+      if (!function) return;
+      part = lua_pushlstring(L, path, start - 1);
+      luaL_error(L, "function '%s' not found ('%s' is nil)", path, part);
+    }
+    if (start > 0 && lua_type(L, -1) != LUA_TTABLE && luaL_getmetafield(L, -1, "__index") == LUA_TNIL) {
+      const char *type = luaL_typename(L, -1);
+      const char *part;
+      if (!function) { lua_pop(L, 1); lua_pushnil(L); return; }
+      part = lua_pushlstring(L, path, start - 1);
+      luaL_error(L, "function '%s' not found ('%s' is a %s value)", path, part, type);
+    }
+    else if (start > 0 && lua_type(L, -1) != LUA_TTABLE) lua_pop(L, 1);  /* the __index field */
+    lua_pushlstring(L, path + start, end - start);
+    lua_gettable(L, -2);
+    lua_remove(L, -2);
+    if (end >= len) break;
+    start = end + 1;
+  }
+  if (function && lua_type(L, -1) != LUA_TFUNCTION) {
+    if (lua_type(L, -1) == LUA_TNIL)
+      luaL_error(L, "function '%s' not found", path);
+    if (luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
+      luaL_error(L, "'%s' is not a function (a %s value)", path, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+/* (protected part of lth_callpath) [path, len, args...] */
+static int lth_callpath_k (lua_State *L) {
+  const char *path = (const char *)lua_touserdata(L, 1);
+  size_t len = (size_t)lua_tointeger(L, 2);
+  int nargs = lua_gettop(L) - 2;
+  /* a C string for the messages: the path is not NUL-terminated */
+  lua_pushlstring(L, path, len);
+  lth_lookup(L, lua_tostring(L, -1), len, 1);
+  lua_replace(L, 1);  /* the function where the path was */
+  lua_settop(L, nargs + 2);  /* drop the path string */
+  lua_remove(L, 2);
+  lua_call(L, nargs, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+int lth_callpath (lua_State *L, const char *path, size_t pathlen, int nargs, int msgh) {
+  lua_pushcfunction(L, lth_callpath_k);
+  lua_pushlightuserdata(L, (void *)path);
+  lua_pushinteger(L, (lua_Integer)pathlen);
+  lua_rotate(L, -(nargs + 3), 3);  /* f, path, len below the arguments */
+  return lua_pcall(L, nargs + 2, LUA_MULTRET, msgh);
+}
+
+/* (protected part of lth_getpath) [path, len, function] */
+static int lth_getpath_k (lua_State *L) {
+  size_t len = (size_t)lua_tointeger(L, 2);
+  lua_pushlstring(L, (const char *)lua_touserdata(L, 1), len);
+  lth_lookup(L, lua_tostring(L, -1), len, lua_toboolean(L, 3));
+  return 1;
+}
+
+int lth_getpath (lua_State *L, const char *path, size_t pathlen, int function) {
+  lua_pushcfunction(L, lth_getpath_k);
+  lua_pushlightuserdata(L, (void *)path);
+  lua_pushinteger(L, (lua_Integer)pathlen);
+  lua_pushboolean(L, function);
+  return lua_pcall(L, 3, 1, 0);
+}
+
+/* (protected part of lth_ref) [table, value] */
+static int lth_ref_k (lua_State *L) {
+  lua_pushinteger(L, luaL_ref(L, 1));
+  return 1;
+}
+
+int lth_ref (lua_State *L, int idx, int *ref) {
+  int status;
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, lth_ref_k);
+  lua_pushvalue(L, idx);
+  lua_rotate(L, -3, -1);  /* value, f, t -> f, t, value */
+  status = lua_pcall(L, 2, 1, 0);
+  if (status == LUA_OK) {
+    *ref = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+/* (protected part of lth_newthread) */
+static int lth_newthread_k (lua_State *L) {
+  lua_newthread(L);
+  return 1;
+}
+
+int lth_newthread (lua_State *L) {
+  lua_pushcfunction(L, lth_newthread_k);
+  return lua_pcall(L, 0, 1, 0);
+}
+
+/* }====================================================================== */
+
+
+/*
+** {======================================================================
+** Host sinks: print
+** =======================================================================
+*/
+
+/* 'print' with a host sink (upvalues: the sink, its ud): luaB_print's formatting, one line to the sink. */
+static int lth_print (lua_State *L) {
+  lth_PrintSink sink = (lth_PrintSink)lua_touserdata(L, lua_upvalueindex(1));
+  void *ud = lua_touserdata(L, lua_upvalueindex(2));
+  int n = lua_gettop(L);
+  int i;
+  size_t len;
+  const char *s;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  s = lua_tolstring(L, -1, &len);
+  sink(ud, s, len);
+  return 0;
+}
+
+/* (protected part of lth_setprint) [host, sink, ud] */
+static int lth_setprint_k (lua_State *L) {
+  lua_pushglobaltable(L);  /* 4 */
+  if (lua_touserdata(L, 2) != NULL) {
+    if (lua_rawgeti(L, 1, LTH_HOST_PRINT) != LUA_TFUNCTION) {
+      if (lua_getfield(L, 4, "print") == LUA_TFUNCTION) lua_rawseti(L, 1, LTH_HOST_PRINT);
+      else lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_pushcclosure(L, lth_print, 2);
+    lua_setfield(L, 4, "print");
+  } else if (lua_rawgeti(L, 1, LTH_HOST_PRINT) == LUA_TFUNCTION) {
+    lua_setfield(L, 4, "print");
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, 1, LTH_HOST_PRINT);
+  }
+  return 0;
+}
+
+int lth_setprint (lua_State *L, int host, lth_PrintSink _Nullable sink, void *_Nullable ud) {
+  host = lua_absindex(L, host);
+  lua_pushcfunction(L, lth_setprint_k);
+  lua_pushvalue(L, host);
+  lua_pushlightuserdata(L, (void *)sink);
+  lua_pushlightuserdata(L, ud);
+  return lua_pcall(L, 3, 0, 0);
+}
+
+/* }====================================================================== */
+
+
+/*
+** {======================================================================
+** Async host functions
+** =======================================================================
+*/
+
+/* Where an async function goes on when the host resumes it: [true, results...] or [false, message]. */
+static int lth_asynccont (lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  if (lua_toboolean(L, 1)) {
+    lua_remove(L, 1);
+    return lua_gettop(L);
+  }
+  lua_settop(L, 2);
+  if (lua_type(L, 2) == LUA_TSTRING) {  /* the caller's position, as luaL_error */
+    luaL_where(L, 1);
+    lua_insert(L, 2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+/*
+** An async function (upvalues: 'start' and its ud).  'start' returns 0 (the work started: yield), 1 (raise
+** the message on the top at the caller's position) or 2 (raise the object on the top as it is).
+*/
+static int lth_asyncfn (lua_State *L) {
+  lth_AsyncStart start = (lth_AsyncStart)lua_touserdata(L, lua_upvalueindex(1));
+  int r = start(L, lua_touserdata(L, lua_upvalueindex(2)));
+  if (r == 1) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+  }
+  if (r != 0) return lua_error(L);
+  lua_settop(L, 0);
+  return lua_yieldk(L, 0, 0, lth_asynccont);
+}
+
+/* (protected part of lth_pushasync) [start, ud] */
+static int lth_pushasync_k (lua_State *L) {
+  lua_pushcclosure(L, lth_asyncfn, 2);
+  return 1;
+}
+
+int lth_pushasync (lua_State *L, lth_AsyncStart start, void *ud) {
+  lua_pushcfunction(L, lth_pushasync_k);
+  lua_pushlightuserdata(L, (void *)start);
+  lua_pushlightuserdata(L, ud);
+  return lua_pcall(L, 2, 1, 0);
 }
 
 /* }====================================================================== */

@@ -41,8 +41,8 @@ extension LuaRuntime {
                 return 0
             }
         }
-        if st != LUA_OK { throw classify(st, LuaRuntime.popMessage(L)) }
-        guard let result else { throw RuntimeError.lua(status: LUA_ERRRUN, message: "withContexts: body did not run") }
+        if st != LUA_OK { throw failure(L, st) }
+        guard let result else { throw RuntimeError(.runtime, "withContexts: body did not run") }
         return try result.get()
     }
 
@@ -53,8 +53,7 @@ extension LuaRuntime {
         guard let L = state ?? threads.last, lua_checkstack(L, 6) != 0 else { return nil }
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard pushHostTable(L) else { return nil }
-        lua_rawgeti(L, -1, lua_Integer(LTH_HOST_PINS))
+        guard pushHostTable(L), LuaRuntime.pushField(L, -1, LTH_HOST_PINS, LUA_TTABLE) else { return nil }
         let pins = lua_gettop(L)
         lua_pushnil(L)
         while true {
@@ -73,8 +72,7 @@ extension LuaRuntime {
         guard let L = state, lua_checkstack(L, 4) != 0 else { return 0 }
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard pushHostTable(L) else { return 0 }
-        lua_rawgeti(L, -1, lua_Integer(LTH_HOST_PINS))
+        guard pushHostTable(L), LuaRuntime.pushField(L, -1, LTH_HOST_PINS, LUA_TTABLE) else { return 0 }
         let pins = lua_gettop(L)
         var n = 0
         lua_pushnil(L)

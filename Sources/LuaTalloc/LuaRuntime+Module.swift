@@ -34,6 +34,15 @@ extension LuaRuntime {
         return true
     }
 
+    /// Pushes `t[key]` of the table at `t` when it is of Lua type `type` (true); else pushes nothing (false).
+    /// The host table is reachable with the debug library (debug.getregistry): a script may have put
+    /// anything in it, and the raw API on a value that is not a table would read garbage.
+    static func pushField(_ L: LuaState, _ t: Int32, _ key: Int32, _ type: Int32) -> Bool {
+        if lua_rawgeti(L, t, lua_Integer(key)) == type { return true }
+        clua_pop(L, 1)
+        return false
+    }
+
     /// Runs `body` inside the module with the `nargs` values on the top as its arguments (at 1...nargs
     /// in its frame); it leaves `nresults` results (LUA_MULTRET: all it returns) in their place.
     /// Returns the Lua status (error object on the top on failure).
@@ -76,11 +85,12 @@ extension LuaRuntime {
             return LUA_OK
         }
         let contexts = self.contexts, root = self.root
-        return perform(L, nargs: 0, nresults: n) { L, out in
+        return perform(L, nargs: 0, nresults: n) { [unowned self] L, out in
             let f = ModuleState.frame(L, out)
             guard lua_checkstack(L, n + 8) != 0 else { return out.error("stack overflow") }
-            lua_rawgeti(L, lth_upvalue(LTH_UPV_HOST), lua_Integer(LTH_HOST_PINS))
-            var w = _LuaWriter(L, frame: f, pins: lua_gettop(L), contexts: contexts, root: root)
+            let pins = LuaRuntime.pushField(L, lth_upvalue(LTH_UPV_HOST), LTH_HOST_PINS, LUA_TTABLE) ? lua_gettop(L) : 0
+            let refs = LuaRuntime.pushField(L, lth_upvalue(LTH_UPV_HOST), LTH_HOST_REFS, LUA_TTABLE) ? lua_gettop(L) : 0
+            var w = _LuaWriter(L, frame: f, pins: pins, contexts: contexts, root: root, runtime: self, refs: refs)
             for v in values { guard w.push(v) else { return out.rethrow() } }
             return n
         }
@@ -96,7 +106,7 @@ extension LuaRuntime {
             lua_rawgeti(L, -1, lua_Integer(LTH_HOST_META))
             meta = lua_gettop(L)
         }
-        var reader = _LuaReader(L, meta: meta, maxDepth: options.maxTableDepth)
+        var reader = _LuaReader(L, meta: meta, maxDepth: options.maxTableDepth, runtime: hostRef > 0 ? self : nil)
         var out: [LuaValue] = []
         out.reserveCapacity(Int(last - first + 1))
         for i in first...last {

@@ -109,36 +109,4 @@ extension LuaRuntime {
                     sandboxed: true)
         }
     }
-
-    /// Why a runtime operation failed.
-    public enum RuntimeError: Error, CustomStringConvertible, Equatable {
-        /// No memory for the runtime itself (creating it).
-        case outOfMemory
-        /// Lua failed: `status` is the Lua status (`LUA_ERRRUN`, `LUA_ERRSYNTAX`, `LUA_ERRMEM`, ...) and
-        /// `message` the error message (with a traceback when a chunk was running).
-        case lua(status: Int32, message: String)
-        /// The instruction or time budget ran out; `message` as for `.lua`.
-        case budgetExhausted(message: String)
-        /// A value could not be copied between Lua and Swift (a table nested too deeply, a Lua function
-        /// passed back to Lua, a missing module).
-        case conversion(String)
-
-        public var description: String {
-            switch self {
-            case .outOfMemory: return "not enough memory"
-            case .lua(_, let m): return m
-            case .budgetExhausted(let m): return m
-            case .conversion(let m): return m
-            }
-        }
-
-        /// Whether Lua ran out of memory (the memory limit, or the system).
-        public var isOutOfMemory: Bool {
-            switch self {
-            case .outOfMemory: return true
-            case .lua(let status, let m): return status == LUA_ERRMEM || m.contains("not enough memory")
-            default: return false
-            }
-        }
-    }
 }

@@ -39,6 +39,8 @@ struct _LuaReader {
     let L: LuaState
     let meta: Int32
     let maxDepth: Int
+    /// The runtime functions are held by (nil: functions are opaque).
+    let runtime: LuaRuntime?
 
     /// Nodes a table key may have (hashing it visits them all, shared parts once per place).
     static let maxKeyNodes = 1 << 20
@@ -101,10 +103,11 @@ struct _LuaReader {
     private var work = 0
     private var distinct = 0
 
-    init(_ L: LuaState, meta: Int32, maxDepth: Int) {
+    init(_ L: LuaState, meta: Int32, maxDepth: Int, runtime: LuaRuntime? = nil) {
         self.L = L
         self.meta = meta
         self.maxDepth = maxDepth
+        self.runtime = runtime
     }
 
     /// The value at `idx`. On failure the stack is as it was.
@@ -277,11 +280,9 @@ struct _LuaReader {
         return k
     }
 
-    /// Anything but a table.
-    private func scalar(_ idx: Int32) -> LuaValue {
+    /// A nil, boolean, number or string (anything else reads as nil).
+    static func scalarValue(_ L: LuaState, _ idx: Int32) -> LuaValue {
         switch lua_type(L, idx) {
-        case LUA_TNIL, LUA_TNONE:
-            return .nil
         case LUA_TBOOLEAN:
             return .boolean(lua_toboolean(L, idx) != 0)
         case LUA_TNUMBER:
@@ -293,6 +294,18 @@ struct _LuaReader {
             let bytes = UnsafeRawBufferPointer(start: p, count: len)
             if let s = String(validating: bytes, as: UTF8.self) { return .string(s) }
             return .bytes(Array(bytes))
+        default:
+            return .nil
+        }
+    }
+
+    /// Anything but a table.
+    private func scalar(_ idx: Int32) -> LuaValue {
+        switch lua_type(L, idx) {
+        case LUA_TNIL, LUA_TNONE:
+            return .nil
+        case LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING:
+            return _LuaReader.scalarValue(L, idx)
         case LUA_TUSERDATA:
             if meta != 0, lua_getmetatable(L, idx) != 0 {
                 let isContext = lua_rawequal(L, -1, meta) != 0
@@ -305,6 +318,8 @@ struct _LuaReader {
             }
             return opaque(.userdata, idx)
         case LUA_TFUNCTION:
+            // a handle the host can call and pass back (when the runtime can hold it)
+            if let runtime, let f = try? runtime.makeFunction(L, idx) { return .function(f) }
             return opaque(.function, idx)
         case LUA_TTHREAD:
             return opaque(.thread, idx)
@@ -332,15 +347,31 @@ struct _LuaWriter {
     let contexts: TallocContext?
     /// The runtime's root: nothing else of its tree may reach Lua.
     let root: TallocContext?
+    /// The runtime whose functions may be pushed, and the absolute index of its table of held values.
+    let runtime: LuaRuntime?
+    let refs: Int32
     /// The tables being built, outermost first (stack indices), for `.cycle`.
     private var building: [Int32] = []
 
-    init(_ L: LuaState, frame: Frame?, pins: Int32, contexts: TallocContext?, root: TallocContext?) {
+    init(_ L: LuaState, frame: Frame?, pins: Int32, contexts: TallocContext?, root: TallocContext?,
+         runtime: LuaRuntime? = nil, refs: Int32 = 0) {
         self.L = L
         self.frame = frame
         self.pins = pins
         self.contexts = contexts
         self.root = root
+        self.runtime = runtime
+        self.refs = refs
+    }
+
+    /// Pushes a value that needs no allocation (`pushesWithoutAllocating`): '-' calls only.
+    static func pushScalar(_ L: LuaState, _ value: LuaValue) {
+        switch value {
+        case .boolean(let b): lua_pushboolean(L, b ? 1 : 0)
+        case .integer(let i): lua_pushinteger(L, lua_Integer(i))
+        case .number(let d): lua_pushnumber(L, d)
+        default: lua_pushnil(L)
+        }
     }
 
     /// Pushes `value`. On failure returns false with exactly one value pushed: the error object.
@@ -374,6 +405,12 @@ struct _LuaWriter {
             lua_pushvalue(L, building[building.count - n])
         case .opaque(let o):
             return fail("cannot pass a Lua \(o.kind.rawValue) back to Lua")
+        case .function(let fn):
+            guard let runtime, fn.runtime === runtime else { return fail("cannot pass a function of another Lua runtime") }
+            guard fn.generation == runtime.generation, refs != 0 else {
+                return fail("cannot pass a function of a runtime that was reset or closed")
+            }
+            lua_rawgeti(L, refs, lua_Integer(fn.ref))
         case .context(let c):
             return pushContext(c)
         case .table(let t):

@@ -25,6 +25,8 @@ import TallocCore
 ///     let lua = try LuaRuntime(options: .sandbox(memoryLimit: 8 << 20, instructionLimit: 10_000_000))
 ///     try lua.register("greet") { args in ["hello, " + (args.first?.stringValue ?? "?")] }
 ///     let results = try lua.run("return greet('lua'), 6 * 7")   // ["hello, lua", 42]
+///     let check = try lua.function("greet")                      // a handle: look up once, call often
+///     try check("again")
 ///
 /// - Errors: a script that fails — a Lua error, "not enough memory" over the memory limit, a spent
 ///   budget — throws `RuntimeError`; the runtime stays usable. A Lua error never unwinds a Swift frame:
@@ -33,8 +35,11 @@ import TallocCore
 /// - Contexts: a context a script makes belongs to Lua (its garbage collector frees it when no Lua value
 ///   reaches it; closing the runtime frees everything left). A context the host passes in is *lent*:
 ///   see `LuaValue.context`, `withContexts(_:)` and docs/EMBEDDING.md for who frees what.
-///
-/// - warning: Not thread-safe, like talloc and Lua: use a runtime from one thread at a time.
+/// - Threads: a runtime, like talloc's trees and Lua's states, is used by one thread at a time, and is
+///   not `Sendable`. It may be made on one thread or task and handed to another (`sending`: strict
+///   concurrency then rejects any further use by the first), or lent from a `LuaRuntimePool`. Everything
+///   that comes out of it (`LuaValue`s with contexts or functions, `LuaFunction`s, `TallocContext`s)
+///   belongs to the same thread, and goes with it.
 public final class LuaRuntime {
     /// The runtime's root context ("luatalloc runtime"); the memory limit is set on it.
     public let root: TallocContext
@@ -42,13 +47,13 @@ public final class LuaRuntime {
     public let contexts: TallocContext
     /// Lua's heap, as an external-size context ("lua heap").
     public let heap: TallocContext
-    /// The Lua state (for the C API, `-` functions only). Valid until `close()`.
+    /// The Lua state (for the C API, `-` functions only). Valid until `close()` (a `reset()` makes a new one).
     public private(set) var state: LuaState?
     /// The options the runtime was made with.
     public let options: Options
 
-    /// The registry reference of the host table (module, metatable, pins, bound helpers); 0 before
-    /// the module is open.
+    /// The registry reference of the host table (module, metatable, pins, bound helpers, message
+    /// handler, held values); 0 before the module is open.
     var hostRef: Int32 = 0
     /// What the allocator works with: the heap context and the "memory ran out" flag.
     let heapState: UnsafeMutablePointer<lth_Heap>
@@ -56,16 +61,31 @@ public final class LuaRuntime {
     var budget: UnsafeMutablePointer<lth_Budget>?
     /// Entries from Swift into Lua that are running (the outermost arms the budget).
     var entryDepth = 0
+    /// At the start of the outermost entry: the allocator's refusals, whether a collection was pending.
+    var entryRefusals = 0
+    var entryPending = false
+    /// The errors Swift functions threw during the outermost entry, to give back to the host.
+    var hostFailures: [_HostFailure] = []
     /// The threads that Swift functions called from Lua run on, innermost last: a host call made from
     /// inside one (a nested `run`) uses that thread, not the main one.
     var threads: [LuaState] = []
-    /// The Swift functions registered with Lua; released when the runtime closes.
+    /// The Swift functions registered with Lua; released when the runtime closes, bound again on reset.
     var functions: [_FunctionBox] = []
+    var asyncFunctions: [_AsyncFunctionBox] = []
+    /// Functions replaced under their name by one of the other kind: kept while the state lives (a
+    /// script may hold them), never bound again.
+    var retired: [AnyObject] = []
+    /// A new generation at every close and reset: handles (LuaFunction) of an older one are stale.
+    var generation = 0
+    /// The host's sinks for `print` and warnings (docs: "Host hooks").
+    var sinks = _Sinks()
+    /// The async call being driven (callAsync), and the work an async function asked for.
+    var asyncCalls: [_AsyncCall] = []
 
     /// Makes the state, the runtime's tree and (with `openLibrariesNow`) the libraries and the module.
     ///
     /// The corresponding Lua function is `luaL_newstate` (then `lua_setallocf`).
-    /// - Throws: `RuntimeError.outOfMemory`, or `.lua` if opening the libraries failed.
+    /// - Throws: `RuntimeError` of kind `.memory`, or the error of opening the libraries.
     public init(options: Options = Options()) throws(RuntimeError) {
         do {
             root = try TallocContext.new(parent: nil, name: "luatalloc runtime")
@@ -76,12 +96,28 @@ public final class LuaRuntime {
         }
         self.options = options
         heapState = UnsafeMutablePointer<lth_Heap>.allocate(capacity: 1)
-        heapState.initialize(to: lth_Heap(collect: ltc_Collect(pending: 0, grace: 0), heap: heap.unsafePointer, debt: 0))
-        guard let L = luaL_newstate() else {
-            try? root.free()
-            heapState.deallocate()
-            throw .outOfMemory
+        heapState.initialize(to: lth_Heap(collect: ltc_Collect(pending: 0, grace: 0), heap: heap.unsafePointer, debt: 0,
+                                          refusals: 0, tracking: 0, allocated: 0, peak: 0, root: root.unsafePointer,
+                                          peakTotal: 0))
+        if let limit = options.memoryLimit {
+            do { try root.setMemoryLimit(limit) } catch {
+                try? root.free()
+                heapState.deallocate()
+                throw .outOfMemory
+            }
         }
+        do { try makeState() } catch {
+            if state != nil { close() } else {
+                try? root.free()
+                heapState.deallocate()
+            }
+            throw error
+        }
+    }
+
+    /// A new Lua state under the runtime's tree, with its budget, and its libraries when the options say so.
+    private func makeState() throws(RuntimeError) {
+        guard let L = luaL_newstate() else { throw .outOfMemory }
         // The state was made with the standard allocator (realloc/free) and its panic and warning
         // functions; from now on every allocation is charged to the heap context. Both allocators use
         // the C heap, so blocks made before the switch are freed correctly after it.
@@ -89,59 +125,71 @@ public final class LuaRuntime {
         // for the few dozen blocks a new state has, is close)
         let initial = Int(clua_gc(L, LUA_GCCOUNT)) * 1024 + Int(clua_gc(L, LUA_GCCOUNTB))
         lth_clearbudget(L)  // no budget until one is installed: the extra space says so
-        _ = heap.unsafeAdjustExternalSize(by: initial)
-        lua_setallocf(L, LuaRuntime.allocator, heapState)
-        if let limit = options.memoryLimit {
-            do { try root.setMemoryLimit(limit) } catch {
+        if !heap.unsafeAdjustExternalSize(by: initial) {
+            // A bare state is charged whatever the limit (a limit too small for it fails at the next
+            // allocation, with "not enough memory", as the standalone lua reports it).
+            var charged = false
+            if let limit = options.memoryLimit, (try? root.setMemoryLimit(0)) != nil {
+                charged = heap.unsafeAdjustExternalSize(by: initial)
+                try? root.setMemoryLimit(limit)
+            }
+            if !charged {
                 lua_close(L)
-                try? root.free()
-                heapState.deallocate()
                 throw .outOfMemory
             }
         }
+        lua_setallocf(L, LuaRuntime.allocator, heapState)
         state = L
         if options.instructionLimit != nil || options.timeLimit != nil {
             installBudget(L)
         }
+        installWarningSink(L)
         if options.openLibrariesNow {
-            let st = openLibraries()
-            if st != LUA_OK { let m = LuaRuntime.popMessage(L); close(); throw .lua(status: st, message: m) }
+            try openLibraries()
         }
     }
 
     /// Opens the standard libraries the options ask for and the `talloc` module, in protected mode, then
-    /// hardens the globals of a sandbox. Returns a Lua status; on failure the error object is on the top
-    /// of the stack.
+    /// hardens the globals of a sandbox (when `openLibrariesNow` was false).
     ///
     /// The corresponding Lua functions are `luaL_requiref` with each `luaopen_*` (as `luaL_openlibs`).
-    public func openLibraries() -> Int32 {
-        guard let L = state else { return LUA_ERRRUN }
+    /// - Throws: the error of an opener (`.memory` when the memory limit is too small for them).
+    public func openLibraries() throws(RuntimeError) {
+        guard let L = state else { throw RuntimeError.closedRuntime }
+        let st = openLibrariesStatus()
+        if st != .ok { throw failure(L, st.rawValue) }
+    }
+
+    /// `openLibraries()` for hosts that report errors as the standalone `lua` does: returns the status and,
+    /// on failure, leaves the error object on the top of `state`'s stack.
+    public func openLibrariesStatus() -> LuaStatus {
+        guard let L = state else { return .runtimeError }
         if !options.libraries.isEmpty {
             let st = lth_openlibs(L, options.libraries.rawValue)
-            if st != LUA_OK { return st }
+            if st != LUA_OK { return LuaStatus(code: st) }
         }
         let st = LuaTallocModule.open(L, root: contexts, ownsRoot: false, setGlobal: options.tallocGlobal,
                                       account: heap, collect: &heapState.pointee.collect)
-        if st != LUA_OK { return st }
+        if st != LUA_OK { return LuaStatus(code: st) }
         if options.libraries.contains(.base) || options.libraries.contains(.coroutine) {
-            let cs = lth_collectingcatch(L, &heapState.pointee.collect)
-            if cs != LUA_OK { clua_remove(L, -2); return cs }
+            let cs = lth_collectingcatch(L, heapState)
+            if cs != LUA_OK { clua_remove(L, -2); return LuaStatus(code: cs) }
         }
         lua_pushvalue(L, -1)
         var ref: Int32 = 0
         let hs = lth_hostinit(L, LuaRuntime.performBody, &ref)
-        if hs != LUA_OK { clua_remove(L, -2); return hs }
+        if hs != LUA_OK { clua_remove(L, -2); return LuaStatus(code: hs) }
         hostRef = ref
         if options.sandboxed {
             let ss = lth_sandbox(L)  // pops the module
-            if ss != LUA_OK { return ss }
+            if ss != LUA_OK { return LuaStatus(code: ss) }
             // the standard functions whose single calls could outrun the budget charge it for their work
             let bs = lth_openbounded(L)
-            if bs != LUA_OK { return bs }
+            if bs != LUA_OK { return LuaStatus(code: bs) }
         } else {
             clua_pop(L, 1)
         }
-        return LUA_OK
+        return .ok
     }
 
     deinit { close() }
@@ -149,22 +197,56 @@ public final class LuaRuntime {
     /// Closes the state: every context the scripts made is freed (destructors run once more, refusals are
     /// overridden), then Lua's heap; the runtime's tree goes last. Lent contexts stay the host's, with
     /// whatever Lua made under them (their Lua destructors are dropped). Registered Swift functions are
-    /// released. Calling it again does nothing, and so does calling it from a Swift function that Lua
-    /// is running (the state is in use; close it after the call returns).
+    /// released, and every `LuaFunction` of the runtime becomes stale (calling it throws `.closed`).
+    /// Calling it again does nothing, and so does calling it from a Swift function that Lua is running
+    /// (the state is in use; close it after the call returns).
     ///
     /// The corresponding Lua function is `lua_close`.
     public func close() {
-        guard let L = state, entryDepth == 0, threads.isEmpty else { return }
-        state = nil
-        hostRef = 0
-        lua_close(L)
+        guard closeState() else { return }
         functions.removeAll()
+        asyncFunctions.removeAll()
+        retired.removeAll()
+        sinks = _Sinks()
         if let budget {
             budget.deallocate()
             self.budget = nil
         }
         try? root.free()
         heapState.deallocate()
+    }
+
+    /// lua_close, keeping the runtime's tree and the Swift functions. False when it cannot close now.
+    private func closeState() -> Bool {
+        guard let L = state, entryDepth == 0, threads.isEmpty, asyncCalls.isEmpty else { return false }
+        generation += 1
+        hostRef = 0
+        lua_close(L)
+        state = nil
+        return true
+    }
+
+    /// Makes the runtime as new for the next script: a fresh Lua state with fresh globals and the same
+    /// options (memory limit, libraries, budget, sandbox). The Swift functions registered with `register`
+    /// and `registerAsync` and the print and warning sinks are installed again; everything the scripts
+    /// made is gone (their contexts are freed, as by `close()`), lent contexts stay the host's, and every
+    /// `LuaFunction` of the runtime becomes stale.
+    ///
+    /// It costs about what making a runtime costs (a new state and its libraries): see docs/EMBEDDING.md,
+    /// "Reusing runtimes", for the numbers.
+    /// - Throws: `.closed` when the runtime is closed or Lua is running (a Swift function called from Lua
+    ///   cannot reset the runtime that runs it); the error of opening the libraries.
+    public func reset() throws(RuntimeError) {
+        guard state != nil else { throw RuntimeError.closedRuntime }
+        guard closeState() else { throw RuntimeError(.closed, "the runtime cannot be reset while Lua is running") }
+        retired.removeAll()  // no closure of the old state is left to call them
+        // what the closed state left charged (its first blocks were counted without malloc's headers)
+        _ = heap.unsafeAdjustExternalSize(by: -heap.size)
+        heapState.pointee.debt = 0
+        heapState.pointee.collect = ltc_Collect(pending: 0, grace: 0)
+        try makeState()
+        guard hostRef > 0 else { return }  // libraries not open yet: the host opens them and registers
+        try rebind()
     }
 
     /// Lua's `lua_Alloc`: malloc/realloc/free, each growth charged to the heap context first. A growth
@@ -189,16 +271,19 @@ public final class LuaRuntime {
         var owed = 0
         if delta > 0 && !heap.unsafeAdjustExternalSize(by: delta) {
             hs.pointee.collect.pending = 1
+            hs.pointee.refusals += 1
             guard hs.pointee.collect.grace > 0, Int(hs.pointee.debt) + delta <= Int(LTH_GRACE) else { return nil }
             owed = delta
         }
         guard let p = Glibc.realloc(ptr, Int(nsize)) else {
             if delta > 0 && owed == 0 { _ = heap.unsafeAdjustExternalSize(by: -delta) }
             hs.pointee.collect.pending = 1
+            hs.pointee.refusals += 1
             return nil
         }
         if owed > 0 { hs.pointee.debt += owed }
         if delta < 0 { release(hs, heap, -delta) }
+        if hs.pointee.tracking != 0 { LuaRuntime.track(hs, heap, delta) }
         return p
     }
 
@@ -212,7 +297,8 @@ public final class LuaRuntime {
         if rest > 0 { _ = heap.unsafeAdjustExternalSize(by: -rest) }
     }
 
-    /// The message of the error object on the top (popped).
+    /// The message of the error object on the top (popped): for the few places that have no runtime error
+    /// to make (the module failing to open in a bare state).
     static func popMessage(_ L: LuaState) -> String {
         let m: String
         if let s = clua_tostring(L, -1) {
@@ -224,11 +310,16 @@ public final class LuaRuntime {
         return m
     }
 
+    /// "" (for an empty buffer's missing base address): a literal's bytes, NUL-terminated.
+    static var emptyCString: UnsafePointer<CChar> {
+        UnsafeRawPointer(("" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self)
+    }
+
     /// The thread host calls run on: the one a Swift function called from Lua is running on, else the
     /// main thread.
     func currentThread() throws(RuntimeError) -> LuaState {
         if let L = threads.last { return L }
-        guard let L = state else { throw .lua(status: LUA_ERRRUN, message: "the runtime is closed") }
+        guard let L = state else { throw RuntimeError.closedRuntime }
         return L
     }
 
@@ -236,7 +327,7 @@ public final class LuaRuntime {
 
     /// Runs a chunk of Lua source and returns what it returns, as Swift values.
     ///
-    /// Errors get a traceback. The chunk's varargs are `arguments`.
+    /// Errors get a traceback (`RuntimeError.traceback`). The chunk's varargs are `arguments`.
     ///
     /// The corresponding Lua functions are `luaL_loadbufferx` and `lua_pcall`.
     /// - Parameters:
@@ -244,22 +335,25 @@ public final class LuaRuntime {
     ///   - chunkName: the chunk's name in messages: `"=name"` as is, `"@file"` as a file name.
     ///   - arguments: the chunk's `...`.
     /// - Returns: the chunk's results.
-    /// - Throws: `RuntimeError.lua` (syntax or run-time error, "not enough memory"), `.budgetExhausted`,
-    ///   `.conversion` (a result that cannot be copied into Swift).
+    /// - Throws: `RuntimeError` (syntax or run-time error, the memory limit, a budget, a result that
+    ///   cannot be copied into Swift).
     @discardableResult
     public func run(_ code: String, chunkName: String = "=(string)", arguments: [LuaValue] = []) throws(RuntimeError) -> [LuaValue] {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, 8) != 0 else { throw .lua(status: LUA_ERRMEM, message: "stack overflow") }
+        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
+        pushMessageHandler(L)
         var code = code
-        let mode: String = options.sandboxed ? "t" : "bt"
         let st = code.withUTF8 { b in
-            b.withMemoryRebound(to: CChar.self) { c in luaL_loadbufferx(L, c.baseAddress, c.count, chunkName, mode) }
+            b.withMemoryRebound(to: CChar.self) { c in
+                luaL_loadbufferx(L, c.baseAddress, c.count, chunkName, options.sandboxed ? "t" : "bt")
+            }
         }
-        if st != LUA_OK { throw .lua(status: st, message: LuaRuntime.popMessage(L)) }
+        if st != LUA_OK { throw failure(L, st) }
         try pushArguments(L, arguments)
-        return try execute(L, base: base, nargs: Int32(arguments.count))
+        let rs = entered { clua_pcall(L, Int32(arguments.count), LUA_MULTRET, base + 1) }
+        return try results(L, rs, base: base)
     }
 
     /// Runs a Lua file (as `lua script.lua` would, without arguments) and returns what it returns.
@@ -271,67 +365,144 @@ public final class LuaRuntime {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, 8) != 0 else { throw .lua(status: LUA_ERRMEM, message: "stack overflow") }
+        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
+        pushMessageHandler(L)
         let st = lth_loadfile(L, path, options.sandboxed ? "t" : "bt")
-        if st != LUA_OK { throw .lua(status: st, message: LuaRuntime.popMessage(L)) }
+        if st != LUA_OK { throw failure(L, st) }
         try pushArguments(L, arguments)
-        return try execute(L, base: base, nargs: Int32(arguments.count))
+        let rs = entered { clua_pcall(L, Int32(arguments.count), LUA_MULTRET, base + 1) }
+        return try results(L, rs, base: base)
     }
 
-    /// Calls the global function `name` with `arguments` and returns its results.
+    /// Compiles a chunk of Lua source once, to run it many times: calling the function runs the chunk
+    /// (its arguments are the chunk's `...`), without parsing it again.
     ///
-    /// The corresponding Lua functions are `lua_getglobal` and `lua_pcall`.
-    @discardableResult
-    public func call(_ name: String, _ arguments: [LuaValue] = []) throws(RuntimeError) -> [LuaValue] {
+    ///     let rule = try lua.load("local x = ... return x * 2", chunkName: "=rule")
+    ///     for x in 1...1000 { try rule(.integer(x)) }
+    ///
+    /// The corresponding Lua function is `luaL_loadbufferx` (`load` in Lua).
+    /// - Throws: `RuntimeError` of kind `.syntax` for a syntax error.
+    public func load(_ code: String, chunkName: String = "=(load)") throws(RuntimeError) -> LuaFunction {
+        var code = code
+        return try code.withUTF8 { b in
+            Result { () throws(RuntimeError) in
+                try load(UnsafeRawBufferPointer(b), chunkName: chunkName, mode: options.sandboxed ? "t" : "bt")
+            }
+        }.get()
+    }
+
+    /// Loads a precompiled chunk (`LuaFunction.bytecode()`, `string.dump`, `luac` output) once, to run it
+    /// many times. A sandbox refuses bytecode (crafted bytecode can crash the VM): only load bytecode you
+    /// made yourself.
+    ///
+    /// The corresponding Lua function is `luaL_loadbufferx` with mode `"b"`.
+    /// - Throws: `RuntimeError` of kind `.syntax` in a sandbox or for bytes that are not a chunk.
+    public func load(bytecode: [UInt8], chunkName: String = "=(load)") throws(RuntimeError) -> LuaFunction {
+        if options.sandboxed {
+            throw RuntimeError(.syntax, "bytecode is not loaded in a sandbox", status: .syntaxError)
+        }
+        return try bytecode.withUnsafeBytes { b in
+            Result { () throws(RuntimeError) in try load(b, chunkName: chunkName, mode: "b") }
+        }.get()
+    }
+
+    private func load(_ bytes: UnsafeRawBufferPointer, chunkName: String, mode: String) throws(RuntimeError) -> LuaFunction {
         let L = try currentThread()
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
-        guard lua_checkstack(L, 8) != 0 else { throw .lua(status: LUA_ERRMEM, message: "stack overflow") }
-        let gs = entered { clua_getglobal(L, name) }
-        if gs != LUA_OK { throw classify(gs, LuaRuntime.popMessage(L)) }
-        try pushArguments(L, arguments)
-        return try execute(L, base: base, nargs: Int32(arguments.count))
+        guard lua_checkstack(L, 8) != 0 else { throw stackError() }
+        let p = bytes.baseAddress.map { $0.assumingMemoryBound(to: CChar.self) }
+        let st = luaL_loadbufferx(L, p ?? LuaRuntime.emptyCString, bytes.count, chunkName, mode)
+        if st != LUA_OK { throw failure(L, st) }
+        return try makeFunction(L, -1)
     }
 
-    /// Calls the global function `name` with `arguments` and returns its results.
+    /// Calls the function `name` — a global, or a field path from the globals (`"policy.check"`) — with
+    /// one Lua argument per `LuaValue`, and returns its results.
+    ///
+    ///     try lua.call("area", 6, 7)                  // two arguments
+    ///     try lua.call("sum", [1, 2, 3])              // ONE argument: the table {1, 2, 3}
+    ///     try lua.call("sum", arguments: list)        // list[0], list[1], ...: an argument list from Swift
+    ///
+    /// For a function called often, `function(_:)` gives a handle that skips the lookup.
+    ///
+    /// The corresponding Lua functions are `lua_getglobal` (then `lua_getfield`) and `lua_pcall`.
+    /// - Throws: `RuntimeError` naming the function when there is none at `name` (`function
+    ///   'policy.check' not found ('policy' is nil)`), or what the function raised.
     @discardableResult
     public func call(_ name: String, _ arguments: LuaValue...) throws(RuntimeError) -> [LuaValue] {
-        try call(name, arguments)
+        try call(name, arguments: arguments)
+    }
+
+    /// Calls the function `name` with an argument list built in Swift: `arguments[0]` is its first
+    /// argument. (The variadic form passes each `LuaValue` as one argument, an array literal included.)
+    @discardableResult
+    public func call(_ name: String, arguments: [LuaValue]) throws(RuntimeError) -> [LuaValue] {
+        let L = try currentThread()
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        guard lua_checkstack(L, Int32(clamping: arguments.count) + 8) != 0 else { throw stackError() }
+        pushMessageHandler(L)
+        try pushArguments(L, arguments)
+        var name = name
+        let st = name.withUTF8 { b in
+            b.withMemoryRebound(to: CChar.self) { c in
+                entered { lth_callpath(L, c.baseAddress ?? LuaRuntime.emptyCString, c.count, Int32(arguments.count), base + 1) }
+            }
+        }
+        return try results(L, st, base: base)
+    }
+
+    /// The array form of old, which passed the array's elements as the arguments: the same expression
+    /// with an array literal (`call("sum", [1, 2, 3])`) now passes one table. Say which you mean.
+    @available(*, unavailable, message: "use call(_:arguments:) to pass the array's elements as the arguments, or call(_:_:) with .array(...) to pass one table")
+    public func call(_ name: String, _ arguments: [LuaValue]) throws(RuntimeError) -> [LuaValue] {
+        try call(name, arguments: arguments)
+    }
+
+    /// Calls the function `name` and decodes its first result as `T` (see `LuaValueDecoder`).
+    public func call<T: Decodable>(_ name: String, _ arguments: LuaValue..., returning type: T.Type) throws -> T {
+        let results = try call(name, arguments: arguments)
+        return try LuaValueDecoder().decode(type, from: results.first ?? .nil)
+    }
+
+    /// Pushes the message handler of host calls (it keeps the error object, and stores the message and the
+    /// traceback apart).
+    func pushMessageHandler(_ L: LuaState) {
+        if hostRef > 0, pushHostTable(L) {
+            if LuaRuntime.pushField(L, -1, LTH_HOST_MSGH, LUA_TFUNCTION) {
+                clua_remove(L, -2)
+                return
+            }
+            clua_pop(L, 1)
+        }
+        lua_pushcclosure(L, clua_msghandler, 0)
     }
 
     /// Pushes `arguments` above the function that is on the top.
-    private func pushArguments(_ L: LuaState, _ arguments: [LuaValue]) throws(RuntimeError) {
+    func pushArguments(_ L: LuaState, _ arguments: [LuaValue]) throws(RuntimeError) {
         if arguments.isEmpty { return }
+        // numbers, booleans and nil push without allocating: no protected call needed
+        if arguments.allSatisfy(\.pushesWithoutAllocating), lua_checkstack(L, Int32(clamping: arguments.count) + 2) != 0 {
+            for a in arguments { _LuaWriter.pushScalar(L, a) }
+            return
+        }
         let st = pushValues(L, arguments)
-        if st != LUA_OK { throw classify(st, LuaRuntime.popMessage(L)) }
+        if st != LUA_OK { throw failure(L, st) }
     }
 
-    /// Calls the function at `base + 1` with the `nargs` values above it, with the traceback handler and
-    /// the budget; returns its results as Swift values. The caller restores the stack.
-    func execute(_ L: LuaState, base: Int32, nargs: Int32) throws(RuntimeError) -> [LuaValue] {
-        lua_pushcclosure(L, clua_msghandler, 0)
-        clua_insert(L, base + 1)
-        let rs = entered { clua_pcall(L, nargs, LUA_MULTRET, base + 1) }
-        if rs != LUA_OK { throw classify(rs, LuaRuntime.popMessage(L)) }
+    /// The results of an entry that returned `status`: the values above the message handler at
+    /// `base + 1`, or the error.
+    func results(_ L: LuaState, _ status: Int32, base: Int32) throws(RuntimeError) -> [LuaValue] {
+        if status != LUA_OK { throw failure(L, status) }
         if let b = budget, b.pointee.exhausted != 0 {
             // the budget ran out and the script caught the error in a call the hook could not follow
             // (a C function's own pcall in a tail call): the entry still failed
-            throw .budgetExhausted(message: b.pointee.exhausted == 2 ? "time budget exhausted" : "instruction budget exhausted")
+            throw RuntimeError(.budget(b.pointee.exhausted == 2 ? .time : .instructions),
+                               b.pointee.exhausted == 2 ? "time budget exhausted" : "instruction budget exhausted",
+                               status: .runtimeError)
         }
-        clua_remove(L, base + 1)
-        return try readValues(L, from: base + 1, to: lua_gettop(L))
-    }
-
-    /// The error of a failed entry: a spent budget, or Lua's status and message.
-    func classify(_ status: Int32, _ message: String) -> RuntimeError {
-        if let b = budget, b.pointee.exhausted != 0 { return .budgetExhausted(message: message) }
-        if status == LUA_ERRMEM || message.contains("not enough memory"), let L = state {
-            // Lua's emergency collections run no finalizers, so contexts whose handles became garbage
-            // still hold their memory: a full collection (finalizers included) gives it back, and the
-            // runtime can load and run again.
-            _ = clua_gc(L, LUA_GCCOLLECT)
-        }
-        return .lua(status: status, message: message)
+        return try readValues(L, from: base + 2, to: lua_gettop(L))
     }
 
     // MARK: - Reports
@@ -353,3 +524,7 @@ public final class LuaRuntime {
     /// Graphviz source of the runtime's tree (as Lua's `talloc.dot()`).
     public func dot() -> String { root.dot() }
 }
+
+/// A runtime is used by one thread at a time: it is handed over (`sending`), never shared.
+@available(*, unavailable, message: "a LuaRuntime is used by one thread at a time: hand it over with 'sending' or lend it from a LuaRuntimePool")
+extension LuaRuntime: Sendable {}

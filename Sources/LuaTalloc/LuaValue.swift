@@ -6,8 +6,17 @@ import TallocCore
 /// A Lua value copied out of (or into) a `LuaRuntime`.
 ///
 /// Scalars and strings are copied. A table becomes a dictionary of its raw contents (no metamethods
-/// run); a `talloc.context` handle becomes the `TallocContext` it names. Functions, coroutines and other
-/// userdata have no Swift counterpart and come out as `.opaque` markers (they cannot be passed back).
+/// run); a `talloc.context` handle becomes the `TallocContext` it names; a function becomes a
+/// `LuaFunction` the host can call and pass back. Coroutines and other userdata have no Swift
+/// counterpart and come out as `.opaque` markers (they cannot be passed back).
+///
+/// Build values with literals (`42`, `"name"`, `[1, 2, 3]` for a sequence, `["depth": 3]` for a table),
+/// initialisers (`LuaValue(someInt)`, `LuaValue(["a", "b"])`, `LuaValue(optional)`), or from any
+/// `Encodable` (`LuaValue(encoding: config)`); read them with `intValue`, `stringValue`, ... or decode them
+/// (`value.decode(Config.self)`).
+///
+/// A value is not `Sendable`: a context or function inside belongs to its runtime's thread (a talloc
+/// tree belongs to one thread). Send plain data across threads as your own `Sendable` or `Codable` types.
 ///
 /// Tables are copied with a depth limit (`LuaRuntime.Options.maxTableDepth`), never by unbounded
 /// recursion. A table that contains itself, directly or further down, is a **cycle**: the inner
@@ -18,7 +27,7 @@ import TallocCore
 ///
 /// As a dictionary key, a value hashes as Lua compares keys for everything but floats: Lua turns a
 /// float key with an integral value into an integer key, so `1.0` arrives from Lua as `.integer(1)`.
-public enum LuaValue: Hashable, Sendable {
+public enum LuaValue: Hashable {
     /// `nil` (also what a missing value reads as).
     case `nil`
     /// A boolean.
@@ -37,9 +46,15 @@ public enum LuaValue: Hashable, Sendable {
     case cycle(levelsUp: Int)
     /// A live `talloc.context` handle: the context it names. See `LuaRuntime` on who owns it.
     case context(TallocContext)
-    /// A value with no Swift counterpart: a function, a coroutine, a userdata, a freed context handle.
+    /// A Lua function (or a function to pass to Lua): a handle to call and to pass back.
+    case function(LuaFunction)
+    /// A value with no Swift counterpart: a coroutine, a userdata, a freed context handle (and a function
+    /// read where no runtime can hold it, e.g. in an error value).
     case opaque(LuaOpaque)
 }
+
+@available(*, unavailable, message: "a LuaValue may hold a talloc context or a function, which belong to one thread")
+extension LuaValue: Sendable {}
 
 /// A Lua value the runtime cannot copy into Swift: its kind and the address Lua gives it
 /// (`lua_topointer`), which tells two such values apart while they live. It cannot be passed back.
@@ -49,6 +64,9 @@ public struct LuaOpaque: Hashable, Sendable, CustomStringConvertible {
         case lightUserdata = "light userdata"
         /// A `talloc.context` handle whose context was freed (Lua's `talloc.is_freed(c)` is true).
         case freedContext = "freed talloc.context"
+        /// A live `talloc.context` handle seen where contexts cannot go (an error value, which may cross
+        /// threads).
+        case context = "talloc.context"
     }
 
     /// What the value is.
@@ -137,6 +155,9 @@ extension LuaValue {
     /// The context, for `.context`.
     public var contextValue: TallocContext? { if case .context(let c) = self { return c } else { return nil } }
 
+    /// The function, for `.function`.
+    public var functionValue: LuaFunction? { if case .function(let f) = self { return f } else { return nil } }
+
     /// `t[key]` for a table (raw: no metamethod), else `nil`.
     public subscript(key: LuaValue) -> LuaValue {
         guard case .table(let t) = self else { return .nil }
@@ -157,6 +178,14 @@ extension LuaValue {
         return .table(t)
     }
 
+    /// Whether pushing the value allocates nothing in Lua (nil, booleans, numbers).
+    var pushesWithoutAllocating: Bool {
+        switch self {
+        case .nil, .boolean, .integer, .number: return true
+        default: return false
+        }
+    }
+
     /// The Lua type name (`type(v)` in Lua): "nil", "boolean", "number", "string", "table", "userdata", ...
     public var typeName: String {
         switch self {
@@ -166,21 +195,95 @@ extension LuaValue {
         case .string, .bytes: return "string"
         case .table, .cycle: return "table"
         case .context: return "userdata"
+        case .function: return "function"
         case .opaque(let o):
             switch o.kind {
             case .function: return "function"
             case .thread: return "thread"
-            case .userdata, .freedContext, .lightUserdata: return "userdata"
+            case .userdata, .freedContext, .lightUserdata, .context: return "userdata"
             }
         }
     }
 }
 
+// MARK: - Initialisers
+
+extension LuaValue {
+    /// An integer.
+    public init<I: BinaryInteger>(_ value: I) {
+        if let i = Int(exactly: value) { self = .integer(i) } else { self = .number(Double(value)) }
+    }
+    /// A float (a Lua number with a float subtype).
+    public init<F: BinaryFloatingPoint>(_ value: F) { self = .number(Double(value)) }
+    /// A boolean.
+    public init(_ value: Bool) { self = .boolean(value) }
+    /// A string (`Substring`s and other `StringProtocol` values too).
+    public init<S: StringProtocol>(_ value: S) { self = .string(String(value)) }
+    /// A Lua string of any bytes (valid UTF-8 or not).
+    public init(bytes: [UInt8]) {
+        if let s = String(validating: bytes, as: UTF8.self) { self = .string(s) } else { self = .bytes(bytes) }
+    }
+    /// A context (its handle in Lua).
+    public init(_ context: TallocContext) { self = .context(context) }
+    /// A function.
+    public init(_ function: LuaFunction) { self = .function(function) }
+    /// A sequence `{values[0], values[1], ...}` (keys 1, 2, ...).
+    public init(_ values: [LuaValue]) { self = .array(values) }
+    /// A table with string keys.
+    public init(_ fields: [String: LuaValue]) { self = .dictionary(fields) }
+    /// A table with any keys.
+    public init(_ table: [LuaValue: LuaValue]) { self = .table(table) }
+    /// The wrapped value, or nil.
+    public init<T>(_ value: T?) where T: LuaValueConvertible {
+        self = value.map { $0.luaValue } ?? .nil
+    }
+}
+
+/// A Swift value with a natural Lua value: numbers, strings, booleans, contexts, functions, and arrays and
+/// dictionaries of them (and `LuaValue` itself). For anything else, `Codable` (`LuaValue(encoding:)`).
+public protocol LuaValueConvertible {
+    /// The Lua value.
+    var luaValue: LuaValue { get }
+}
+
+extension LuaValue: LuaValueConvertible { public var luaValue: LuaValue { self } }
+extension Int: LuaValueConvertible { public var luaValue: LuaValue { .integer(self) } }
+extension Int8: LuaValueConvertible { public var luaValue: LuaValue { .integer(Int(self)) } }
+extension Int16: LuaValueConvertible { public var luaValue: LuaValue { .integer(Int(self)) } }
+extension Int32: LuaValueConvertible { public var luaValue: LuaValue { .integer(Int(self)) } }
+extension Int64: LuaValueConvertible { public var luaValue: LuaValue { .integer(Int(self)) } }
+extension UInt8: LuaValueConvertible { public var luaValue: LuaValue { .integer(Int(self)) } }
+extension UInt16: LuaValueConvertible { public var luaValue: LuaValue { .integer(Int(self)) } }
+extension UInt32: LuaValueConvertible { public var luaValue: LuaValue { .integer(Int(self)) } }
+extension Double: LuaValueConvertible { public var luaValue: LuaValue { .number(self) } }
+extension Float: LuaValueConvertible { public var luaValue: LuaValue { .number(Double(self)) } }
+extension Bool: LuaValueConvertible { public var luaValue: LuaValue { .boolean(self) } }
+extension String: LuaValueConvertible { public var luaValue: LuaValue { .string(self) } }
+extension Substring: LuaValueConvertible { public var luaValue: LuaValue { .string(String(self)) } }
+extension TallocContext: LuaValueConvertible { public var luaValue: LuaValue { .context(self) } }
+extension LuaFunction: LuaValueConvertible { public var luaValue: LuaValue { .function(self) } }
+extension Optional: LuaValueConvertible where Wrapped: LuaValueConvertible {
+    public var luaValue: LuaValue { map { $0.luaValue } ?? .nil }
+}
+extension Array: LuaValueConvertible where Element: LuaValueConvertible {
+    /// A sequence.
+    public var luaValue: LuaValue { .array(map { $0.luaValue }) }
+}
+extension Dictionary: LuaValueConvertible where Key == String, Value: LuaValueConvertible {
+    /// A table with string keys.
+    public var luaValue: LuaValue { .dictionary(mapValues { $0.luaValue }) }
+}
+
+extension LuaValue {
+    /// The value of anything `LuaValueConvertible` (`LuaValue(convertible: [1, 2])`).
+    public init(convertible value: some LuaValueConvertible) { self = value.luaValue }
+}
+
 // MARK: - Literals
 
 extension LuaValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
-    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
-    ExpressibleByDictionaryLiteral
+    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByStringInterpolation,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
     public init(nilLiteral: ()) { self = .nil }
     public init(booleanLiteral value: Bool) { self = .boolean(value) }
@@ -208,6 +311,7 @@ extension LuaValue: CustomStringConvertible {
         case .bytes(let b): return "<\(b.count) bytes>"
         case .cycle(let n): return "<cycle \(n) up>"
         case .context(let c): return "talloc.context '\(c.name)'"
+        case .function(let f): return "<\(f)>"
         case .opaque(let o): return "<\(o)>"
         case .table(let t):
             var parts: [String] = []

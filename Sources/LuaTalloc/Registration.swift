@@ -9,16 +9,31 @@ import CLuaShims
 import TallocCore
 
 public enum LuaTallocModule {
-    private static let moduleAndMethod: Int32 = 1 | 2
-    private static let meta: Int32 = 4
+    /// Where a function of the module goes (`ltc_Reg.where`, read by ltc_openlib): the module table, the
+    /// methods of contexts (`__index`), the metatable, or the module's hidden helpers (`extra[-1]`).
+    struct Placement: OptionSet {
+        let rawValue: Int32
+        /// `talloc.NAME`.
+        static let module = Placement(rawValue: 1)
+        /// `c:NAME()`.
+        static let method = Placement(rawValue: 2)
+        /// A metamethod of contexts (`__gc`, `__close`, `__tostring`).
+        static let metamethod = Placement(rawValue: 4)
+        /// A helper the module's own Lua code reaches (the `children` iterator's step).
+        static let hidden = Placement(rawValue: 8)
+        /// The usual: a function taking a context first is also its method.
+        static let moduleAndMethod: Placement = [.module, .method]
+    }
 
-    private static func reg(_ name: StaticString, _ body: clua_Body, _ kind: Int32 = LTC_PLAIN, where w: Int32 = 1 | 2) -> ltc_Reg {
+    private static func reg(_ name: StaticString, _ body: clua_Body, _ kind: Int32 = LTC_PLAIN,
+                            where w: Placement = .moduleAndMethod) -> ltc_Reg {
         ltc_Reg(name: UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self), body: body,
-                kind: kind, where: w)
+                kind: kind, where: w.rawValue)
     }
     private static let creates = Int32(LTC_CREATES)
 
-    private static let functions: [ltc_Reg] = [
+    // (nonisolated(unsafe): C records of constant names and function pointers, never written)
+    nonisolated(unsafe) private static let functions: [ltc_Reg] = [
         reg("new", TallocModule.new, creates),
         reg("size", TallocModule.size, creates),
         reg("zero", TallocModule.zero, creates),
@@ -48,7 +63,7 @@ public enum LuaTallocModule {
         reg("parent", TallocModule.parent),
         reg("parent_name", TallocModule.parentName),
         reg("children", TallocModule.children),
-        reg("_next_child", TallocModule.nextChild, where: 1 | 8),
+        reg("_next_child", TallocModule.nextChild, where: [.module, .hidden]),
         reg("is_parent", TallocModule.isParent),
         reg("find_parent_byname", TallocModule.findParentByName),
         reg("get_size", TallocModule.getSize),
@@ -62,16 +77,16 @@ public enum LuaTallocModule {
         reg("pool_map", TallocModule.poolMap),
         reg("is_freed", TallocModule.isFreed, LTC_NOSTATE),
         // memory access: methods only
-        reg("read", MemoryAccess.read, where: 2),
-        reg("write", MemoryAccess.write, where: 2),
-        reg("fill", MemoryAccess.fill, where: 2),
-        reg("pack", MemoryAccess.pack, LTC_PACKS, where: 2),
-        reg("unpack", MemoryAccess.unpack, LTC_UNPACKS, where: 2),
-        reg("string", MemoryAccess.string, where: 2),
+        reg("read", MemoryAccess.read, where: .method),
+        reg("write", MemoryAccess.write, where: .method),
+        reg("fill", MemoryAccess.fill, where: .method),
+        reg("pack", MemoryAccess.pack, LTC_PACKS, where: .method),
+        reg("unpack", MemoryAccess.unpack, LTC_UNPACKS, where: .method),
+        reg("string", MemoryAccess.string, where: .method),
         // metamethods
-        reg("__gc", TallocModule.gc, LTC_NOSTATE, where: 4),
-        reg("__close", TallocModule.close, where: 4),
-        reg("__tostring", TallocModule.tostring, LTC_NOSTATE, where: 4),
+        reg("__gc", TallocModule.gc, LTC_NOSTATE, where: .metamethod),
+        reg("__close", TallocModule.close, where: .metamethod),
+        reg("__tostring", TallocModule.tostring, LTC_NOSTATE, where: .metamethod),
     ]
 
     /// Builds the module in `L`, its top-level contexts hanging under `root` (a context the caller keeps
@@ -103,6 +118,6 @@ public enum LuaTallocModule {
 
     /// The names of the module's functions (for documentation and tests).
     public static var functionNames: [String] {
-        functions.filter { $0.where & 1 != 0 }.map { String(cString: $0.name) }
+        functions.filter { Placement(rawValue: $0.where).contains(.module) }.map { String(cString: $0.name) }
     }
 }

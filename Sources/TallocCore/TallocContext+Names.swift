@@ -162,3 +162,66 @@ extension TallocContext {
         if !checkName(expected) { throw .typeMismatch(name: name, expected: expected) }
     }
 }
+
+// MARK: - Names made at run time
+
+extension TallocContext {
+    /// A new empty context named with a copy of `name`: a name made at run time, `"worker \(i)"`.
+    ///
+    /// As `talloc_named_const()` the name is the chunk's own: no ".name" child is made (talloc makes one
+    /// only for `talloc_named()`/`talloc_set_name()`, here `named(parent:byteCount:name:)` and
+    /// `setName(_:)`, which count the copy in the tree). The copy is malloc'd beside the chunk and freed
+    /// with it (`setNameCopy`); like a constant name, it is not counted in sizes, totals or memory limits.
+    /// A string literal picks the `StaticString` overload, which stores the name without copying; a
+    /// `String`, a `Substring` or an interpolation (`"worker \(i)"`) picks this one.
+    ///
+    /// - Throws: `TallocError.outOfMemory`.
+    @_disfavoredOverload
+    public static func new(parent: TallocContext? = nil, name: some StringProtocol) throws(TallocError) -> TallocContext {
+        try allocate(parent: parent, byteCount: 0, name: name)
+    }
+
+    /// `byteCount` uninitialised bytes named with a copy of `name` (see `new(parent:name:)` for the copy).
+    ///
+    /// The corresponding talloc function is `talloc_named_const()`.
+    @_disfavoredOverload
+    public static func allocate(
+        parent: TallocContext?, byteCount: Int, name: some StringProtocol
+    ) throws(TallocError) -> TallocContext {
+        let c = TallocContext(chunk: try make(parent, byteCount))
+        var name = String(name)
+        let named = name.withUTF8 { c.setNameCopy(UnsafeRawBufferPointer($0)) }
+        if !named {
+            _ = _Core.free(c.chunk)
+            throw .outOfMemory
+        }
+        return c
+    }
+
+    /// A pool of `capacity` bytes with a constant name (a pool is "UNNAMED" otherwise, as talloc's).
+    ///
+    /// The corresponding talloc calls are `talloc_pool()` then `talloc_set_name_const()`.
+    public static func pool(parent: TallocContext?, capacity: Int, name: StaticString) throws(TallocError) -> TallocContext {
+        let p = try pool(parent: parent, capacity: capacity)
+        p.setNameConst(name)
+        return p
+    }
+
+    /// A pool of `capacity` bytes named with a copy of `name` (no ".name" child: the copy is the chunk's,
+    /// as for `new(parent:name:)`, so the pool's bump space stays whole for its members).
+    ///
+    /// The corresponding talloc calls are `talloc_pool()` then `talloc_set_name_const()`.
+    @_disfavoredOverload
+    public static func pool(
+        parent: TallocContext?, capacity: Int, name: some StringProtocol
+    ) throws(TallocError) -> TallocContext {
+        let p = try pool(parent: parent, capacity: capacity)
+        var name = String(name)
+        let named = name.withUTF8 { p.setNameCopy(UnsafeRawBufferPointer($0)) }
+        if !named {
+            _ = _Core.free(p.chunk)
+            throw .outOfMemory
+        }
+        return p
+    }
+}

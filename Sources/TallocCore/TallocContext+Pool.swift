@@ -17,7 +17,7 @@ public struct TallocPoolInfo: Hashable, Sendable {
 }
 
 /// One region of a pool's bytes, in address order (see `TallocContext.poolLayout`).
-public struct TallocPoolSegment: Hashable, Sendable {
+public struct TallocPoolSegment: Hashable {  // not Sendable: it names a member of a tree
     public enum Kind: Hashable, Sendable {
         /// The pool's own header and, for a pooled object, the object's body.
         case pool

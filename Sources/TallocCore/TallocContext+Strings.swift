@@ -163,12 +163,18 @@ extension TallocContext {
         try bytes.withUnsafeBytes { b in Result { () throws(TallocError) in try strlendup(parent, b) } }.get()
     }
 
-    /// vsnprintf into bytes. Swift `String` arguments are passed as C strings (for `%s`).
+    /// vsnprintf into bytes. A Swift `String` that arrives as a `CVarArg` (Foundation makes `String`
+    /// `CVarArg`) is passed as a C string (for `%s`).
     static func vformat(_ format: String, _ arguments: [CVarArg]) -> [UInt8] {
         var owned: [UnsafeMutablePointer<CChar>] = []
         defer { owned.forEach { Glibc.free($0) } }
         let args: [CVarArg] = arguments.map { arg in
-            if let s = arg as? String, let p = Glibc.strdup(s) { owned.append(p); return UnsafePointer(p) }
+            // (through Any: without Foundation the compiler knows no String is a CVarArg)
+            let value = arg as Any
+            if let s = (value as? String) ?? (value as? Substring).map(String.init), let p = Glibc.strdup(s) {
+                owned.append(p)
+                return UnsafePointer(p)
+            }
             return arg
         }
         var buf = [CChar](repeating: 0, count: 1024)
@@ -263,5 +269,94 @@ extension TallocContext {
     public mutating func appendString(bytes: UnsafeRawBufferPointer, atBufferEnd: Bool) throws(TallocError) {
         let n = bytes.firstIndex(of: 0) ?? bytes.count
         try append(at: atBufferEnd ? bufferEnd : stringLength, UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+    }
+}
+
+// MARK: - Formatting Swift values
+
+/// A value `asprintf` and its appending variants format: the C scalar types (`Int`, `Int32`, `Double`,
+/// pointers, ...) as C varargs, and Swift strings as C strings for `%s` (without Foundation, `String` is
+/// not `CVarArg` on Linux; with it, its `CVarArg` form is an object, not a C string).
+///
+///     let s = try TallocContext.asprintf(parent: ctx, "%s has %d children", name, count)
+public protocol TallocFormatArgument {
+    /// Calls `body` with the value as C's varargs take it (valid during the call only).
+    func withCVarArg<R>(_ body: (any CVarArg) -> R) -> R
+}
+
+extension TallocFormatArgument where Self: CVarArg {
+    public func withCVarArg<R>(_ body: (any CVarArg) -> R) -> R { body(self) }
+}
+
+extension String: TallocFormatArgument {
+    /// A C string of the text (up to its first NUL, as C reads it).
+    public func withCVarArg<R>(_ body: (any CVarArg) -> R) -> R { withCString { body($0) } }
+}
+
+extension Substring: TallocFormatArgument {
+    public func withCVarArg<R>(_ body: (any CVarArg) -> R) -> R { String(self).withCVarArg(body) }
+}
+
+extension Int: TallocFormatArgument {}
+extension Int8: TallocFormatArgument {}
+extension Int16: TallocFormatArgument {}
+extension Int32: TallocFormatArgument {}
+extension Int64: TallocFormatArgument {}
+extension UInt: TallocFormatArgument {}
+extension UInt8: TallocFormatArgument {}
+extension UInt16: TallocFormatArgument {}
+extension UInt32: TallocFormatArgument {}
+extension UInt64: TallocFormatArgument {}
+extension Double: TallocFormatArgument {}
+extension Float: TallocFormatArgument {}
+extension OpaquePointer: TallocFormatArgument {}
+extension UnsafePointer: TallocFormatArgument {}
+extension UnsafeMutablePointer: TallocFormatArgument {}
+
+extension TallocContext {
+    /// vsnprintf of Swift values: strings as C strings.
+    static func vformat(_ format: String, _ arguments: [any TallocFormatArgument]) -> [UInt8] {
+        func collect(_ i: Int, _ done: [CVarArg]) -> [UInt8] {
+            if i == arguments.count { return vformat(format, done) }
+            return arguments[i].withCVarArg { collect(i + 1, done + [$0]) }
+        }
+        return collect(0, [])
+    }
+
+    /// printf-style formatting of Swift values (`String`s for `%s`) into a new string named by its
+    /// contents.
+    ///
+    /// The corresponding talloc function is `talloc_asprintf()`.
+    @_disfavoredOverload
+    public static func asprintf(
+        parent: TallocContext?, _ format: String, _ arguments: any TallocFormatArgument...
+    ) throws(TallocError) -> TallocContext {
+        try strdup(parent, bytes: vformat(format, arguments))
+    }
+
+    /// Appends printf-style output of Swift values after the string's end.
+    ///
+    /// The corresponding talloc function is `talloc_asprintf_append()`.
+    @_disfavoredOverload
+    public mutating func asprintfAppend(_ format: String, _ arguments: any TallocFormatArgument...) throws(TallocError) {
+        let text = TallocContext.vformat(format, arguments)
+        if text.isEmpty { return }
+        let at = stringLength
+        var me = self
+        try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
+        self = me
+    }
+
+    /// Appends printf-style output of Swift values after the buffer's end (size - 1).
+    ///
+    /// The corresponding talloc function is `talloc_asprintf_append_buffer()`.
+    @_disfavoredOverload
+    public mutating func asprintfAppendBuffer(_ format: String, _ arguments: any TallocFormatArgument...) throws(TallocError) {
+        let text = TallocContext.vformat(format, arguments)
+        if text.isEmpty { return }
+        let at = bufferEnd
+        var me = self
+        try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
+        self = me
     }
 }

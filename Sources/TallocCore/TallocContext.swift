@@ -23,7 +23,7 @@ import Darwin
 /// your own synchronisation). Different threads may use different trees at once: null tracking is per
 /// thread (see `Talloc`), and the little process-wide state (the log and abort handlers, the autofree
 /// context, interned type names) is guarded.
-public struct TallocContext: Hashable, @unchecked Sendable {
+public struct TallocContext: Hashable {
     /// The address of the chunk's body, as talloc returns it.
     public let unsafePointer: UnsafeMutableRawPointer
 
@@ -62,6 +62,10 @@ public struct TallocContext: Hashable, @unchecked Sendable {
     @inline(__always) @usableFromInline
     static func chunk(_ c: TallocContext?) -> _Chunk? { c.map { $0.chunk } }
 }
+
+/// A tree belongs to one thread: a context is not `Sendable` (hand a whole tree over with `sending`).
+@available(*, unavailable, message: "a talloc tree belongs to one thread: hand it over with 'sending'")
+extension TallocContext: Sendable {}
 
 extension TallocContext: CustomStringConvertible {
     public var description: String {

@@ -23,7 +23,7 @@ func hostMakeState(memoryLimit: Int?) -> OpaquePointer? {
 /// Opens the standard libraries and the `talloc` global/module in protected mode; returns a Lua status.
 func hostOpenLibraries(_ L: OpaquePointer) -> Int32 {
     guard let rt = runtimes[L] else { return lsa_openlibs(L) }
-    return rt.openLibraries()
+    return rt.openLibrariesStatus().rawValue
 }
 
 /// Writes talloc's report (full) of every context the script made that is still alive, as talloc's

@@ -152,4 +152,44 @@ final class FailureCount: @unchecked Sendable {
     private var count = 0
     func add(_ n: Int) { lock.lock(); count += n; lock.unlock() }
     var total: Int { lock.lock(); defer { lock.unlock() }; return count }
+
+    // MARK: The host API's own tables
+
+    @Test("a script with the debug library that wrecks the host table gets errors, the host no crash")
+    func wreckedHostTable() async throws {
+        await #expect(processExitsWith: .success) {
+            let rt = try LuaRuntime()
+            try rt.run("function f(x) return x end")
+            let f = try rt.function("f")
+            let lent = try TallocContext.new(parent: nil, name: "lent")
+            try rt.setGlobal("lent", .context(lent))
+            // find the host table in the registry (its [1] is the module table) and put junk in every slot
+            try rt.run("""
+                for _, t in pairs(debug.getregistry()) do
+                  if type(t) == 'table' and type(rawget(t, 1)) == 'table' and rawget(t, 1).new == talloc.new then
+                    for k = 3, 12 do rawset(t, k, ({42, 'junk', {}, nil, print})[k % 5 + 1]) end
+                  end
+                end
+                """)
+            var survived = 0
+            for attempt in 0..<8 {
+                do {
+                    switch attempt {
+                    case 0: _ = try f(1)
+                    case 1: _ = try rt.function("f")
+                    case 2: _ = try rt.run("error({code = 1})")
+                    case 3: _ = try rt.run("return print")
+                    case 4: try rt.setGlobal("g", .function(f))
+                    case 5: _ = rt.lentContext(lent)
+                    case 6: _ = rt.lentContextCount
+                    default: _ = try rt.call("f", "x")
+                    }
+                } catch {}
+                survived += 1
+            }
+            rt.close()
+            try lent.free()
+            exit(survived == 8 ? 0 : 1)
+        }
+    }
 }

@@ -73,7 +73,8 @@ struct BoundedStdlibTests {
                 let r = try rt.run(attack.code)
                 Issue.record("\(attack.name): ran to the end: \(r)")
             } catch {
-                guard case .budgetExhausted(let m) = error else { Issue.record("\(attack.name): \(error)"); continue }
+                guard error.isBudgetExhausted else { Issue.record("\(attack.name): \(error)"); continue }
+                let m = error.message
                 #expect(m.contains("instruction budget exhausted"), "\(attack.name): \(m)")
             }
             #expect(try rt.run("return 1 + 1") == [2], "\(attack.name): the runtime goes on")
@@ -88,7 +89,8 @@ struct BoundedStdlibTests {
                 let r = try rt.run(attack.code)
                 Issue.record("\(attack.name): ran to the end: \(r)")
             } catch {
-                guard case .budgetExhausted(let m) = error else { Issue.record("\(attack.name): \(error)"); continue }
+                guard error.isBudgetExhausted else { Issue.record("\(attack.name): \(error)"); continue }
+                let m = error.message
                 #expect(m.contains("time budget exhausted"), "\(attack.name): \(m)")
             }
         }
@@ -119,7 +121,8 @@ struct BoundedStdlibTests {
             """)
             Issue.record("escaped: \(r)")
         } catch {
-            guard case .budgetExhausted(let m) = error else { Issue.record("\(error)"); return }
+            guard error.isBudgetExhausted else { Issue.record("\(error)"); return }
+            let m = error.message
             #expect(m.contains("instruction budget exhausted"))
         }
     }

@@ -131,6 +131,48 @@ enum TreePolicy {
         #expect(r2.status == 1 && r2.stderr.contains("global 'dofile'"), "\(r2.stderr)")
     }
 
+    @Test func severalListsAreBuiltAtOnceEachInAFreshRuntime() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tree-policy-lists-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var lists: [String] = []
+        for i in 1...6 {
+            let file = dir.appendingPathComponent("list\(i).txt")
+            try Data((1...i).map { "d\(i)/f\($0) \($0 * 10)" }.joined(separator: "\n").utf8).write(to: file)
+            lists.append(file.path)
+        }
+        // the policy counts its calls in a global: a fresh runtime for every list sees 1
+        let policy = try TreePolicy.policy("""
+            function build(entries)
+              calls = (calls or 0) + 1
+              local root = talloc.new(nil, "root")
+              for _, e in ipairs(entries) do talloc.size(root, e.size, e.path) end
+              print("calls", calls, #entries)
+              return root
+            end
+            """)
+        let r = try TreePolicy.run(["--jobs", "3", "--stats", policy] + lists)
+        #expect(r.status == 0, "\(r.stderr)")
+        for (i, list) in lists.enumerated() {
+            let n = i + 1
+            let total = (1...n).map { $0 * 10 }.reduce(0, +)
+            #expect(r.stdout.contains("== \(list) ==\nfull talloc report on 'root' (total \(String(repeating: " ", count: 6 - String(total).count))\(total) bytes in \(String(repeating: " ", count: 3 - String(n + 1).count))\(n + 1) blocks)"), "\(r.stdout)")
+            #expect(r.stderr.contains("calls\t1\t\(n)\n"), "\(r.stderr)")
+            #expect(r.stderr.contains("\(list): "), "\(r.stderr)")
+        }
+        #expect(!r.stderr.contains("calls\t2"))
+        // the reports come in the order of the lists
+        let positions = lists.map { r.stdout.range(of: "== \($0) ==")!.lowerBound }
+        #expect(positions == positions.sorted())
+        // one failing list fails the run, the others are still reported
+        let bad = dir.appendingPathComponent("bad.txt")
+        try Data("huge 100000000".utf8).write(to: bad)
+        let r2 = try TreePolicy.run(["--jobs", "2", "--memlimit", "4M", policy, lists[0], bad.path, lists[1]])
+        #expect(r2.status == 1)
+        #expect(r2.stderr.contains("\(bad.path): ") && r2.stderr.contains("not enough memory"), "\(r2.stderr)")
+        #expect(r2.stdout.contains("== \(lists[1]) ==\nfull talloc report"))
+    }
+
     @Test func mistakesAreReported() throws {
         let none = try TreePolicy.policy("x = 1")
         let r = try TreePolicy.run([none], stdin: Self.list)

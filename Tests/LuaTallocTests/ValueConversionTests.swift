@@ -17,8 +17,8 @@ private func conversionError(_ rt: LuaRuntime, _ code: String) -> String? {
         _ = try rt.run(code)
         return nil
     } catch {
-        guard case .conversion(let m) = error else { return "not a conversion error: \(error)" }
-        return m
+        guard error.kind == .conversion else { return "not a conversion error: \(error)" }
+        return error.message
     }
 }
 

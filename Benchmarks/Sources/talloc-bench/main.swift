@@ -47,7 +47,7 @@ while let a = args.popFirst() {
 
 let cfg = opt.quick ? Config.quick : Config()
 let inputs = Inputs(cfg)
-let groups = makeGroups(cfg, inputs, execMode: opt.execID != nil, w7Depth: opt.w7Depth)
+let groups = makeGroups(cfg, inputs, execMode: opt.execID != nil, w7Depth: opt.w7Depth) + hostGroups(cfg)
 
 if opt.list {
     for g in groups { for r in g.rows { print(r.id) } }

@@ -83,6 +83,12 @@ int lth_next (lua_State *L, int idx, int *more);
 #define LTH_HOST_PINS     3   /* handle -> light userdata (the body lent): handles the GC must keep */
 #define LTH_HOST_SOURCE   4   /* a module function: where bound functions copy the upvalues from */
 #define LTH_HOST_PERFORM  5   /* the bound function that runs Swift work inside the module */
+#define LTH_HOST_MSGH     6   /* the message handler of host calls (lth_msghandler over this table) */
+#define LTH_HOST_ERRMSG   7   /* the message of the last error the handler saw (a string), or false */
+#define LTH_HOST_TRACEBACK 8  /* its traceback ("stack traceback:\n..."), or false */
+#define LTH_HOST_REFS     9   /* values the host holds (LuaFunction): luaL_ref keys */
+#define LTH_HOST_PRINT    10  /* the 'print' a print sink replaced, or false */
+#define LTH_HOST_NKEYS    10
 
 /* why: upvalue indices are macro arithmetic. */
 static inline int lth_upvalue (int i) { return lua_upvalueindex(i); }
@@ -103,13 +109,6 @@ int lth_bind (lua_State *L, int host, clua_Body body, void *extra);
 */
 int lth_loadfile (lua_State *L, const char *fname, const char *mode);
 
-/*
-** why: replacing globals allocates.  Replaces pcall, xpcall and coroutine.resume by copies of Lua 5.4's
-** that, when they catch an error while 'pending->pending' is set (memory ran out), run a full collection
-** (finalizers included) before returning: contexts that became garbage give their memory back before the
-** script's next allocation can fail for want of it.
-*/
-int lth_collectingcatch (lua_State *L, ltc_Collect *pending);
 
 /*
 ** What a runtime's lua_Alloc works with (its 'ud'): the heap context every allocation is charged to, and
@@ -119,10 +118,113 @@ typedef struct lth_Heap {
   ltc_Collect collect;     /* memory ran out: collect at the next safe point (shared with the module) */
   void *heap;              /* the "lua heap" context (TallocCore body) */
   size_t debt;             /* bytes allocated during a collection's grace and not charged yet */
+  size_t refusals;         /* allocations the limit refused, ever (an error after one is a memory error) */
+  int tracking;            /* count what the heap allocates (LuaRuntime.measuringMemory) */
+  size_t allocated;        /* while tracking: bytes of growth of Lua's heap */
+  size_t peak;             /* while tracking: the highest size of Lua's heap */
+  void *root;              /* the runtime's root (TallocCore body): its limit record counts the whole tree */
+  size_t peakTotal;        /* while tracking: the highest charge of the root seen at an allocation */
 } lth_Heap;
+
+/*
+** why: replacing globals allocates.  Replaces pcall, xpcall and coroutine.resume by copies of Lua 5.4's
+** that, when they catch an error while 'heap->collect.pending' is set (memory ran out), count it as a
+** refusal (the error is a memory error, whatever the script raises next) and run a full collection
+** (finalizers included) before returning: contexts that became garbage give their memory back before the
+** script's next allocation can fail for want of it.
+*/
+int lth_collectingcatch (lua_State *L, lth_Heap *heap);
 
 /* How far finalizers run by a collection we started may overdraw the limit (then settled). */
 #define LTH_GRACE (256 * 1024)
+
+/*
+** {======================================================================
+** Errors of host calls: the original error object, its message and traceback apart
+** =======================================================================
+*/
+
+/*
+** The message handler of host calls (a C closure over the host table, LTH_HOST_MSGH).  It returns the
+** error object unchanged (error({code = 42}) stays a table) and, in protected mode, stores its message
+** (tostring semantics: a string, a __tostring result, else "(error object is a X value)") and the
+** traceback at LTH_HOST_ERRMSG and LTH_HOST_TRACEBACK.  When that fails (no memory), it stores nothing.
+*/
+int lth_msghandler (lua_State *L);
+
+/*
+** why: tostring may run __tostring ('e') and luaL_traceback allocates ('m').  The same description for an
+** error that no handler saw: the error object on the top of 'co' (a coroutine that failed; 'co' may be 'L'),
+** stored at LTH_HOST_ERRMSG / LTH_HOST_TRACEBACK of the host table at 'host' (on L's stack).  Returns the
+** status (on failure nothing is stored and the error object of the failure is pushed on L).
+*/
+int lth_describe (lua_State *L, int host, lua_State *co);
+
+/* }====================================================================== */
+
+/*
+** {======================================================================
+** Calling from the host
+** =======================================================================
+*/
+
+/*
+** why: looking a path up runs __index ('e'), a call runs anything.  Calls the function at the dotted path
+** 'path' ("check", "M.check", "a.b.c": fields from the globals) with the 'nargs' values on the top, as
+** lua_pcall with message handler 'msgh' would; returns the status with the results or the error object
+** in place of the arguments.  A path that does not lead to a value is an error naming it ("function
+** 'M.check' not found: 'M' is nil").
+*/
+int lth_callpath (lua_State *L, const char *path, size_t pathlen, int nargs, int msgh);
+
+/*
+** why: as lth_callpath, the lookup alone: pushes the value at 'path' (or the error object); returns the
+** status.  'function' set: a missing value is an error naming it as a function.
+*/
+int lth_getpath (lua_State *L, const char *path, size_t pathlen, int function);
+
+/* why: luaL_ref allocates ('m').  Pops the value on the top into the table at 'idx'; *ref is its key. */
+int lth_ref (lua_State *L, int idx, int *ref);
+
+/* why: lua_newthread allocates ('m').  Pushes a new coroutine of L (or the error object). */
+int lth_newthread (lua_State *L);
+
+/* }====================================================================== */
+
+/*
+** {======================================================================
+** Host sinks: print
+** =======================================================================
+*/
+
+/* Where 'print' writes when the host gave a sink: the line's bytes (no newline). Must not raise. */
+typedef void (*lth_PrintSink) (void *ud, const char *text, size_t len);
+
+/*
+** why: setting a global allocates.  Replaces the global 'print' by one that formats as Lua's (tostring of
+** each argument, tabs between) and gives the line to 'sink'; the replaced 'print' is kept in the host table
+** at 'host' (LTH_HOST_PRINT), and 'sink' NULL puts it back.
+*/
+int lth_setprint (lua_State *L, int host, lth_PrintSink _Nullable sink, void *_Nullable ud);
+
+/* }====================================================================== */
+
+/*
+** {======================================================================
+** Async host functions
+** =======================================================================
+**
+** An async Swift function is a C closure that asks Swift to start the work ('start': it reads the
+** arguments at 1..top and returns 0, or 1 with an error message pushed), then yields the running
+** coroutine.  The host's driver (LuaRuntime.callAsync) resumes it with either 'true' and the results, or
+** 'false' and a message, which the continuation raises at the caller's position.
+*/
+typedef int (*lth_AsyncStart) (lua_State *L, void *ud);
+
+/* why: a closure allocates ('m').  Pushes an async function (or the error object); returns the status. */
+int lth_pushasync (lua_State *L, lth_AsyncStart start, void *ud);
+
+/* }====================================================================== */
 
 #pragma clang assume_nonnull end
 
