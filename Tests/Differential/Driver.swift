@@ -138,6 +138,16 @@ private struct DiffSequence<Source: ChoiceSource> {
     let seed: UInt64?
     let compareLogs: Bool
     var history: [String] = []
+    /// Memory limits: pools freed while members stolen out of them live. TallocCore keeps such a block
+    /// charged to the nearest limit the pool was under (the carrier) until the block goes; the carrier's
+    /// free hands it to the next limit up.
+    var pinned: [PinnedPool] = []
+
+    struct PinnedPool {
+        let pool: UnsafeMutableRawPointer  // libtalloc's pool, which it keeps while members live
+        var carrier: Int
+        let charge: Int
+    }
     var signature = ""
     var failStep = 0
 
@@ -209,13 +219,72 @@ private struct DiffSequence<Source: ChoiceSource> {
     mutating func checkLimits(_ step: Int, _ op: DiffOp) -> String? {
         for (id, mx) in gen.limits.sorted(by: { $0.key < $1.key }) {
             guard let l = core?.memoryLimit(id) else { return fail(step, op, "memory limit of #\(id) is lost") }
-            let model = oracle.modelCharge(id) { gen.ourPoolCapacity[$0] }
+            let model = modelCharge(id)
             if l.max != mx || l.current != model {
-                return fail(step, op, "memory limit of #\(id): TallocCore max \(l.max) current \(l.current); "
+                return fail(step, op, "memory limit of #\(id): TallocCore max \(l.max) current \(l.current) (pinned pools: \(pinned.map { "\($0.charge) on #\($0.carrier)" })); "
                             + "model max \(mx) current \(model)\n" + stateDiff())
             }
         }
         return nil
+    }
+
+    /// The model of the limit owned by `id`: its subtree at TallocCore's prices (the oracle's model) and
+    /// the pinned pools that limits in the subtree carry.
+    func modelCharge(_ id: Int) -> Int {
+        var total = oracle.modelCharge(id) { gen.ourPoolCapacity[$0] }
+        for p in pinned where p.carrier == id || oracle.isAncestor(id, of: p.carrier) { total += p.charge }
+        return total
+    }
+
+    /// The limit owners above `id` (not `id` itself), nearest first.
+    func limitChain(_ id: Int) -> [Int] {
+        var out: [Int] = []
+        var x = oracle.parentID(id)
+        while let y = x {
+            if gen.limits[y] != nil { out.append(y) }
+            x = oracle.parentID(y)
+        }
+        return out
+    }
+
+    /// Before an operation: each live pool (not itself pool memory) under a limit, and each carrier, with
+    /// the limits above it.
+    func pinnedBefore() -> (pools: [(id: Int, ptr: UnsafeMutableRawPointer, chain: [Int], charge: Int)], carriers: [Int: [Int]]) {
+        guard options.memoryLimits, !gen.limits.isEmpty || !pinned.isEmpty else { return ([], [:]) }
+        var pools: [(Int, UnsafeMutableRawPointer, [Int], Int)] = []
+        for id in oracle.liveIDs {
+            let ptr = oracle.pointer(id)
+            let f = ctalloc_flags(ptr)
+            guard f & CTALLOC_FLAG_POOL != 0, f & CTALLOC_FLAG_POOLMEM == 0 else { continue }
+            let chain = limitChain(id)
+            if chain.isEmpty { continue }
+            let capacity = gen.ourPoolCapacity[id] ?? ctalloc_pool_size(ptr)  // as the oracle's model prices it
+            pools.append((id, ptr, chain, Talloc.poolHeaderSize + Talloc.chunkHeaderSize + capacity))
+        }
+        var carriers: [Int: [Int]] = [:]
+        for p in pinned where oracle.liveIDs.contains(p.carrier) { carriers[p.carrier] = limitChain(p.carrier) }
+        return (pools, carriers)
+    }
+
+    /// After an operation: pools it freed while members live are pinned to the first live limit above
+    /// them; carriers it freed hand over to the first live limit above them; blocks that went are dropped.
+    mutating func pinnedAfter(_ before: (pools: [(id: Int, ptr: UnsafeMutableRawPointer, chain: [Int], charge: Int)], carriers: [Int: [Int]])) {
+        guard options.memoryLimits, !before.pools.isEmpty || !pinned.isEmpty else { return }
+        let live = oracle.liveIDs
+        let held = oracle.poolsHeldByLiveChunks()
+        func firstLive(_ chain: [Int]) -> Int? { chain.first { live.contains($0) } }
+        var next: [PinnedPool] = []
+        for var p in pinned {
+            if !live.contains(p.carrier) {
+                guard let c = firstLive(before.carriers[p.carrier] ?? []) else { continue }
+                p.carrier = c
+            }
+            if held.contains(p.pool) { next.append(p) }
+        }
+        for p in before.pools where !live.contains(p.id) && held.contains(p.ptr) {
+            if let c = firstLive(p.chain) { next.append(PinnedPool(pool: p.ptr, carrier: c, charge: p.charge)) }
+        }
+        pinned = next
     }
 
     /// (max, current) of each limit owned by `target` or an ancestor.
@@ -258,7 +327,7 @@ private struct DiffSequence<Source: ChoiceSource> {
 
     /// The limit a generated `.setLimit` selector stands for, relative to the subtree's current charge.
     func limitBytes(_ x: Int, selector: Int) -> Int {
-        let cur = oracle.modelCharge(x) { gen.ourPoolCapacity[$0] }
+        let cur = modelCharge(x)
         switch -selector - 1 {
         case 0: return 0
         case 1: return max(1, cur / 2)
@@ -342,12 +411,14 @@ private struct DiffSequence<Source: ChoiceSource> {
 
         capturedTallocLog.removeAll()
         swiftTallocLog.removeAll()
+        let pinnedState = pinnedBefore()
         let rC = oracle.perform(op)
         let rS = subject.perform(op)
         if compareLogs, normalisedLog(capturedTallocLog) != normalisedLog(swiftTallocLog) {
             return fail(step, op, "log lines:\n  libtalloc  \(capturedTallocLog)\n  TallocCore \(swiftTallocLog)\n")
         }
         bookkeeping(op, rC)
+        pinnedAfter(pinnedState)
         gen.forgetDead(oracle.liveIDs)
         let logC = oracle.takeDestructorLog()
         let logS = subject.takeDestructorLog()

@@ -204,6 +204,22 @@ final class CTallocSubject: DifferentialSubject {
         return total
     }
 
+    /// The pools that some live chunk was carved from: every chunk under null_context, reference handles
+    /// and `.name` blocks included (a handle carved from a pool and moved out pins it as well).
+    func poolsHeldByLiveChunks() -> Set<UnsafeMutableRawPointer> {
+        var held = Set<UnsafeMutableRawPointer>()
+        var stack = [nullContext]
+        while let p = stack.popLast() {
+            var c = ctalloc_first_child(p)
+            while let child = c {
+                if let pool = ctalloc_pool_of(child) { held.insert(pool) }
+                stack.append(child)
+                c = ctalloc_next_sibling(child)
+            }
+        }
+        return held
+    }
+
     /// Frees whatever is left under null_context (untracked chunks), for the end of a run.
     func freeRemaining() {
         while let c = ctalloc_first_child(nullContext) { _ = ctalloc_free(c) }

@@ -251,12 +251,24 @@ extension _Core {
             }
         }
         if flags & _Flag.reference != 0 { detachHandle(tc) }
+        if flags & _Flag.hasLimit != 0, let e = tc.pointee.extra, e.pointee.pinnedPools != nil {
+            handOverPinnedPools(of: tc, e)
+        }
         if let e = tc.pointee.extra {
             releaseExtra(tc, e)
         }
         if _slowPath(flags & _Flag.freeingChild != 0) { _FreeRegistry.parentIsGoing(tc) }
         let charge = flags & (_Flag.hasLimit | _Flag.underLimit) != 0 ? chargeOf(tc) : 0
-        if charge != 0, flags & _Flag.underLimit != 0, let p = tc.pointee.parent { limitShrink(p, charge) }
+        // A pool that members stolen out of it keep alive (pinned) keeps its block, so its limits keep the
+        // charge until the block goes: the nearest one carries it (see `pin`).
+        var carrier: _Chunk? = nil
+        if charge != 0, flags & _Flag.underLimit != 0, let p = tc.pointee.parent {
+            if flags & _Flag.pool != 0 && tc.poolHeader.pointee.objectCount > 1 {
+                carrier = nearestLimitOwner(from: p)
+            } else {
+                limitShrink(p, charge)
+            }
+        }
         tc.pointee.flags = (flags & (_Flag.mask & ~(_Flag.loop | _Flag.hasLimit | _Flag.underLimit)))
             | _Flag.free | _magicFree
         tc.pointee.name = nil
@@ -264,7 +276,10 @@ extension _Core {
         tc.pointee.child = nil
         if flags & _Flag.pool != 0 {
             let hdr = tc.poolHeader
-            if hdr.dropObject() != 0 { return }  // pinned by members still alive
+            if hdr.dropObject() != 0 {  // pinned by members still alive
+                if let carrier { pin(tc, to: carrier) }
+                return
+            }
             if flags & _Flag.poolMem != 0 {
                 releasePoolMem(tc)
             } else {
@@ -311,6 +326,7 @@ extension _Core {
             }
             if count == 0 {
                 // The pool was freed already and this was its last member.
+                unpin(pool)
                 if pool.pointee.flags & _Flag.poolMem != 0 { tc = pool; continue }
                 Glibc.free(UnsafeMutableRawPointer(pool) - _poolPrefixSize)
                 return

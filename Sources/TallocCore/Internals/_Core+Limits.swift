@@ -59,12 +59,13 @@ extension _Core {
         }
     }
 
-    /// The summed charge of `root`'s subtree; also sets or clears `underLimit` below `root` to match
-    /// `markUnderLimit` (root) and the limits inside the subtree.
+    /// The summed charge of `root`'s subtree (with the pinned pools its limits carry); also sets or
+    /// clears `underLimit` below `root` to match `markUnderLimit` (root) and the limits inside the subtree.
     static func subtreeCharge(_ root: _Chunk, markUnderLimit: Bool) -> Int {
         var total = 0
         _Walk.walk(root, skipLoop: false) { tc, _ in
             total += chargeOf(tc)
+            if _slowPath(tc.pointee.flags & _Flag.hasLimit != 0) { total += pinnedCharge(tc) }
             let under: Bool
             if tc == root {
                 under = markUnderLimit
@@ -76,6 +77,75 @@ extension _Core {
             return true
         } leave: { _, _ in }
         return total
+    }
+
+    // MARK: Pinned pools
+
+    // A pool freed while members stolen out of it still live keeps its whole block (talloc semantics):
+    // that memory is still the tree's, so it stays charged. The nearest limit above the pool when it was
+    // freed carries it (with every limit above that one, as any charge): the freed pool's header links
+    // into the carrier's list (`_Extra.pinnedPools`, through the header's `next`/`prev`; its `child`
+    // points back at the carrier). The charge moves with the carrier's subtree (`subtreeCharge`), goes to
+    // the next limit up when the carrier is freed, and is given back when the block is finally freed.
+
+    /// The chunk that owns the nearest limit at or above `start` (which is under a limit).
+    static func nearestLimitOwner(from start: _Chunk) -> _Chunk? {
+        var c: _Chunk? = start
+        while let x = c {
+            let f = x.pointee.flags
+            if f & _Flag.hasLimit != 0 { return x }
+            if f & _Flag.underLimit == 0 { return nil }
+            c = x.pointee.parent
+        }
+        return nil
+    }
+
+    /// A freed pool's block (its whole charge) stays with `carrier`'s limit.
+    static func pin(_ pool: _Chunk, to carrier: _Chunk) {
+        guard let e = carrier.pointee.extra else { return }
+        pool.pointee.child = carrier
+        pool.pointee.prev = nil
+        pool.pointee.next = e.pointee.pinnedPools
+        if let first = e.pointee.pinnedPools { first.pointee.prev = pool }
+        e.pointee.pinnedPools = pool
+    }
+
+    /// The block of a pinned pool is freed now: its charge goes back.
+    static func unpin(_ pool: _Chunk) {
+        guard let carrier = pool.pointee.child else { return }
+        limitShrink(carrier, chargeOf(pool))
+        if let prev = pool.pointee.prev {
+            prev.pointee.next = pool.pointee.next
+        } else {
+            carrier.pointee.extra!.pointee.pinnedPools = pool.pointee.next
+        }
+        if let next = pool.pointee.next { next.pointee.prev = pool.pointee.prev }
+        pool.pointee.child = nil
+        pool.pointee.next = nil
+        pool.pointee.prev = nil
+    }
+
+    /// The summed charge of the pinned pools a limit carries.
+    static func pinnedCharge(_ owner: _Chunk) -> Int {
+        var total = 0
+        var p = owner.pointee.extra?.pointee.pinnedPools
+        while let x = p { total += chargeOf(x); p = x.pointee.next }
+        return total
+    }
+
+    /// A limit owner is freed while pinned pools count on it: they go to the next limit up, which was
+    /// charged for them all along (or to none: their charge then goes with the limit).
+    static func handOverPinnedPools(of owner: _Chunk, _ e: UnsafeMutablePointer<_Extra>) {
+        let up = owner.pointee.flags & _Flag.underLimit != 0 ? owner.pointee.parent.flatMap { nearestLimitOwner(from: $0) } : nil
+        var p = e.pointee.pinnedPools
+        e.pointee.pinnedPools = nil
+        while let x = p {
+            p = x.pointee.next
+            x.pointee.child = nil
+            x.pointee.next = nil
+            x.pointee.prev = nil
+            if let up { pin(x, to: up) }
+        }
     }
 
     /// talloc_set_memlimit: `max` bytes (0 = unlimited) for `tc`'s subtree. False on allocation failure.

@@ -43,10 +43,12 @@ extension _Core {
     }
 
     /// talloc's "\treference at LOC" lines, newest reference first.
+    /// O(references), and nothing at all without a log handler (a chunk may have hundreds of thousands).
     static func logReferences(_ tc: _Chunk) {
+        guard let handler = _Globals.logHandler else { return }
         var h = tc.refs
         while let x = h {
-            log("\treference at \(referenceLocation(x))\n")
+            handler("\treference at \(referenceLocation(x))\n")
             h = x.referenceBody.pointee.next
         }
     }

@@ -28,8 +28,10 @@ enum _Core {
     // MARK: - Logging and aborting
 
     /// Hands a log line to the process-wide log handler (read under its lock, called outside it).
-    static func log(_ message: String) {
-        _Globals.logHandler?(message)
+    /// Sends a line to the log handler; the text is built only when a handler is installed.
+    static func log(_ message: @autoclosure () -> String) {
+        guard let handler = _Globals.logHandler else { return }
+        handler(message())
     }
 
     /// Writes to standard error without stdio's shared state.

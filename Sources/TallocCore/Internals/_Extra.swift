@@ -54,6 +54,9 @@ struct _Extra {
     @usableFromInline var limitMax: Int = 0
     /// Bytes currently charged to that limit.
     @usableFromInline var limitCurrent: Int = 0
+    /// Freed pools whose blocks stolen members keep alive and whose charge this limit carries (see
+    /// `_Core.pin`), linked through their headers.
+    @usableFromInline var pinnedPools: _Chunk? = nil
     /// An observer (language bindings): told when the chunk is freed or moves.
     @usableFromInline var observer: TallocUnsafeObserver? = nil
     @usableFromInline var observerContext: UnsafeMutableRawPointer? = nil
