@@ -26,6 +26,8 @@ extension TallocContext {
     /// - Throws: `TallocError.destructorRefused`, `TallocError.hasReferences`.
     public func free(file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if _Core.freePlain(tc) { return }
         if tc.refs != nil {
             let single = tc.pointee.parent == _NullTracking.current && tc.refs!.referenceBody.pointee.next == nil
@@ -41,6 +43,8 @@ extension TallocContext {
     /// Children that refuse move to this context's parent, as talloc moves them.
     /// The corresponding talloc function is `talloc_free_children()`.
     public func freeChildren() {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         _Core.freeChildrenKeepingName(chunk)
     }
 
@@ -51,6 +55,8 @@ extension TallocContext {
     /// The corresponding talloc function is `talloc_set_destructor()`.
     public func setDestructor(_ body: ((TallocContext) -> TallocDestructorVerdict)?) {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if body == nil && tc.pointee.extra == nil { return }
         guard let e = tc.makeExtra() else { return }
         if let old = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(old).release() }
@@ -66,6 +72,8 @@ extension TallocContext {
     @discardableResult
     public func unsafeSetDestructor(_ fn: TallocUnsafeDestructor?, context: UnsafeMutableRawPointer?) -> Bool {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if fn == nil && tc.pointee.extra == nil { return true }
         guard let e = tc.makeExtra() else { return false }
         if let old = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(old).release() }
@@ -89,6 +97,8 @@ extension TallocContext {
         _ fn: TallocUnsafeObserver?, context: UnsafeMutableRawPointer?, tag: Int, data: UnsafeMutableRawPointer? = nil
     ) -> Bool {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if fn == nil && tc.pointee.extra == nil { return true }
         guard let e = tc.makeExtra() else { return false }
         e.pointee.observer = fn
@@ -102,6 +112,8 @@ extension TallocContext {
     public var unsafeObserverData: UnsafeMutableRawPointer? {
         get { chunk.pointee.extra?.pointee.observerData }
         nonmutating set {
+            let mutation = _Mutation(self)
+            defer { mutation.end() }
             if let e = chunk.pointee.extra, e.pointee.observer != nil { e.pointee.observerData = newValue }
         }
     }
@@ -136,6 +148,8 @@ extension TallocContext {
     /// - Throws: `TallocError.wouldCreateLoop`, `TallocError.beingFreed`.
     public func steal(to newParent: TallocContext?, file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self, newParent)
+        defer { mutation.end() }
         let np = TallocContext.chunk(newParent)
         // A new parent at the top level cannot be inside tc's subtree: skip the walk then.
         if let np, np.pointee.parent != nil, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
@@ -154,6 +168,8 @@ extension TallocContext {
     /// - Throws: `TallocError.notAParent`, `TallocError.wouldCreateLoop`.
     public func reparent(from oldParent: TallocContext?, to newParent: TallocContext?) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self, oldParent, newParent)
+        defer { mutation.end() }
         let old = TallocContext.chunk(oldParent)
         let np = TallocContext.chunk(newParent)
         if old == tc.pointee.parent {
@@ -183,6 +199,8 @@ extension TallocContext {
         from owner: TallocContext?, file: StaticString = #fileID, line: UInt = #line
     ) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self, owner)
+        defer { mutation.end() }
         let o = TallocContext.chunk(owner)
         guard _Core.reference(tc, owner: o, file: UnsafeRawPointer(file.utf8Start), line: UInt32(truncatingIfNeeded: line)) != nil
         else { throw .outOfMemory }
@@ -192,6 +210,8 @@ extension TallocContext {
     /// where the reference was made, for talloc's "reference at" log lines. For bindings.
     public func unsafeReference(from owner: TallocContext?, file: UnsafePointer<CChar>?, line: Int) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self, owner)
+        defer { mutation.end() }
         guard _Core.reference(tc, owner: TallocContext.chunk(owner), file: file.map { UnsafeRawPointer($0) },
                               line: UInt32(truncatingIfNeeded: line)) != nil
         else { throw .outOfMemory }
@@ -211,6 +231,8 @@ extension TallocContext {
     /// - Throws: `TallocError.notAParent`, `TallocError.destructorRefused`.
     public func unlink(from parent: TallocContext?) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self, parent)
+        defer { mutation.end() }
         let p = _NullTracking.parent(TallocContext.chunk(parent))
         var h = tc.refs
         var owns = false
@@ -371,6 +393,8 @@ extension TallocContext {
     /// handles count like every other chunk.
     /// The corresponding talloc function is `talloc_set_memlimit()`.
     public func setMemoryLimit(_ bytes: Int) throws(TallocError) {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if bytes < 0 { throw .sizeTooLarge }
         guard _Core.setLimit(chunk, max: bytes) else { throw .outOfMemory }
     }

@@ -41,6 +41,8 @@ extension TallocContext {
     @discardableResult
     public func setName(bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         let name = _Walk.cStringPrefix(bytes)
         let n = name.count
         if n >= _maxSize - 1 { throw .sizeTooLarge }
@@ -59,6 +61,8 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_set_name_const()`.
     public func setNameConst(_ name: StaticString) {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         _Core.rename(chunk, to: UnsafeRawPointer(name.utf8Start))
     }
 
@@ -67,6 +71,8 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_set_name_const()`.
     public func unsafeSetNameConst(_ name: UnsafePointer<CChar>?) {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         _Core.rename(chunk, to: name.map { UnsafeRawPointer($0) })
     }
 
@@ -78,6 +84,8 @@ extension TallocContext {
     @discardableResult
     public func setNameCopy(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         let name = _Walk.cStringPrefix(bytes)
         let n = name.count
         guard n < Int.max, let e = tc.makeExtra(), let copy = malloc(n + 1)?.assumingMemoryBound(to: CChar.self)
@@ -104,6 +112,8 @@ extension TallocContext {
     /// outlive the context. For bindings whose callers' positions name contexts, as talloc's `__location__`.
     public func unsafeSetNameLocation(file: UnsafePointer<CChar>, line: Int, talloc_new: Bool) {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         tc.pointee.name = UnsafeRawPointer(file)
         tc.pointee.line = UInt32(truncatingIfNeeded: line)
         tc.pointee.flags = (tc.pointee.flags & ~_Flag.nameHasNewPrefix) | _Flag.nameIsLocation
@@ -141,6 +151,8 @@ extension TallocContext {
 
     /// Names the context after `T`. The corresponding talloc macro is `talloc_set_type()`.
     public func setType<T>(_ type: T.Type) {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         _Core.rename(chunk, to: UnsafeRawPointer(_InternedNames.cString(String(describing: type))))
     }
 

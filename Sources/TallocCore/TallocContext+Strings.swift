@@ -52,6 +52,8 @@ extension TallocContext {
     public static func reallocate(
         _ context: TallocContext?, parent: TallocContext?, byteCount: Int, name: ReallocName
     ) throws(TallocError) -> TallocContext? {
+        var mutation = _Mutation(context, parent)
+        defer { mutation.end() }
         if byteCount == 0 {
             if let context { _ = _Core.unlink(context.chunk, from: TallocContext.chunk(parent)) }
             return nil
@@ -65,6 +67,7 @@ extension TallocContext {
         let r = _Core.reallocate(context.chunk, size: byteCount)
         guard let tc = r.chunk else { throw r.failure.error }
         if r.moved { name.apply(tc) }
+        mutation.add(TallocContext(chunk: tc))
         return TallocContext(chunk: tc)
     }
 
@@ -73,6 +76,8 @@ extension TallocContext {
     public mutating func reallocate(
         byteCount: Int, file: StaticString = #fileID, line: UInt = #line
     ) throws(TallocError) {
+        var mutation = _Mutation(self)
+        defer { mutation.end() }
         if byteCount <= 0 || byteCount >= _maxSize { throw .sizeTooLarge }
         let r = _Core.reallocate(chunk, size: byteCount)
         guard let tc = r.chunk else { throw r.failure.error }
@@ -82,6 +87,7 @@ extension TallocContext {
             _Core.dropOwnedName(tc)
         }
         self = TallocContext(chunk: tc)
+        mutation.add(self)
     }
 
     /// Resizes with talloc_realloc's rules, keeping the name on every path. Newly added bytes are zeroed
@@ -98,6 +104,8 @@ extension TallocContext {
 
 extension TallocContext {
     static func strlendup(_ parent: TallocContext?, _ bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
+        var mutation = _Mutation(parent)
+        defer { mutation.end() }
         let n = bytes.count
         if n >= _maxSize - 1 { throw .sizeTooLarge }
         guard let tc = _Core.allocate(chunk(parent), size: n + 1) else { throw .outOfMemory }
@@ -105,6 +113,7 @@ extension TallocContext {
         if let src = bytes.baseAddress { memcpy(body, src, n) }
         body.storeBytes(of: 0, toByteOffset: n, as: UInt8.self)
         tc.pointee.name = UnsafeRawPointer(body)
+        mutation.add(TallocContext(chunk: tc))
         return TallocContext(chunk: tc)
     }
 
@@ -183,6 +192,8 @@ extension TallocContext {
 
     /// Appends at `offset` and renames the string to its new contents (__talloc_strlendup_append).
     mutating func append(at offset: Int, _ bytes: UnsafeRawBufferPointer) throws(TallocError) {
+        var mutation = _Mutation(self)
+        defer { mutation.end() }
         let (sum, overflow) = offset.addingReportingOverflow(bytes.count)
         if overflow || sum >= _maxSize - 1 { throw .sizeTooLarge }
         let total = sum + 1
@@ -191,6 +202,7 @@ extension TallocContext {
         if bytes.count > 0 { memcpy(tc.body + offset, bytes.baseAddress!, bytes.count) }
         tc.body.storeBytes(of: 0, toByteOffset: offset + bytes.count, as: UInt8.self)
         _Core.rename(tc, to: UnsafeRawPointer(tc.body))
+        mutation.add(self)
     }
 
     var stringLength: Int { strnlen(unsafePointer.assumingMemoryBound(to: CChar.self), size) }

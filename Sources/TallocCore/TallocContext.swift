@@ -75,8 +75,11 @@ extension TallocContext: CustomStringConvertible {
 extension TallocContext {
     @inline(__always) @usableFromInline
     static func make(_ parent: TallocContext?, _ size: Int) throws(TallocError) -> _Chunk {
+        var mutation = _Mutation(parent)
+        defer { mutation.end() }
         if size < 0 || size >= _maxSize { throw .sizeTooLarge }
         guard let tc = _Core.allocate(chunk(parent), size: size) else { throw .outOfMemory }
+        mutation.add(TallocContext(chunk: tc))
         return tc
     }
 
@@ -185,9 +188,12 @@ extension TallocContext {
     /// A top-level empty context named with a copy of `name`. The corresponding talloc function is
     /// `talloc_init()`.
     public static func initContext(name: String) throws(TallocError) -> TallocContext {
+        var mutation = _Mutation(nil)
+        defer { mutation.end() }
         let tc = _Core.allocate(nil, size: 0)
         guard let tc else { throw .outOfMemory }
         let c = TallocContext(chunk: tc)
+        mutation.add(c)
         do { try c.setName(name) } catch {
             _ = _Core.free(tc)
             throw error
@@ -224,9 +230,12 @@ extension TallocContext {
     /// It is never carved from a pool, even under one: it is malloc'd, so that memory limits count its
     /// header and its external bytes.
     public static func newExternal(parent: TallocContext?, name: StaticString) throws(TallocError) -> TallocContext {
+        var mutation = _Mutation(parent)
+        defer { mutation.end() }
         guard let tc = _Core.allocateOutsidePools(chunk(parent), size: 0) else { throw .outOfMemory }
         tc.pointee.flags |= _Flag.external
         tc.pointee.name = UnsafeRawPointer(name.utf8Start)
+        mutation.add(TallocContext(chunk: tc))
         return TallocContext(chunk: tc)
     }
 
@@ -250,6 +259,8 @@ extension TallocContext {
 
     @usableFromInline
     static func _adjustLimitedExternalSize(_ tc: _Chunk, by delta: Int) -> Bool {
+        let mutation = _Mutation(TallocContext(chunk: tc))
+        defer { mutation.end() }
         if delta > 0 && !_Core.limitAllows(tc, delta) { return false }
         _Core.limitAdjust(tc, delta)
         tc.pointee.size = UInt32(truncatingIfNeeded: Int(tc.pointee.size) &+ delta)

@@ -29,6 +29,7 @@ extension _Core {
         let offset = at &+ prefix
         let tc = pool.header(at: offset)
         tc.initialize(to: _ChunkHeader(size: size, flags: _magic | _Flag.poolMem | flags, poolOffset: offset))
+        _Invariants.born(tc)
         return tc
     }
 
@@ -54,6 +55,7 @@ extension _Core {
         guard let raw = malloc(_headerSize &+ size &+ prefix) else { return nil }
         let tc = (raw + prefix).assumingMemoryBound(to: _ChunkHeader.self)
         tc.initialize(to: _ChunkHeader(size: size, flags: _magic, poolOffset: 0))
+        _Invariants.born(tc)
         linkAsNewest(tc, under: parent)
         return tc
     }
@@ -87,6 +89,7 @@ extension _Core {
         guard let raw = malloc(total) else { return nil }
         let tc = (raw + prefix).assumingMemoryBound(to: _ChunkHeader.self)
         tc.initialize(to: _ChunkHeader(size: size, flags: _magic | inherited, poolOffset: 0))
+        _Invariants.born(tc)
         linkAsNewest(tc, under: p)
         if inherited != 0 { limitGrow(p, total) }
         return tc
@@ -107,6 +110,7 @@ extension _Core {
         let hdr = tc.poolHeader
         hdr.pointee = _PoolHeader(end: 0, objectCount: 1, poolSize: UInt32(capacity))
         hdr.reset()
+        _Invariants.poolBorn(tc)
         return tc
     }
 

@@ -196,6 +196,7 @@ extension _Core {
                               | _Flag.pool | _Flag.poolMem) == 0 && tc.pointee.extra == nil) {
             // A plain heap chunk: stamp it freed (a double free then reads "access after free") and go.
             tc.pointee.flags = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
+            _Invariants.died(tc)
             Glibc.free(UnsafeMutableRawPointer(tc))
             return
         }
@@ -212,6 +213,7 @@ extension _Core {
             let hdr = pool.poolHeader
             if pool.pointee.flags & _Flag.loop != 0 && hdr.pointee.objectCount > 2 {
                 tc.pointee.flags = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
+                _Invariants.died(tc)
                 hdr.dropObject()
                 // the last-chunk reclaim still applies: a pool pinned by stolen members reuses the space
                 hdr.reclaim(offset: Int(tc.pointee.poolOffset), span: tc.span)
@@ -227,12 +229,14 @@ extension _Core {
         if charge != 0, flags & _Flag.underLimit != 0, let p = tc.pointee.parent { limitShrink(p, charge) }
         tc.pointee.flags = (flags & (_Flag.mask & ~(_Flag.loop | _Flag.hasLimit | _Flag.underLimit)))
             | _Flag.free | _magicFree
+        _Invariants.died(tc)
         tc.pointee.name = nil
         tc.pointee.parent = nil
         tc.pointee.child = nil
         if flags & _Flag.pool != 0 {
             let hdr = tc.poolHeader
             if hdr.dropObject() != 0 { return }  // pinned by members still alive
+            _Invariants.poolGone(tc)
             if flags & _Flag.poolMem != 0 {
                 releasePoolMem(tc)
             } else {
@@ -280,6 +284,7 @@ extension _Core {
             }
             if count == 0 {
                 // The pool was freed already and this was its last member.
+                _Invariants.poolGone(pool)
                 if pool.pointee.flags & _Flag.poolMem != 0 { tc = pool; continue }
                 Glibc.free(UnsafeMutableRawPointer(pool) - _poolPrefixSize)
                 return

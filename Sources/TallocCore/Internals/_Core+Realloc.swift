@@ -87,7 +87,9 @@ extension _Core {
                         hdr.resizeLast(offset: start, span: newSpan)
                         return (tc, true, .tooLarge)
                     }
+                    _Invariants.died(tc)
                     memmove(dst, tc, _headerSize + oldSize)
+                    _Invariants.born(dst)
                     dst.pointee.poolOffset = UInt32(start)
                     hdr.resizeLast(offset: start, span: newSpan)
                     return (fixupAfterMove(from: tc, to: dst, size: size), true, .tooLarge)
@@ -122,6 +124,8 @@ extension _Core {
             tc.pointee.flags = (tc.pointee.flags & _Flag.mask & ~(_Flag.loop | _Flag.hasLimit | _Flag.underLimit))
                 | _Flag.free | _magicFree
             tc.pointee.extra = nil
+            _Invariants.died(tc)
+            _Invariants.born(newTC)
             releasePoolMem(tc)
             let moved = fixupAfterMove(from: tc, to: newTC, size: size)
             if malloced && limited { limitGrow(moved, _headerSize + size) }
@@ -131,8 +135,13 @@ extension _Core {
         if limited, size > oldSize, !limitAllows(tc, size - oldSize) {
             return (nil, false, .outOfMemory)
         }
-        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else { return (nil, false, .outOfMemory) }
+        _Invariants.died(tc)  // before realloc() may give the address to another thread
+        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else {
+            _Invariants.born(tc)
+            return (nil, false, .outOfMemory)
+        }
         newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
+        _Invariants.born(newTC)
         let moved = fixupAfterMove(from: tc, to: newTC, size: size)
         if limited {
             if size > oldSize { limitGrow(moved, size - oldSize) } else { limitShrink(moved, oldSize - size) }

@@ -112,6 +112,10 @@ enum _NullTracking {
 struct _ThreadState {
     var nullContext: _Chunk? = nil
     var freeRoots: [_Chunk] = []
+    #if TALLOC_INTERNAL_CHECKS
+    /// How many public mutations are running on the thread (the invariant checker runs after the outermost).
+    var mutationDepth = 0
+    #endif
 
     private static let key: pthread_key_t = {
         var k = pthread_key_t()
