@@ -70,7 +70,7 @@ extension TallocContext {
     ///
     /// - Returns: false when the side record could not be allocated.
     @discardableResult
-    public func unsafeSetDestructor(_ fn: TallocUnsafeDestructor?, context: UnsafeMutableRawPointer?) -> Bool {
+    package func unsafeSetDestructor(_ fn: TallocUnsafeDestructor?, context: UnsafeMutableRawPointer?) -> Bool {
         let tc = chunk
         let mutation = _Mutation(self)
         defer { mutation.end() }
@@ -93,7 +93,7 @@ extension TallocContext {
     ///
     /// - Returns: false when the side record could not be allocated.
     @discardableResult
-    public func unsafeSetObserver(
+    package func unsafeSetObserver(
         _ fn: TallocUnsafeObserver?, context: UnsafeMutableRawPointer?, tag: Int, data: UnsafeMutableRawPointer? = nil
     ) -> Bool {
         let tc = chunk
@@ -109,7 +109,7 @@ extension TallocContext {
     }
 
     /// The `data` given to `unsafeSetObserver` (nil when none); settable while an observer is set.
-    public var unsafeObserverData: UnsafeMutableRawPointer? {
+    package var unsafeObserverData: UnsafeMutableRawPointer? {
         get { chunk.pointee.extra?.pointee.observerData }
         nonmutating set {
             let mutation = _Mutation(self)
@@ -119,7 +119,7 @@ extension TallocContext {
     }
 
     /// The tag given to `unsafeSetObserver`, or nil when no observer is set.
-    public var observerTag: Int? {
+    package var observerTag: Int? {
         guard let e = chunk.pointee.extra, e.pointee.observer != nil else { return nil }
         return e.pointee.observerTag
     }
@@ -129,10 +129,10 @@ extension TallocContext {
 
     /// The bytes malloc'd for a side record: the one allocation a chunk makes beyond its own block, on the
     /// first destructor, observer, reference to it, memory limit or owned name copy, and freed with it.
-    public static var sideRecordByteCount: Int { MemoryLayout<_Extra>.stride }
+    package static var sideRecordByteCount: Int { MemoryLayout<_Extra>.stride }
 
     /// Whether the chunk has its side record (see `sideRecordByteCount`).
-    public var hasSideRecord: Bool { chunk.pointee.extra != nil }
+    package var hasSideRecord: Bool { chunk.pointee.extra != nil }
 }
 
 // MARK: - Steal, reparent, references
@@ -208,7 +208,7 @@ extension TallocContext {
 
     /// As `reference(from:)`, recording `file` (a NUL-terminated string you keep alive) and `line` as
     /// where the reference was made, for talloc's "reference at" log lines. For bindings.
-    public func unsafeReference(from owner: TallocContext?, file: UnsafePointer<CChar>?, line: Int) throws(TallocError) {
+    package func unsafeReference(from owner: TallocContext?, file: UnsafePointer<CChar>?, line: Int) throws(TallocError) {
         let tc = chunk
         let mutation = _Mutation(self, owner)
         defer { mutation.end() }

@@ -70,7 +70,7 @@ extension TallocContext {
     /// `nil`: "UNNAMED"). For bindings that intern their names.
     ///
     /// The corresponding talloc function is `talloc_set_name_const()`.
-    public func unsafeSetNameConst(_ name: UnsafePointer<CChar>?) {
+    package func unsafeSetNameConst(_ name: UnsafePointer<CChar>?) {
         let mutation = _Mutation(self)
         defer { mutation.end() }
         _Core.rename(chunk, to: name.map { UnsafeRawPointer($0) })
@@ -102,7 +102,7 @@ extension TallocContext {
 
     /// The bytes malloc'd for the name copy the chunk owns (`setNameCopy`): its length plus the NUL; 0 when
     /// the name is not such a copy. For bindings that account for the memory they make TallocCore take.
-    public var ownedNameByteCount: Int {
+    package var ownedNameByteCount: Int {
         let tc = chunk
         guard let copy = tc.pointee.extra?.pointee.ownedName else { return 0 }
         return strlen(copy) + 1
@@ -110,7 +110,7 @@ extension TallocContext {
 
     /// Names the context "FILE:LINE" (or "talloc_new: FILE:LINE"), formatted only when read. `file` must
     /// outlive the context. For bindings whose callers' positions name contexts, as talloc's `__location__`.
-    public func unsafeSetNameLocation(file: UnsafePointer<CChar>, line: Int, talloc_new: Bool) {
+    package func unsafeSetNameLocation(file: UnsafePointer<CChar>, line: Int, talloc_new: Bool) {
         let tc = chunk
         let mutation = _Mutation(self)
         defer { mutation.end() }
@@ -126,7 +126,7 @@ extension TallocContext {
     ///
     /// - warning: The string is valid only until the context is renamed or freed (a `setNameCopy` copy
     ///   is freed as soon as the chunk gets another name). Copy it; do not keep it.
-    public var unsafeNameParts: (string: UnsafePointer<CChar>?, line: Int, isLocation: Bool, talloc_new: Bool) {
+    package var unsafeNameParts: (string: UnsafePointer<CChar>?, line: Int, isLocation: Bool, talloc_new: Bool) {
         let tc = chunk
         let f = tc.pointee.flags
         if f & _Flag.reference != 0 { return (_InternedNames.cString(".reference"), 0, false, false) }
@@ -135,7 +135,7 @@ extension TallocContext {
     }
 
     /// Whether the context's name is the chunk's own bytes (strings are named by their contents).
-    public var isNamedByContents: Bool {
+    package var isNamedByContents: Bool {
         let tc = chunk
         return tc.pointee.flags & _Flag.nameIsLocation == 0 && tc.pointee.name == UnsafeRawPointer(tc.body)
     }

@@ -229,7 +229,7 @@ extension TallocContext {
     ///
     /// It is never carved from a pool, even under one: it is malloc'd, so that memory limits count its
     /// header and its external bytes.
-    public static func newExternal(parent: TallocContext?, name: StaticString) throws(TallocError) -> TallocContext {
+    package static func newExternal(parent: TallocContext?, name: StaticString) throws(TallocError) -> TallocContext {
         var mutation = _Mutation(parent)
         defer { mutation.end() }
         guard let tc = _Core.allocateOutsidePools(chunk(parent), size: 0) else { throw .outOfMemory }
@@ -244,7 +244,7 @@ extension TallocContext {
     /// The size is a 32-bit field, as every chunk's: an external context holds at most 4 GiB - 1; growth
     /// past that, or a removal of more than it holds, is refused like a limit's refusal.
     @inlinable @inline(__always)
-    public func unsafeAdjustExternalSize(by delta: Int) -> Bool {
+    package func unsafeAdjustExternalSize(by delta: Int) -> Bool {
         let tc = _Chunk.from(body: unsafePointer)
         // One unsigned compare refuses a negative result and one past 32 bits alike. The size is at least 0,
         // so the sum wraps only for a delta near Int.max, to a negative value: refused as well.
