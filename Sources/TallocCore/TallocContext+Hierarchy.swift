@@ -29,6 +29,13 @@ extension TallocContext {
         let mutation = _Mutation(self)
         defer { mutation.end() }
         if _Core.freePlain(tc) { return }
+        try TallocContext.freeWithProtocol(tc, file: file, line: line)
+    }
+
+    /// `free` of a chunk with a side record (destructor, references, observer, limit) or in a free: out
+    /// of line, so that the plain case needs no room for building log lines (W1).
+    @inline(never)
+    static func freeWithProtocol(_ tc: _Chunk, file: StaticString, line: UInt) throws(TallocError) {
         if tc.refs != nil {
             let single = tc.pointee.parent == _NullTracking.current && tc.refs!.referenceBody.pointee.next == nil
             if _Core.freeTop(tc, location: "\(file):\(line)") == 0 { return }
@@ -146,19 +153,20 @@ extension TallocContext {
     /// detaches a loop that can never be freed).
     /// The corresponding talloc function is `talloc_steal()` (and `talloc_move()`).
     /// - Throws: `TallocError.wouldCreateLoop`, `TallocError.beingFreed`.
+    @inlinable
     public func steal(to newParent: TallocContext?, file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         let tc = chunk
+        let np = TallocContext.chunk(newParent)
         let mutation = _Mutation(self, newParent)
         defer { mutation.end() }
-        let np = TallocContext.chunk(newParent)
-        // A new parent at the top level cannot be inside tc's subtree: skip the walk then.
-        if let np, np.pointee.parent != nil, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
-        if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
-        if _slowPath(tc.pointee.extra != nil) && tc.refs != nil && tc.pointee.parent != _NullTracking.parent(np) {
-            _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
-            _Core.logReferences(tc)
+        // Inlinable for the common case, which no check can fail (W4): no side record (no references to
+        // warn about), not being freed, and a new parent that is not inside tc's subtree.
+        if _fastPath(tc.pointee.extra == nil && tc.pointee.flags & _Flag.loop == 0
+                     && (np == nil || np!.pointee.parent == nil || !_Core.isAncestorOrSelf(tc, of: np!))) {
+            _Core.steal(tc, to: np)
+            return
         }
-        _Core.steal(tc, to: np)
+        try _stealChecked(tc, to: np, file: file, line: line)
     }
 
     /// Moves the context from `oldParent` to `newParent`. When `oldParent` is the real parent this is a
@@ -405,4 +413,17 @@ extension TallocContext {
         guard tc.pointee.flags & _Flag.hasLimit != 0, let e = tc.pointee.extra else { return nil }
         return (e.pointee.limitMax, e.pointee.limitCurrent)
     }
+}
+
+/// `TallocContext.steal` with its checks: a loop, a free in progress, references (logged, as talloc does).
+/// A free function, not a static one: a static's unused metatype argument costs a thunk per call.
+@inline(never) @usableFromInline
+func _stealChecked(_ tc: _Chunk, to np: _Chunk?, file: StaticString, line: UInt) throws(TallocError) {
+    if let np, np.pointee.parent != nil, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
+    if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
+    if tc.pointee.extra != nil && tc.refs != nil && tc.pointee.parent != _NullTracking.parent(np) {
+        _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
+        _Core.logReferences(tc)
+    }
+    _Core.steal(tc, to: np)
 }

@@ -64,7 +64,7 @@ extension TallocContext {
             name.apply(tc)
             return TallocContext(chunk: tc)
         }
-        let r = _Core.reallocate(context.chunk, size: byteCount)
+        let r = _Core.reallocate(context.chunk, size: byteCount, grownInPlace: false)
         guard let tc = r.chunk else { throw r.failure.error }
         if r.moved { name.apply(tc) }
         mutation.add(TallocContext(chunk: tc))
@@ -73,20 +73,27 @@ extension TallocContext {
 
     /// Resizes the context in place or moves it (then `self` is updated), naming it "FILE:LINE" when it
     /// moves, as talloc_realloc_size. `byteCount` must be positive; use `free()` to free.
+    @inlinable @inline(__always)
     public mutating func reallocate(
         byteCount: Int, file: StaticString = #fileID, line: UInt = #line
     ) throws(TallocError) {
+        let tc = chunk
         var mutation = _Mutation(self)
         defer { mutation.end() }
-        if byteCount <= 0 || byteCount >= _maxSize { throw .sizeTooLarge }
-        let r = _Core.reallocate(chunk, size: byteCount)
-        guard let tc = r.chunk else { throw r.failure.error }
-        if r.moved {
-            tc.pointee.flags &= ~_Flag.nameHasNewPrefix
-            TallocContext.setLocationName(tc, file, line, newPrefix: false)
-            _Core.dropOwnedName(tc)
+        // Inlined: a pool member with no side record growing where it is makes no call (W5's pool rows).
+        var tried = false
+        if tc.pointee.flags & (_Flag.poolMem | _Flag.pool | _Flag.external | _Flag.loop | _Flag.inDestructor) == _Flag.poolMem,
+           tc.pointee.extra == nil, byteCount > Int(tc.pointee.size), byteCount < _maxSize {
+            if let renamed = _Core.growInPlace(tc, size: byteCount) {
+                if renamed {
+                    tc.pointee.flags &= ~_Flag.nameHasNewPrefix
+                    TallocContext.setLocationName(tc, file, line, newPrefix: false)
+                }
+                return
+            }
+            tried = true
         }
-        self = TallocContext(chunk: tc)
+        self = TallocContext(chunk: try _reallocate(tc, byteCount: byteCount, grownInPlace: tried, file: file, line: line))
         mutation.add(self)
     }
 
@@ -103,6 +110,7 @@ extension TallocContext {
 // MARK: - Strings
 
 extension TallocContext {
+    @inline(__always)
     static func strlendup(_ parent: TallocContext?, _ bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
         var mutation = _Mutation(parent)
         defer { mutation.end() }
@@ -276,4 +284,22 @@ extension TallocContext {
         let n = bytes.firstIndex(of: 0) ?? bytes.count
         try append(at: atBufferEnd ? bufferEnd : stringLength, UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
     }
+}
+
+/// `TallocContext.reallocate(byteCount:file:line:)` off its fast path: every path of talloc_realloc_size,
+/// renaming on those that move. A free function, not a static one: a static's unused metatype argument
+/// costs a thunk per call.
+@inline(never) @usableFromInline
+func _reallocate(
+    _ tc: _Chunk, byteCount: Int, grownInPlace: Bool, file: StaticString, line: UInt
+) throws(TallocError) -> _Chunk {
+    if byteCount <= 0 || byteCount >= _maxSize { throw .sizeTooLarge }
+    let r = _Core.reallocate(tc, size: byteCount, grownInPlace: grownInPlace)
+    guard let moved = r.chunk else { throw r.failure.error }
+    if r.moved {
+        moved.pointee.flags &= ~_Flag.nameHasNewPrefix
+        TallocContext.setLocationName(moved, file, line, newPrefix: false)
+        _Core.dropOwnedName(moved)
+    }
+    return moved
 }

@@ -27,17 +27,17 @@ public struct TallocContext: Hashable, @unchecked Sendable {
     /// The address of the chunk's body, as talloc returns it.
     public let unsafePointer: UnsafeMutableRawPointer
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     init(_ body: UnsafeMutableRawPointer) { self.unsafePointer = body }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     init(chunk: _Chunk) { self.unsafePointer = chunk.body }
 
     /// Wraps a body pointer returned earlier by `unsafePointer`. Nothing is checked until it is used.
     public init(unsafePointer: UnsafeMutableRawPointer) { self.unsafePointer = unsafePointer }
 
     /// The chunk, validated (talloc_chunk_from_ptr): aborts on a freed or foreign pointer.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var chunk: _Chunk { _Core.chunk(unsafePointer) }
 
     /// Checks that the context is a live talloc chunk, without trapping.
@@ -59,8 +59,17 @@ public struct TallocContext: Hashable, @unchecked Sendable {
         return false
     }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func chunk(_ c: TallocContext?) -> _Chunk? { c.map { $0.chunk } }
+}
+
+/// `TallocContext.make` off its fast paths: the size check, top level, memory limits, a full pool, malloc
+/// failing (tried again here, then reported). A free function, as `_mallocChild`.
+@inline(never) @usableFromInline
+func _makeElsewhere(_ parent: _Chunk?, _ size: Int) throws(TallocError) -> _Chunk {
+    if size < 0 || size >= _maxSize { throw .sizeTooLarge }
+    guard let tc = _Core.allocate(parent, size: size) else { throw .outOfMemory }
+    return tc
 }
 
 extension TallocContext: CustomStringConvertible {
@@ -73,17 +82,30 @@ extension TallocContext: CustomStringConvertible {
 // MARK: - Allocation
 
 extension TallocContext {
-    @inline(__always) @usableFromInline
+    /// A new chunk of `size` bytes under `parent`. Inlinable for its two common cases: a parent in a pool
+    /// with room gets a carved chunk with no call at all (W2, W3's pool rows); a parent that no pool or
+    /// memory limit concerns gets a malloc'd one through one small call (W1). The rest (top level and
+    /// null tracking, memory limits, a full pool, a bad size, malloc failing) goes to `makeElsewhere`.
+    @inlinable @inline(__always)
     static func make(_ parent: TallocContext?, _ size: Int) throws(TallocError) -> _Chunk {
         var mutation = _Mutation(parent)
         defer { mutation.end() }
-        if size < 0 || size >= _maxSize { throw .sizeTooLarge }
-        guard let tc = _Core.allocate(chunk(parent), size: size) else { throw .outOfMemory }
-        mutation.add(TallocContext(chunk: tc))
-        return tc
+        let p = chunk(parent)
+        var tc: _Chunk? = nil
+        if let p, UInt(bitPattern: size) < UInt(_maxSize) {
+            if p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) == 0 {
+                tc = _mallocChild(of: p, size: size)
+            } else {
+                tc = _Core.allocateInPool(p, size: size)
+            }
+        }
+        if tc == nil { tc = try _makeElsewhere(p, size) }
+        mutation.add(TallocContext(chunk: tc!))
+        return tc!
     }
 
-    @inline(__always) @usableFromInline
+
+    @inlinable @inline(__always)
     static func setLocationName(_ tc: _Chunk, _ file: StaticString, _ line: UInt, newPrefix: Bool) {
         tc.pointee.name = UnsafeRawPointer(file.utf8Start)
         tc.pointee.line = UInt32(truncatingIfNeeded: line)

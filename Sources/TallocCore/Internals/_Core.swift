@@ -59,7 +59,7 @@ enum _Core {
     }
 
     /// talloc_chunk_from_ptr: the chunk of a body pointer, or an abort with talloc's message.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func chunk(_ body: UnsafeRawPointer) -> _Chunk {
         let tc = _Chunk.from(body: body)
         if _slowPath(tc.pointee.flags & (_Flag.free | _Flag.magicMask) != _magic) {
@@ -68,7 +68,7 @@ enum _Core {
         return tc
     }
 
-    @inline(never)
+    @inline(never) @usableFromInline
     static func abortBadMagic(_ tc: _Chunk) -> Never {
         if tc.pointee.flags & (_Flag.free | _Flag.magicMask) == (_magicFree | _Flag.free) {
             log("talloc: access after free error - first free may be at \(freedName(tc))\n")

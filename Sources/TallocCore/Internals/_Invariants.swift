@@ -27,6 +27,7 @@ import Glibc
 import Darwin
 #endif
 
+@usableFromInline
 enum _Invariants {
     /// What is wrong with the tree under `root` (its own place among its siblings is not checked) and
     /// with every pool one of its chunks is or was carved from, nested pools included; empty when
@@ -292,39 +293,69 @@ struct _InvariantCheck {
 /// One public mutation, for the invariant checker. With TALLOC_INTERNAL_CHECKS, it notes the contexts
 /// the call is about (and their parents and pools) when it starts; when the outermost mutation on the
 /// thread ends, the trees of those still alive, and the pools still allocated, are checked, and a
-/// violation traps with the list. Without the flag it is empty and every method inlines to nothing.
+/// violation traps with the list. Without the flag it is empty and every method inlines to nothing
+/// (inlinable, for the allocation fast path that callers inline).
 ///
 ///     var mutation = _Mutation(self, newParent)
 ///     defer { mutation.end() }
+@usableFromInline
 struct _Mutation {
     #if TALLOC_INTERNAL_CHECKS
+    @usableFromInline var record: _MutationRecord
+    #endif
+
+    @inlinable @inline(__always)
+    init(_ a: TallocContext?, _ b: TallocContext? = nil, _ c: TallocContext? = nil, operation: StaticString = #function) {
+        #if TALLOC_INTERNAL_CHECKS
+        record = _MutationRecord(operation, a, b, c)
+        #endif
+    }
+
+    /// Adds a context the mutation made.
+    @inlinable @inline(__always)
+    mutating func add(_ c: TallocContext?) {
+        #if TALLOC_INTERNAL_CHECKS
+        record.note(c)
+        #endif
+    }
+
+    @inlinable @inline(__always)
+    func end() {
+        #if TALLOC_INTERNAL_CHECKS
+        record.end()
+        #endif
+    }
+}
+
+#if TALLOC_INTERNAL_CHECKS
+/// What `_Mutation` keeps with the flag on.
+@usableFromInline
+struct _MutationRecord {
     let operation: StaticString
     var chunks: [_Chunk] = []
     var pools: [_Chunk] = []
-    #endif
 
-    @inline(__always)
-    init(_ a: TallocContext?, _ b: TallocContext? = nil, _ c: TallocContext? = nil, operation: StaticString = #function) {
-        #if TALLOC_INTERNAL_CHECKS
+    @usableFromInline
+    init(_ operation: StaticString, _ a: TallocContext?, _ b: TallocContext?, _ c: TallocContext?) {
         self.operation = operation
         _LiveChunks.enter()
         note(a)
         note(b)
         note(c)
-        #endif
     }
 
-    /// Adds a context the mutation made.
-    @inline(__always)
-    mutating func add(_ c: TallocContext?) {
-        #if TALLOC_INTERNAL_CHECKS
-        note(c)
-        #endif
+    @usableFromInline
+    mutating func note(_ context: TallocContext?) {
+        guard let context else { return }
+        let c = _Chunk.from(body: context.unsafePointer)
+        guard _LiveChunks.isLive(c) else { return }
+        chunks.append(c)
+        if let p = c.pointee.parent { chunks.append(p) }
+        if c.isPool { pools.append(c) } else if c.isPoolMem { pools.append(c.carvingPool) }
     }
 
-    @inline(__always)
+    @usableFromInline
     func end() {
-        #if TALLOC_INTERNAL_CHECKS
         guard _LiveChunks.leave() else { return }
         var roots: [_Chunk] = []
         var check = _InvariantCheck()
@@ -344,29 +375,20 @@ struct _Mutation {
         if !check.violations.isEmpty {
             _Core.abort("TallocCore invariants broken after \(operation):\n  " + check.violations.joined(separator: "\n  "))
         }
-        #endif
     }
-
-    #if TALLOC_INTERNAL_CHECKS
-    mutating func note(_ context: TallocContext?) {
-        guard let context else { return }
-        let c = _Chunk.from(body: context.unsafePointer)
-        guard _LiveChunks.isLive(c) else { return }
-        chunks.append(c)
-        if let p = c.pointee.parent { chunks.append(p) }
-        if c.isPool { pools.append(c) } else if c.isPoolMem { pools.append(c.carvingPool) }
-    }
-    #endif
 }
+#endif
 
 #if TALLOC_INTERNAL_CHECKS
 /// Which chunk headers are live and which pool blocks are allocated, process-wide (a tree may change
 /// threads), and how deep the calling thread is in public mutations.
+@usableFromInline
 enum _LiveChunks {
     private static let lock = _Lock()
     nonisolated(unsafe) private static var chunks: Set<_Chunk> = []
     nonisolated(unsafe) private static var poolBlocks: Set<_Chunk> = []
 
+    @usableFromInline
     static func born(_ c: _Chunk) { _ = lock.withLock { chunks.insert(c) } }
     static func died(_ c: _Chunk) { _ = lock.withLock { chunks.remove(c) } }
     static func isLive(_ c: _Chunk) -> Bool { lock.withLock { chunks.contains(c) } }
@@ -387,7 +409,7 @@ enum _LiveChunks {
 
 extension _Invariants {
     /// A chunk header became live (allocated, or moved by a realloc to here).
-    @inline(__always)
+    @inlinable @inline(__always)
     static func born(_ c: _Chunk) {
         #if TALLOC_INTERNAL_CHECKS
         _LiveChunks.born(c)
