@@ -93,10 +93,11 @@ extension TallocContext {
         let p = chunk(parent)
         var tc: _Chunk? = nil
         if let p, UInt(bitPattern: size) < UInt(_maxSize) {
-            if p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) == 0 {
+            let kind = p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit)
+            if kind == 0 {
                 tc = _mallocChild(of: p, size: size)
-            } else {
-                tc = _Core.allocateInPool(p, size: size)
+            } else if kind & (_Flag.hasLimit | _Flag.underLimit) == 0 {
+                tc = _Core.carveChild(of: p, size: size, isPool: kind & _Flag.pool != 0)
             }
         }
         if tc == nil { tc = try _makeElsewhere(p, size) }

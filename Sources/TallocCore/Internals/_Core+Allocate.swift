@@ -66,9 +66,14 @@ extension _Core {
     @inlinable @inline(__always)
     static func allocateInPool(_ p: _Chunk, size: Int, prefix: Int = 0) -> _Chunk? {
         let pf = p.pointee.flags
-        guard pf & (_Flag.pool | _Flag.poolMem) != 0, pf & (_Flag.hasLimit | _Flag.underLimit) == 0,
-              let tc = carve(from: pf & _Flag.pool != 0 ? p : p.carvingPool, size: size, prefix: prefix, flags: 0)
-        else { return nil }
+        guard pf & (_Flag.pool | _Flag.poolMem) != 0, pf & (_Flag.hasLimit | _Flag.underLimit) == 0 else { return nil }
+        return carveChild(of: p, size: size, prefix: prefix, isPool: pf & _Flag.pool != 0)
+    }
+
+    /// The bump allocation for a parent known to be a pool (`isPool`) or carved from one, with no limit.
+    @inlinable @inline(__always)
+    static func carveChild(of p: _Chunk, size: Int, prefix: Int = 0, isPool: Bool) -> _Chunk? {
+        guard let tc = carve(from: isPool ? p : p.carvingPool, size: size, prefix: prefix, flags: 0) else { return nil }
         linkAsNewest(tc, under: p)
         return tc
     }

@@ -219,7 +219,7 @@ extension _Core {
             } else {
                 tc.pointee.flags = freed
                 tc.pointee.name = nil  // the header stays readable in the pool; its name may not
-                releasePoolMem(tc)
+                releasePoolMem(tc, isPool: false)
             }
             return
         }
@@ -246,14 +246,14 @@ extension _Core {
             if hdr.dropObject() != 0 { return }  // pinned by members still alive
             _Invariants.poolGone(tc)
             if flags & _Flag.poolMem != 0 {
-                releasePoolMem(tc)
+                releasePoolMem(tc, isPool: true)
             } else {
                 Glibc.free(UnsafeMutableRawPointer(tc) - _poolPrefixSize)
             }
             return
         }
         if flags & _Flag.poolMem != 0 {
-            releasePoolMem(tc)
+            releasePoolMem(tc, isPool: false)
             return
         }
         Glibc.free(UnsafeMutableRawPointer(tc))
@@ -281,7 +281,7 @@ extension _Core {
     /// pool is left the pool resets; when the pool was freed and this was its last member, the pool's
     /// block goes too (`releaseLastMember`); otherwise the last chunk carved is reclaimed.
     @inline(__always)
-    static func releasePoolMem(_ tc: _Chunk) {
+    static func releasePoolMem(_ tc: _Chunk, isPool: Bool) {
         let pool = tc.carvingPool
         let hdr = pool.poolHeader
         if _slowPath(hdr.pointee.objectCount <= 1) {
@@ -290,7 +290,7 @@ extension _Core {
         }
         if hdr.dropObject() == 1 && pool.pointee.flags & _Flag.free == 0 {
             hdr.reset()  // only the pool is left
-        } else if hdr.reclaim(offset: Int(tc.pointee.poolOffset), span: tc.span) && tc.isPool {
+        } else if hdr.reclaim(offset: Int(tc.pointee.poolOffset), span: tc.span) && isPool {
             // talloc's arithmetic reclaims a nested pool (only one of 0 bytes can end there) to its chunk
             // header, past its prefix: the 16 bytes left in front become a marked hole.
             pool.markHole(at: Int(tc.pointee.poolOffset) - _poolPrefixSize, length: _poolPrefixSize)
@@ -314,7 +314,7 @@ extension _Core {
             // A nested pool's block is a member of its outer pool.
             let outer = pool.carvingPool
             if outer.poolHeader.pointee.objectCount > 1 {
-                releasePoolMem(pool)
+                releasePoolMem(pool, isPool: true)
                 return
             }
             pool = outer

@@ -105,7 +105,7 @@ extension _Core {
             tc.pointee.extra = nil
             _Invariants.died(tc)
             _Invariants.born(newTC)
-            releasePoolMem(tc)
+            releasePoolMem(tc, isPool: false)
             let moved = fixupAfterMove(from: tc, to: newTC, size: size)
             if malloced && limited { limitGrow(moved, _headerSize + size) }
             return (moved, true, .tooLarge)
