@@ -119,7 +119,8 @@ extension _Core {
             if let child = cur.pointee.child {
                 if isPlainLeaf(child) {
                     // A run of leaves with no destructor, references or observer: nothing can refuse, run
-                    // or look at `cur`'s list until the run ends, so the list is mended once, after it.
+                    // or look at `cur`'s list until the run ends, so the list is mended once, after it
+                    // (W2: a pool's thousand members).
                     var leaf = child
                     var next: _Chunk?
                     while true {
