@@ -293,8 +293,8 @@ struct _InvariantCheck {
 /// One public mutation, for the invariant checker. With TALLOC_INTERNAL_CHECKS, it notes the contexts
 /// the call is about (and their parents and pools) when it starts; when the outermost mutation on the
 /// thread ends, the trees of those still alive, and the pools still allocated, are checked, and a
-/// violation traps with the list. Without the flag it is empty and every method inlines to nothing
-/// (inlinable, for the allocation fast path that callers inline).
+/// violation traps with the list. Without the flag it is empty and every method inlines to nothing: the
+/// arguments are autoclosures, never evaluated (inlinable, for the fast paths that callers inline).
 ///
 ///     var mutation = _Mutation(self, newParent)
 ///     defer { mutation.end() }
@@ -305,17 +305,20 @@ struct _Mutation {
     #endif
 
     @inlinable @inline(__always)
-    init(_ a: TallocContext?, _ b: TallocContext? = nil, _ c: TallocContext? = nil, operation: StaticString = #function) {
+    init(
+        _ a: @autoclosure () -> TallocContext?, _ b: @autoclosure () -> TallocContext? = nil,
+        _ c: @autoclosure () -> TallocContext? = nil, operation: StaticString = #function
+    ) {
         #if TALLOC_INTERNAL_CHECKS
-        record = _MutationRecord(operation, a, b, c)
+        record = _MutationRecord(operation, a(), b(), c())
         #endif
     }
 
     /// Adds a context the mutation made.
     @inlinable @inline(__always)
-    mutating func add(_ c: TallocContext?) {
+    mutating func add(_ c: @autoclosure () -> TallocContext?) {
         #if TALLOC_INTERNAL_CHECKS
-        record.note(c)
+        record.note(c())
         #endif
     }
 
