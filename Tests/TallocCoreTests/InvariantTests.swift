@@ -42,7 +42,8 @@ import Testing
             try referenced.reference(from: root)
             try referenced.reference(from: limited)
             referenced.setDestructor { _ in .allow }
-            _ = referenced.setNameCopy(UnsafeRawBufferPointer(start: "a copy", count: 6))
+            let copied = referenced
+            _ = Array("a copy".utf8).withUnsafeBytes { copied.setNameCopy($0) }
             let doomed = try TallocContext.pool(parent: root, capacity: 256)
             stolen = try TallocContext.allocate(parent: doomed, byteCount: 16, name: "stolen")
             try stolen.steal(to: limited)
