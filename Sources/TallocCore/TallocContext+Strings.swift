@@ -185,7 +185,8 @@ extension TallocContext {
         var owned: [UnsafeMutablePointer<CChar>] = []
         defer { owned.forEach { Glibc.free($0) } }
         let args: [CVarArg] = arguments.map { arg in
-            if let s = arg as? String, let p = Glibc.strdup(s) { owned.append(p); return UnsafePointer(p) }
+            // A String is a CVarArg only where Foundation is imported (TallocCore does not): cast through Any.
+            if let s = (arg as Any) as? String, let p = Glibc.strdup(s) { owned.append(p); return UnsafePointer(p) }
             return arg
         }
         var buf = [CChar](repeating: 0, count: 1024)
