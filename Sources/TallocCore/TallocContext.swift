@@ -85,7 +85,7 @@ extension TallocContext {
     /// A new chunk of `size` bytes under `parent`. Inlinable for its two common cases: a parent in a pool
     /// with room gets a carved chunk with no call at all (W2, W3's pool rows); a parent that no pool or
     /// memory limit concerns gets a malloc'd one through one small call (W1). The rest (top level and
-    /// null tracking, memory limits, a full pool, a bad size, malloc failing) goes to `makeElsewhere`.
+    /// null tracking, memory limits, a full pool, a bad size, malloc failing) goes to `_makeElsewhere`.
     @inlinable @inline(__always)
     static func make(_ parent: TallocContext?, _ size: Int) throws(TallocError) -> _Chunk {
         var mutation = _Mutation(parent)
@@ -104,7 +104,6 @@ extension TallocContext {
         mutation.add(TallocContext(chunk: tc!))
         return tc!
     }
-
 
     @inlinable @inline(__always)
     static func setLocationName(_ tc: _Chunk, _ file: StaticString, _ line: UInt, newPrefix: Bool) {
