@@ -5,9 +5,13 @@ import PackageDescription
 
 /// Settings shared by every Swift target.
 ///
-/// `TALLOC_INTERNAL_CHECKS` turns on whole-tree invariant walks after every mutating operation in
-/// TallocCore. They are O(tree) per call, so they are off here; enable them for debugging with
-/// `swift build -Xswiftc -DTALLOC_INTERNAL_CHECKS`. Never enable them in production code.
+/// `TALLOC_INTERNAL_CHECKS` runs TallocCore's invariant checker (Sources/TallocCore/Internals/
+/// _Invariants.swift) after every public mutation: links both ways, parents, pool object counts and
+/// used bytes, memory-limit charges against their subtrees, side records; the first violation traps
+/// with the list. Each check walks the trees and pools the call touched, O(tree) per call, so they are
+/// off here (compiled out: no cost). CI runs the differential test with them on (.ci/extras); by hand:
+/// `swift test --scratch-path .build-checks -Xswiftc -DTALLOC_INTERNAL_CHECKS --filter Differential`.
+/// Never enable them in production code.
 let commonSettings: [SwiftSetting] = [
     // .define("TALLOC_INTERNAL_CHECKS"),
 ]

@@ -39,23 +39,31 @@ public enum Talloc {
     /// under it, and moves the autofree context there when it is a true top-level context.
     /// The corresponding talloc function is `talloc_enable_null_tracking()` (process-wide in talloc).
     public static func enableNullTracking() {
+        var mutation = _Mutation(nil)
+        defer { mutation.end() }
         guard _NullTrackingControl.enable(), let n = _NullTracking.current else { return }
         _Globals.withAutofreeContext { a in
             // A top-level chunk has no siblings and no limit above it: linking it is the whole steal (and
             // calls nothing, as code under the lock must not).
             if let a, a.pointee.parent == nil { _Core.linkAsNewest(a, under: n) }
         }
+        mutation.add(TallocContext(chunk: n))
     }
 
     /// The same without moving the autofree context. The corresponding talloc function is
     /// `talloc_enable_null_tracking_no_autofree()`.
     public static func enableNullTrackingNoAutofree() {
+        var mutation = _Mutation(nil)
+        defer { mutation.end() }
         _NullTrackingControl.enable()
+        mutation.add(nullContext)
     }
 
     /// Detaches the calling thread's null context's children (they become true top-level contexts) and
     /// frees it. The corresponding talloc function is `talloc_disable_null_tracking()`.
     public static func disableNullTracking() {
+        let mutation = _Mutation(nullContext, nullContext?.firstChild)
+        defer { mutation.end() }
         guard let state = _ThreadState.existing else { return }
         _NullTrackingControl.disable(state)
     }
@@ -91,7 +99,9 @@ public enum Talloc {
     /// the context itself is one tree, to be used by one thread at a time.
     /// The corresponding talloc function is `talloc_autofree_context()`.
     public static func autofreeContext() -> TallocContext? {
-        _Globals.withAutofreeContext { slot -> TallocContext? in
+        var mutation = _Mutation(nil)
+        defer { mutation.end() }
+        return _Globals.withAutofreeContext { slot -> TallocContext? in
             if let a = slot { return TallocContext(chunk: a) }
             guard let tc = _Core.allocate(nil, size: 0) else { return nil }
             tc.pointee.name = UnsafeRawPointer(_InternedNames.cString("autofree_context"))
@@ -103,6 +113,7 @@ public enum Talloc {
             }
             guard c.hasDestructor else { _ = _Core.free(tc); return nil }  // no memory for the side record
             slot = tc
+            mutation.add(c)
             atexit { Talloc.freeAutofreeContext() }
             return c
         }

@@ -27,8 +27,17 @@ extension TallocContext {
     ///   children are being freed by `freeChildren()`: a destructor of one of them called this).
     public func free(file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if _Core.freePlain(tc) { return }
         if tc.pointee.flags & _Flag.childrenBusy != 0 { throw .beingFreed }
+        try TallocContext.freeWithProtocol(tc, file: file, line: line)
+    }
+
+    /// `free` of a chunk with a side record (destructor, references, observer, limit) or in a free: out
+    /// of line, so that the plain case needs no room for building log lines (W1).
+    @inline(never)
+    static func freeWithProtocol(_ tc: _Chunk, file: StaticString, line: UInt) throws(TallocError) {
         if tc.refs != nil {
             let single = tc.pointee.parent == _NullTracking.current && tc.refs!.referenceBody.pointee.next == nil
             if _Core.freeTop(tc, location: "\(file):\(line)") == 0 { return }
@@ -43,6 +52,8 @@ extension TallocContext {
     /// Children that refuse move to this context's parent, as talloc moves them.
     /// The corresponding talloc function is `talloc_free_children()`.
     public func freeChildren() {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         _Core.freeChildrenKeepingName(chunk)
     }
 
@@ -53,6 +64,8 @@ extension TallocContext {
     /// The corresponding talloc function is `talloc_set_destructor()`.
     public func setDestructor(_ body: ((TallocContext) -> TallocDestructorVerdict)?) {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if body == nil && tc.pointee.extra == nil { return }
         guard let e = tc.makeExtra() else { return }
         if let old = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(old).release() }
@@ -66,8 +79,10 @@ extension TallocContext {
     ///
     /// - Returns: false when the side record could not be allocated.
     @discardableResult
-    public func unsafeSetDestructor(_ fn: TallocUnsafeDestructor?, context: UnsafeMutableRawPointer?) -> Bool {
+    package func unsafeSetDestructor(_ fn: TallocUnsafeDestructor?, context: UnsafeMutableRawPointer?) -> Bool {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if fn == nil && tc.pointee.extra == nil { return true }
         guard let e = tc.makeExtra() else { return false }
         if let old = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(old).release() }
@@ -87,10 +102,12 @@ extension TallocContext {
     ///
     /// - Returns: false when the side record could not be allocated.
     @discardableResult
-    public func unsafeSetObserver(
+    package func unsafeSetObserver(
         _ fn: TallocUnsafeObserver?, context: UnsafeMutableRawPointer?, tag: Int, data: UnsafeMutableRawPointer? = nil
     ) -> Bool {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if fn == nil && tc.pointee.extra == nil { return true }
         guard let e = tc.makeExtra() else { return false }
         e.pointee.observer = fn
@@ -101,15 +118,17 @@ extension TallocContext {
     }
 
     /// The `data` given to `unsafeSetObserver` (nil when none); settable while an observer is set.
-    public var unsafeObserverData: UnsafeMutableRawPointer? {
+    package var unsafeObserverData: UnsafeMutableRawPointer? {
         get { chunk.pointee.extra?.pointee.observerData }
         nonmutating set {
+            let mutation = _Mutation(self)
+            defer { mutation.end() }
             if let e = chunk.pointee.extra, e.pointee.observer != nil { e.pointee.observerData = newValue }
         }
     }
 
     /// The tag given to `unsafeSetObserver`, or nil when no observer is set.
-    public var observerTag: Int? {
+    package var observerTag: Int? {
         guard let e = chunk.pointee.extra, e.pointee.observer != nil else { return nil }
         return e.pointee.observerTag
     }
@@ -119,10 +138,10 @@ extension TallocContext {
 
     /// The bytes malloc'd for a side record: the one allocation a chunk makes beyond its own block, on the
     /// first destructor, observer, reference to it, memory limit or owned name copy, and freed with it.
-    public static var sideRecordByteCount: Int { MemoryLayout<_Extra>.stride }
+    package static var sideRecordByteCount: Int { MemoryLayout<_Extra>.stride }
 
     /// Whether the chunk has its side record (see `sideRecordByteCount`).
-    public var hasSideRecord: Bool { chunk.pointee.extra != nil }
+    package var hasSideRecord: Bool { chunk.pointee.extra != nil }
 }
 
 // MARK: - Steal, reparent, references
@@ -136,17 +155,20 @@ extension TallocContext {
     /// detaches a loop that can never be freed).
     /// The corresponding talloc function is `talloc_steal()` (and `talloc_move()`).
     /// - Throws: `TallocError.wouldCreateLoop`, `TallocError.beingFreed`.
+    @inlinable
     public func steal(to newParent: TallocContext?, file: StaticString = #fileID, line: UInt = #line) throws(TallocError) {
         let tc = chunk
         let np = TallocContext.chunk(newParent)
-        // A new parent at the top level cannot be inside tc's subtree: skip the walk then.
-        if let np, np.pointee.parent != nil, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
-        if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
-        if _slowPath(tc.pointee.extra != nil) && tc.refs != nil && tc.pointee.parent != _NullTracking.parent(np) {
-            _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
-            _Core.logReferences(tc)
+        let mutation = _Mutation(self, newParent)
+        defer { mutation.end() }
+        // Inlinable for the common case, which no check can fail (W4): no side record (no references to
+        // warn about), not being freed, and a new parent that is not inside tc's subtree.
+        if _fastPath(tc.pointee.extra == nil && tc.pointee.flags & _Flag.loop == 0
+                     && (np == nil || np!.pointee.parent == nil || !_Core.isAncestorOrSelf(tc, of: np!))) {
+            _Core.steal(tc, to: np)
+            return
         }
-        _Core.steal(tc, to: np)
+        try _stealChecked(tc, to: np, file: file, line: line)
     }
 
     /// Moves the context from `oldParent` to `newParent`. When `oldParent` is the real parent this is a
@@ -156,6 +178,8 @@ extension TallocContext {
     /// - Throws: `TallocError.notAParent`, `TallocError.wouldCreateLoop`.
     public func reparent(from oldParent: TallocContext?, to newParent: TallocContext?) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self, oldParent, newParent)
+        defer { mutation.end() }
         let old = TallocContext.chunk(oldParent)
         let np = TallocContext.chunk(newParent)
         if old == tc.pointee.parent {
@@ -189,6 +213,8 @@ extension TallocContext {
     ) throws(TallocError) {
         let tc = chunk
         if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
+        let mutation = _Mutation(self, owner)
+        defer { mutation.end() }
         let o = TallocContext.chunk(owner)
         guard _Core.reference(tc, owner: o, file: UnsafeRawPointer(file.utf8Start), line: UInt32(truncatingIfNeeded: line)) != nil
         else { throw .outOfMemory }
@@ -196,9 +222,11 @@ extension TallocContext {
 
     /// As `reference(from:)`, recording `file` (a NUL-terminated string you keep alive) and `line` as
     /// where the reference was made, for talloc's "reference at" log lines. For bindings.
-    public func unsafeReference(from owner: TallocContext?, file: UnsafePointer<CChar>?, line: Int) throws(TallocError) {
+    package func unsafeReference(from owner: TallocContext?, file: UnsafePointer<CChar>?, line: Int) throws(TallocError) {
         let tc = chunk
         if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
+        let mutation = _Mutation(self, owner)
+        defer { mutation.end() }
         guard _Core.reference(tc, owner: TallocContext.chunk(owner), file: file.map { UnsafeRawPointer($0) },
                               line: UInt32(truncatingIfNeeded: line)) != nil
         else { throw .outOfMemory }
@@ -218,6 +246,8 @@ extension TallocContext {
     /// - Throws: `TallocError.notAParent`, `TallocError.destructorRefused`.
     public func unlink(from parent: TallocContext?) throws(TallocError) {
         let tc = chunk
+        let mutation = _Mutation(self, parent)
+        defer { mutation.end() }
         let p = _NullTracking.parent(TallocContext.chunk(parent))
         var h = tc.refs
         var owns = false
@@ -378,6 +408,8 @@ extension TallocContext {
     /// handles count like every other chunk.
     /// The corresponding talloc function is `talloc_set_memlimit()`.
     public func setMemoryLimit(_ bytes: Int) throws(TallocError) {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         if bytes < 0 { throw .sizeTooLarge }
         guard _Core.setLimit(chunk, max: bytes) else { throw .outOfMemory }
     }
@@ -388,4 +420,17 @@ extension TallocContext {
         guard tc.pointee.flags & _Flag.hasLimit != 0, let e = tc.pointee.extra else { return nil }
         return (e.pointee.limitMax, e.pointee.limitCurrent)
     }
+}
+
+/// `TallocContext.steal` with its checks: a loop, a free in progress, references (logged, as talloc does).
+/// A free function, not a static one: a static's unused metatype argument costs a thunk per call.
+@inline(never) @usableFromInline
+func _stealChecked(_ tc: _Chunk, to np: _Chunk?, file: StaticString, line: UInt) throws(TallocError) {
+    if let np, np.pointee.parent != nil, np != tc, _Core.isAncestorOrSelf(tc, of: np) { throw .wouldCreateLoop }
+    if tc.pointee.flags & _Flag.loop != 0 { throw .beingFreed }
+    if tc.pointee.extra != nil && tc.refs != nil && tc.pointee.parent != _NullTracking.parent(np) {
+        _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
+        _Core.logReferences(tc)
+    }
+    _Core.steal(tc, to: np)
 }

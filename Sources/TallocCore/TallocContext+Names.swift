@@ -41,6 +41,8 @@ extension TallocContext {
     @discardableResult
     public func setName(bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         let name = _Walk.cStringPrefix(bytes)
         let n = name.count
         if n >= _maxSize - 1 { throw .sizeTooLarge }
@@ -59,6 +61,8 @@ extension TallocContext {
     ///
     /// The corresponding talloc function is `talloc_set_name_const()`.
     public func setNameConst(_ name: StaticString) {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         _Core.rename(chunk, to: UnsafeRawPointer(name.utf8Start))
     }
 
@@ -66,7 +70,9 @@ extension TallocContext {
     /// `nil`: "UNNAMED"). For bindings that intern their names.
     ///
     /// The corresponding talloc function is `talloc_set_name_const()`.
-    public func unsafeSetNameConst(_ name: UnsafePointer<CChar>?) {
+    package func unsafeSetNameConst(_ name: UnsafePointer<CChar>?) {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         _Core.rename(chunk, to: name.map { UnsafeRawPointer($0) })
     }
 
@@ -78,6 +84,8 @@ extension TallocContext {
     @discardableResult
     public func setNameCopy(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         let name = _Walk.cStringPrefix(bytes)
         let n = name.count
         guard n < Int.max, let e = tc.makeExtra(), let copy = malloc(n + 1)?.assumingMemoryBound(to: CChar.self)
@@ -94,7 +102,7 @@ extension TallocContext {
 
     /// The bytes malloc'd for the name copy the chunk owns (`setNameCopy`): its length plus the NUL; 0 when
     /// the name is not such a copy. For bindings that account for the memory they make TallocCore take.
-    public var ownedNameByteCount: Int {
+    package var ownedNameByteCount: Int {
         let tc = chunk
         guard let copy = tc.pointee.extra?.pointee.ownedName else { return 0 }
         return strlen(copy) + 1
@@ -102,8 +110,10 @@ extension TallocContext {
 
     /// Names the context "FILE:LINE" (or "talloc_new: FILE:LINE"), formatted only when read. `file` must
     /// outlive the context. For bindings whose callers' positions name contexts, as talloc's `__location__`.
-    public func unsafeSetNameLocation(file: UnsafePointer<CChar>, line: Int, talloc_new: Bool) {
+    package func unsafeSetNameLocation(file: UnsafePointer<CChar>, line: Int, talloc_new: Bool) {
         let tc = chunk
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         tc.pointee.name = UnsafeRawPointer(file)
         tc.pointee.line = UInt32(truncatingIfNeeded: line)
         tc.pointee.flags = (tc.pointee.flags & ~_Flag.nameHasNewPrefix) | _Flag.nameIsLocation
@@ -116,7 +126,7 @@ extension TallocContext {
     ///
     /// - warning: The string is valid only until the context is renamed or freed (a `setNameCopy` copy
     ///   is freed as soon as the chunk gets another name). Copy it; do not keep it.
-    public var unsafeNameParts: (string: UnsafePointer<CChar>?, line: Int, isLocation: Bool, talloc_new: Bool) {
+    package var unsafeNameParts: (string: UnsafePointer<CChar>?, line: Int, isLocation: Bool, talloc_new: Bool) {
         let tc = chunk
         let f = tc.pointee.flags
         if f & _Flag.reference != 0 { return (_InternedNames.cString(".reference"), 0, false, false) }
@@ -125,7 +135,7 @@ extension TallocContext {
     }
 
     /// Whether the context's name is the chunk's own bytes (strings are named by their contents).
-    public var isNamedByContents: Bool {
+    package var isNamedByContents: Bool {
         let tc = chunk
         return tc.pointee.flags & _Flag.nameIsLocation == 0 && tc.pointee.name == UnsafeRawPointer(tc.body)
     }
@@ -141,6 +151,8 @@ extension TallocContext {
 
     /// Names the context after `T`. The corresponding talloc macro is `talloc_set_type()`.
     public func setType<T>(_ type: T.Type) {
+        let mutation = _Mutation(self)
+        defer { mutation.end() }
         _Core.rename(chunk, to: UnsafeRawPointer(_InternedNames.cString(String(describing: type))))
     }
 

@@ -47,8 +47,11 @@ extension TallocContext {
     /// pool stays allocated while members stolen out of it live.
     /// The corresponding talloc function is `talloc_pool()`.
     public static func pool(parent: TallocContext?, capacity: Int) throws(TallocError) -> TallocContext {
+        var mutation = _Mutation(parent)
+        defer { mutation.end() }
         if capacity < 0 || capacity >= _maxSize { throw .sizeTooLarge }
         guard let tc = _Core.makePool(chunk(parent), capacity: capacity) else { throw .outOfMemory }
+        mutation.add(TallocContext(chunk: tc))
         return TallocContext(chunk: tc)
     }
 
@@ -63,6 +66,8 @@ extension TallocContext {
     public static func pooledObject(
         parent: TallocContext?, byteCount: Int, name: StaticString, subobjects: Int, subobjectBytes: Int
     ) throws(TallocError) -> TallocContext {
+        var mutation = _Mutation(parent)
+        defer { mutation.end() }
         guard byteCount < _maxSize,
               let capacity = _Core.pooledObjectCapacity(size: byteCount, count: subobjects, bytes: subobjectBytes),
               capacity < _maxSize
@@ -70,6 +75,7 @@ extension TallocContext {
         guard let tc = _Core.makePooledObject(chunk(parent), size: byteCount, count: subobjects, bytes: subobjectBytes)
         else { throw .outOfMemory }
         tc.pointee.name = UnsafeRawPointer(name.utf8Start)
+        mutation.add(TallocContext(chunk: tc))
         return TallocContext(chunk: tc)
     }
 

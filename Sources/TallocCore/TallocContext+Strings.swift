@@ -52,6 +52,8 @@ extension TallocContext {
     public static func reallocate(
         _ context: TallocContext?, parent: TallocContext?, byteCount: Int, name: ReallocName
     ) throws(TallocError) -> TallocContext? {
+        var mutation = _Mutation(context, parent)
+        defer { mutation.end() }
         if byteCount == 0 {
             if let context { _ = _Core.unlink(context.chunk, from: TallocContext.chunk(parent)) }
             return nil
@@ -62,26 +64,37 @@ extension TallocContext {
             name.apply(tc)
             return TallocContext(chunk: tc)
         }
-        let r = _Core.reallocate(context.chunk, size: byteCount)
+        let r = _Core.reallocate(context.chunk, size: byteCount, grownInPlace: false)
         guard let tc = r.chunk else { throw r.failure.error }
         if r.moved { name.apply(tc) }
+        mutation.add(TallocContext(chunk: tc))
         return TallocContext(chunk: tc)
     }
 
     /// Resizes the context in place or moves it (then `self` is updated), naming it "FILE:LINE" when it
     /// moves, as talloc_realloc_size. `byteCount` must be positive; use `free()` to free.
+    @inlinable @inline(__always)
     public mutating func reallocate(
         byteCount: Int, file: StaticString = #fileID, line: UInt = #line
     ) throws(TallocError) {
-        if byteCount <= 0 || byteCount >= _maxSize { throw .sizeTooLarge }
-        let r = _Core.reallocate(chunk, size: byteCount)
-        guard let tc = r.chunk else { throw r.failure.error }
-        if r.moved {
-            tc.pointee.flags &= ~_Flag.nameHasNewPrefix
-            TallocContext.setLocationName(tc, file, line, newPrefix: false)
-            _Core.dropOwnedName(tc)
+        let tc = chunk
+        var mutation = _Mutation(self)
+        defer { mutation.end() }
+        // Inlined: a pool member with no side record growing where it is makes no call (W5's pool rows).
+        var tried = false
+        if tc.pointee.flags & (_Flag.poolMem | _Flag.pool | _Flag.external | _Flag.loop | _Flag.inDestructor) == _Flag.poolMem,
+           tc.pointee.extra == nil, byteCount > Int(tc.pointee.size), byteCount < _maxSize {
+            if let renamed = _Core.growInPlace(tc, size: byteCount) {
+                if renamed {
+                    tc.pointee.flags &= ~_Flag.nameHasNewPrefix
+                    TallocContext.setLocationName(tc, file, line, newPrefix: false)
+                }
+                return
+            }
+            tried = true
         }
-        self = TallocContext(chunk: tc)
+        self = TallocContext(chunk: try _reallocate(tc, byteCount: byteCount, grownInPlace: tried, file: file, line: line))
+        mutation.add(self)
     }
 
     /// Resizes with talloc_realloc's rules, keeping the name on every path. Newly added bytes are zeroed
@@ -97,7 +110,10 @@ extension TallocContext {
 // MARK: - Strings
 
 extension TallocContext {
+    @inline(__always)
     static func strlendup(_ parent: TallocContext?, _ bytes: UnsafeRawBufferPointer) throws(TallocError) -> TallocContext {
+        var mutation = _Mutation(parent)
+        defer { mutation.end() }
         let n = bytes.count
         if n >= _maxSize - 1 { throw .sizeTooLarge }
         guard let tc = _Core.allocate(chunk(parent), size: n + 1) else { throw .outOfMemory }
@@ -105,6 +121,7 @@ extension TallocContext {
         if let src = bytes.baseAddress { memcpy(body, src, n) }
         body.storeBytes(of: 0, toByteOffset: n, as: UInt8.self)
         tc.pointee.name = UnsafeRawPointer(body)
+        mutation.add(TallocContext(chunk: tc))
         return TallocContext(chunk: tc)
     }
 
@@ -189,6 +206,8 @@ extension TallocContext {
 
     /// Appends at `offset` and renames the string to its new contents (__talloc_strlendup_append).
     mutating func append(at offset: Int, _ bytes: UnsafeRawBufferPointer) throws(TallocError) {
+        var mutation = _Mutation(self)
+        defer { mutation.end() }
         let (sum, overflow) = offset.addingReportingOverflow(bytes.count)
         if overflow || sum >= _maxSize - 1 { throw .sizeTooLarge }
         let total = sum + 1
@@ -197,6 +216,7 @@ extension TallocContext {
         if bytes.count > 0 { memcpy(tc.body + offset, bytes.baseAddress!, bytes.count) }
         tc.body.storeBytes(of: 0, toByteOffset: offset + bytes.count, as: UInt8.self)
         _Core.rename(tc, to: UnsafeRawPointer(tc.body))
+        mutation.add(self)
     }
 
     var stringLength: Int { strnlen(unsafePointer.assumingMemoryBound(to: CChar.self), size) }
@@ -359,4 +379,22 @@ extension TallocContext {
         try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
         self = me
     }
+}
+
+/// `TallocContext.reallocate(byteCount:file:line:)` off its fast path: every path of talloc_realloc_size,
+/// renaming on those that move. A free function, not a static one: a static's unused metatype argument
+/// costs a thunk per call.
+@inline(never) @usableFromInline
+func _reallocate(
+    _ tc: _Chunk, byteCount: Int, grownInPlace: Bool, file: StaticString, line: UInt
+) throws(TallocError) -> _Chunk {
+    if byteCount <= 0 || byteCount >= _maxSize { throw .sizeTooLarge }
+    let r = _Core.reallocate(tc, size: byteCount, grownInPlace: grownInPlace)
+    guard let moved = r.chunk else { throw r.failure.error }
+    if r.moved {
+        moved.pointee.flags &= ~_Flag.nameHasNewPrefix
+        TallocContext.setLocationName(moved, file, line, newPrefix: false)
+        _Core.dropOwnedName(moved)
+    }
+    return moved
 }

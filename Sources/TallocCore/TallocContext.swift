@@ -27,17 +27,17 @@ public struct TallocContext: Hashable {
     /// The address of the chunk's body, as talloc returns it.
     public let unsafePointer: UnsafeMutableRawPointer
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     init(_ body: UnsafeMutableRawPointer) { self.unsafePointer = body }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     init(chunk: _Chunk) { self.unsafePointer = chunk.body }
 
     /// Wraps a body pointer returned earlier by `unsafePointer`. Nothing is checked until it is used.
     public init(unsafePointer: UnsafeMutableRawPointer) { self.unsafePointer = unsafePointer }
 
     /// The chunk, validated (talloc_chunk_from_ptr): aborts on a freed or foreign pointer.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var chunk: _Chunk { _Core.chunk(unsafePointer) }
 
     /// Checks that the context is a live talloc chunk, without trapping.
@@ -59,13 +59,21 @@ public struct TallocContext: Hashable {
         return false
     }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func chunk(_ c: TallocContext?) -> _Chunk? { c.map { $0.chunk } }
 }
 
 /// A tree belongs to one thread: a context is not `Sendable` (hand a whole tree over with `sending`).
 @available(*, unavailable, message: "a talloc tree belongs to one thread: hand it over with 'sending'")
 extension TallocContext: Sendable {}
+/// `TallocContext.make` off its fast paths: the size check, top level, memory limits, a full pool, malloc
+/// failing (tried again here, then reported). A free function, as `_mallocChild`.
+@inline(never) @usableFromInline
+func _makeElsewhere(_ parent: _Chunk?, _ size: Int) throws(TallocError) -> _Chunk {
+    if size < 0 || size >= _maxSize { throw .sizeTooLarge }
+    guard let tc = _Core.allocate(parent, size: size) else { throw .outOfMemory }
+    return tc
+}
 
 extension TallocContext: CustomStringConvertible {
     public var description: String {
@@ -77,14 +85,30 @@ extension TallocContext: CustomStringConvertible {
 // MARK: - Allocation
 
 extension TallocContext {
-    @inline(__always) @usableFromInline
+    /// A new chunk of `size` bytes under `parent`. Inlinable for its two common cases: a parent in a pool
+    /// with room gets a carved chunk with no call at all (W2, W3's pool rows); a parent that no pool or
+    /// memory limit concerns gets a malloc'd one through one small call (W1). The rest (top level and
+    /// null tracking, memory limits, a full pool, a bad size, malloc failing) goes to `_makeElsewhere`.
+    @inlinable @inline(__always)
     static func make(_ parent: TallocContext?, _ size: Int) throws(TallocError) -> _Chunk {
-        if size < 0 || size >= _maxSize { throw .sizeTooLarge }
-        guard let tc = _Core.allocate(chunk(parent), size: size) else { throw .outOfMemory }
-        return tc
+        var mutation = _Mutation(parent)
+        defer { mutation.end() }
+        let p = chunk(parent)
+        var tc: _Chunk? = nil
+        if let p, UInt(bitPattern: size) < UInt(_maxSize) {
+            let kind = p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit)
+            if kind == 0 {
+                tc = _mallocChild(of: p, size: size)
+            } else if kind & (_Flag.hasLimit | _Flag.underLimit) == 0 {
+                tc = _Core.carveChild(of: p, size: size, isPool: kind & _Flag.pool != 0)
+            }
+        }
+        if tc == nil { tc = try _makeElsewhere(p, size) }
+        mutation.add(TallocContext(chunk: tc!))
+        return tc!
     }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func setLocationName(_ tc: _Chunk, _ file: StaticString, _ line: UInt, newPrefix: Bool) {
         tc.pointee.name = UnsafeRawPointer(file.utf8Start)
         tc.pointee.line = UInt32(truncatingIfNeeded: line)
@@ -189,9 +213,12 @@ extension TallocContext {
     /// A top-level empty context named with a copy of `name`. The corresponding talloc function is
     /// `talloc_init()`.
     public static func initContext(name: String) throws(TallocError) -> TallocContext {
+        var mutation = _Mutation(nil)
+        defer { mutation.end() }
         let tc = _Core.allocate(nil, size: 0)
         guard let tc else { throw .outOfMemory }
         let c = TallocContext(chunk: tc)
+        mutation.add(c)
         do { try c.setName(name) } catch {
             _ = _Core.free(tc)
             throw error
@@ -227,10 +254,13 @@ extension TallocContext {
     ///
     /// It is never carved from a pool, even under one: it is malloc'd, so that memory limits count its
     /// header and its external bytes.
-    public static func newExternal(parent: TallocContext?, name: StaticString) throws(TallocError) -> TallocContext {
+    package static func newExternal(parent: TallocContext?, name: StaticString) throws(TallocError) -> TallocContext {
+        var mutation = _Mutation(parent)
+        defer { mutation.end() }
         guard let tc = _Core.allocateOutsidePools(chunk(parent), size: 0) else { throw .outOfMemory }
         tc.pointee.flags |= _Flag.external
         tc.pointee.name = UnsafeRawPointer(name.utf8Start)
+        mutation.add(TallocContext(chunk: tc))
         return TallocContext(chunk: tc)
     }
 
@@ -239,7 +269,7 @@ extension TallocContext {
     /// The size is a 32-bit field, as every chunk's: an external context holds at most 4 GiB - 1; growth
     /// past that, or a removal of more than it holds, is refused like a limit's refusal.
     @inlinable @inline(__always)
-    public func unsafeAdjustExternalSize(by delta: Int) -> Bool {
+    package func unsafeAdjustExternalSize(by delta: Int) -> Bool {
         let tc = _Chunk.from(body: unsafePointer)
         // One unsigned compare refuses a negative result and one past 32 bits alike. The size is at least 0,
         // so the sum wraps only for a delta near Int.max, to a negative value: refused as well.
@@ -254,6 +284,8 @@ extension TallocContext {
 
     @usableFromInline
     static func _adjustLimitedExternalSize(_ tc: _Chunk, by delta: Int) -> Bool {
+        let mutation = _Mutation(TallocContext(chunk: tc))
+        defer { mutation.end() }
         if delta > 0 && !_Core.limitAllows(tc, delta) { return false }
         _Core.limitAdjust(tc, delta)
         tc.pointee.size = UInt32(truncatingIfNeeded: Int(tc.pointee.size) &+ delta)

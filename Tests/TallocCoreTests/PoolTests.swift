@@ -171,11 +171,12 @@ func offset(_ c: TallocContext, from base: TallocContext) -> Int { c.unsafePoint
         defer { try? pool.free() }
         let a = try TallocContext.allocate(parent: pool, byteCount: 16, name: "a")
         let b = try TallocContext.allocate(parent: pool, byteCount: 16, name: "b")
-        _ = try TallocContext.allocate(parent: pool, byteCount: 16, name: "c")
+        let c = try TallocContext.allocate(parent: pool, byteCount: 16, name: "c")
         try b.free()
-        let kinds = try #require(pool.poolLayout).map(\.kind)
-        #expect(kinds == [.header, .live, .hole, .header, .live, .free] || kinds.contains(.hole))
-        _ = a
+        let layout = try #require(pool.poolLayout)
+        #expect(layout.map(\.kind) == [.header, .live, .hole, .header, .live, .free])
+        #expect(layout.map(\.member) == [a, a, nil, c, c, nil])
+        #expect(layout.map(\.length) == [64, 16, 80, 64, 16, 1024 - 3 * 80])
     }
 
     // MARK: - The pool walk trusts only what TallocCore wrote

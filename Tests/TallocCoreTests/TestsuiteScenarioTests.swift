@@ -94,14 +94,26 @@ import Testing
     }
 
     @Test func poolNest() throws {
-        // test_pool_nest
+        // test_pool_nest: a pool carved from a pool; a member of the inner pool stolen out pins it after its
+        // free, and freeing that member gives the inner pool back to the outer one
         let pool = try TallocContext.pool(parent: nil, capacity: 1024)
         let child = try TallocContext.pool(parent: pool, capacity: 256)
+        #expect(child.isPool && child.isPoolMemory, "the inner pool is carved from the outer one")
+        #expect(pool.poolInfo?.objectCount == 2 && pool.poolInfo?.used == _align16(16 + 64 + 256))
         let e = try TallocContext.new(parent: nil, name: "e")
         let grandchild = try TallocContext.allocate(parent: child, byteCount: 10, name: "gc")
+        #expect(grandchild.owningPool == child, "carved from the nearest pool, never the outer one")
         try grandchild.steal(to: e)
+        #expect(grandchild.parent == e && grandchild.owningPool == child)
         try child.free()
+        // the inner pool is freed but pinned by its stolen member; the outer pool still counts it
+        #expect(grandchild.poolInfo == TallocPoolInfo(capacity: 256, used: _align16(64 + 10),
+                                                      available: 256 - _align16(64 + 10), objectCount: 1, isFreed: true))
+        #expect(pool.poolInfo?.objectCount == 2 && pool.children.isEmpty)
         try grandchild.free()
+        // its last member gone, the inner pool goes back to the outer one, which resets
+        #expect(pool.poolInfo == TallocPoolInfo(capacity: 1024, used: 0, available: 1024, objectCount: 1, isFreed: false))
+        #expect(e.totalBlocks == 1)
         try pool.free()
         try e.free()
     }
@@ -120,8 +132,9 @@ import Testing
         // test_misc, the parts not covered elsewhere
         let root = try TallocContext.new(parent: nil, name: "root")
         defer { try? root.free() }
-        let p1 = try TallocContext.allocate(parent: root, byteCount: 0x7fff_ffff & 0xfff, name: "p1")
-        _ = p1
+        // "large talloc allowed": 0x7fffffff bytes are refused (MAX_TALLOC_SIZE), and nothing is left behind
+        #expect(throws: TallocError.sizeTooLarge) { try TallocContext.allocate(parent: root, byteCount: 0x7fff_ffff, name: "p1") }
+        #expect(root.totalBlocks == 1)
         let name = try TallocContext.named(parent: root, byteCount: 1, name: "my name is foo")
         #expect(name.name == "my name is foo")
         let z = try TallocContext.allocateZeroed(parent: root, byteCount: 100, name: "zero")

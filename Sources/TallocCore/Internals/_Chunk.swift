@@ -45,11 +45,18 @@ struct _ChunkHeader {
 extension _ChunkHeader {
     /// A new chunk's header, not linked into any tree yet (no parent, siblings or children), with no
     /// name and no side record.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     init(size: Int, flags: UInt32, poolOffset: Int) {
-        self.init(next: nil, prev: nil, parent: nil, child: nil, name: nil, extra: nil,
-                  size: UInt32(truncatingIfNeeded: size), flags: flags,
-                  poolOffset: UInt32(truncatingIfNeeded: poolOffset), line: 0)
+        next = nil
+        prev = nil
+        parent = nil
+        child = nil
+        name = nil
+        extra = nil
+        self.size = UInt32(truncatingIfNeeded: size)
+        self.flags = flags
+        self.poolOffset = UInt32(truncatingIfNeeded: poolOffset)
+        line = 0
     }
 }
 
@@ -96,7 +103,7 @@ enum _Flag {
 /// talloc's MAX_TALLOC_SIZE: every allocator refuses sizes at or above 256 MiB.
 @usableFromInline let _maxSize = 0x1000_0000
 
-@inline(__always) @usableFromInline
+@inlinable @inline(__always)
 func _align16(_ n: Int) -> Int { (n &+ 15) & ~15 }
 
 /// The magic in the upper bits of every live chunk's `flags`. talloc randomises it per process to make
@@ -109,33 +116,33 @@ func _align16(_ n: Int) -> Int { (n &+ 15) & ~15 }
 @usableFromInline let _magicFree: UInt32 = 0xE814_8000
 
 extension UnsafeMutablePointer where Pointee == _ChunkHeader {
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var body: UnsafeMutableRawPointer { UnsafeMutableRawPointer(self) + _headerSize }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func from(body: UnsafeRawPointer) -> _Chunk {
         UnsafeMutableRawPointer(mutating: body - _headerSize).assumingMemoryBound(to: _ChunkHeader.self)
     }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     func has(_ flag: UInt32) -> Bool { pointee.flags & flag != 0 }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var isPool: Bool { pointee.flags & _Flag.pool != 0 }
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var isPoolMem: Bool { pointee.flags & _Flag.poolMem != 0 }
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var isReference: Bool { pointee.flags & _Flag.reference != 0 }
 
     /// The pool this chunk was carved from (pool memory only).
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var carvingPool: _Chunk {
         assert(isPoolMem)
         return (UnsafeMutableRawPointer(self) - Int(pointee.poolOffset)).assumingMemoryBound(to: _ChunkHeader.self)
     }
 
     /// The pool header in front of a pool's chunk.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var poolHeader: UnsafeMutablePointer<_PoolHeader> {
         assert(isPool)
         return (UnsafeMutableRawPointer(self) - _poolPrefixSize).assumingMemoryBound(to: _PoolHeader.self)
@@ -153,7 +160,7 @@ extension UnsafeMutablePointer where Pointee == _ChunkHeader {
     }
 
     /// The newest reference handle pointing at this chunk.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var refs: _Chunk? { pointee.extra?.pointee.refs }
 }
 
@@ -169,7 +176,7 @@ struct _ReferenceBody {
 }
 
 extension UnsafeMutablePointer where Pointee == _ChunkHeader {
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var referenceBody: UnsafeMutablePointer<_ReferenceBody> {
         assert(isReference)
         return body.assumingMemoryBound(to: _ReferenceBody.self)

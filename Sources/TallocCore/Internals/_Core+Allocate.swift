@@ -23,12 +23,13 @@ extension _Core {
 
     /// Carves a chunk of `size` bytes, `prefix` bytes into `span(size + prefix)` bytes of `pool`, and
     /// writes its header (unlinked); nil when it does not fit.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func carve(from pool: _Chunk, size: Int, prefix: Int, flags: UInt32) -> _Chunk? {
         guard let at = pool.poolHeader.bump(_span(size &+ prefix)) else { return nil }
         let offset = at &+ prefix
         let tc = pool.header(at: offset)
         tc.initialize(to: _ChunkHeader(size: size, flags: _magic | _Flag.poolMem | flags, poolOffset: offset))
+        _Invariants.born(tc)
         return tc
     }
 
@@ -39,22 +40,41 @@ extension _Core {
     @inline(__always) @usableFromInline
     static func allocate(_ parentIn: _Chunk?, size: Int, prefix: Int = 0) -> _Chunk? {
         let parent = _NullTracking.parent(parentIn)
-        if let p = parent {
-            let pf = p.pointee.flags
-            if pf & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) != 0 {
-                // Bump allocation from the nearest pool (tc_alloc_pool), inline when no limit is involved.
-                if pf & (_Flag.hasLimit | _Flag.underLimit) == 0,
-                   let tc = carve(from: pf & _Flag.pool != 0 ? p : p.carvingPool, size: size, prefix: prefix, flags: 0) {
-                    linkAsNewest(tc, under: p)
-                    return tc
-                }
-                return allocateSlow(p, size: size, prefix: prefix)
-            }
+        if let p = parent, p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) != 0 {
+            if let tc = allocateInPool(p, size: size, prefix: prefix) { return tc }
+            return allocateSlow(p, size: size, prefix: prefix)
         }
+        return mallocChunk(under: parent, size: size, prefix: prefix)
+    }
+
+    /// A malloc'd chunk under `parent` (nil: top level), for a parent that no pool or memory limit
+    /// concerns (the caller knows). Nil when malloc fails.
+    @inline(__always)
+    static func mallocChunk(under parent: _Chunk?, size: Int, prefix: Int = 0) -> _Chunk? {
         guard let raw = malloc(_headerSize &+ size &+ prefix) else { return nil }
         let tc = (raw + prefix).assumingMemoryBound(to: _ChunkHeader.self)
         tc.initialize(to: _ChunkHeader(size: size, flags: _magic, poolOffset: 0))
+        _Invariants.born(tc)
         linkAsNewest(tc, under: parent)
+        return tc
+    }
+
+    /// tc_alloc_pool's bump allocation, for a parent that is (or is carved from) a pool and that no memory
+    /// limit governs: the new chunk, linked under `p`; nil when `p` is not such a parent or the nearest
+    /// pool has no room (then `allocate`, which goes to the heap). No call, no stack frame: the common
+    /// case of W2 and W3's pool rows.
+    @inlinable @inline(__always)
+    static func allocateInPool(_ p: _Chunk, size: Int, prefix: Int = 0) -> _Chunk? {
+        let pf = p.pointee.flags
+        guard pf & (_Flag.pool | _Flag.poolMem) != 0, pf & (_Flag.hasLimit | _Flag.underLimit) == 0 else { return nil }
+        return carveChild(of: p, size: size, prefix: prefix, isPool: pf & _Flag.pool != 0)
+    }
+
+    /// The bump allocation for a parent known to be a pool (`isPool`) or carved from one, with no limit.
+    @inlinable @inline(__always)
+    static func carveChild(of p: _Chunk, size: Int, prefix: Int = 0, isPool: Bool) -> _Chunk? {
+        guard let tc = carve(from: isPool ? p : p.carvingPool, size: size, prefix: prefix, flags: 0) else { return nil }
+        linkAsNewest(tc, under: p)
         return tc
     }
 
@@ -87,6 +107,7 @@ extension _Core {
         guard let raw = malloc(total) else { return nil }
         let tc = (raw + prefix).assumingMemoryBound(to: _ChunkHeader.self)
         tc.initialize(to: _ChunkHeader(size: size, flags: _magic | inherited, poolOffset: 0))
+        _Invariants.born(tc)
         linkAsNewest(tc, under: p)
         if inherited != 0 { limitGrow(p, total) }
         return tc
@@ -107,6 +128,7 @@ extension _Core {
         let hdr = tc.poolHeader
         hdr.pointee = _PoolHeader(end: 0, objectCount: 1, poolSize: UInt32(capacity))
         hdr.reset()
+        _Invariants.poolBorn(tc)
         return tc
     }
 
@@ -134,4 +156,11 @@ extension _Core {
         tc.poolHeader.reset()  // the bump space starts after the object
         return tc
     }
+}
+
+/// `_Core.mallocChunk` under a parent, out of line: the allocation fast path that callers inline calls
+/// it. A free function, not a static one: a static's unused metatype argument costs a thunk per call.
+@inline(never) @usableFromInline
+func _mallocChild(of parent: _Chunk, size: Int) -> _Chunk? {
+    _Core.mallocChunk(under: parent, size: size)
 }

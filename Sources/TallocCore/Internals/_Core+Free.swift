@@ -149,12 +149,21 @@ extension _Core {
                         continue
                     }
                 }
-                if child.pointee.extra == nil && child.pointee.child == nil
-                    && child.pointee.flags & _Flag.busy == 0
-                    && UnsafeRawPointer(child.body) != cur.pointee.name {
-                    // A leaf with no destructor, references or observer: nothing can refuse or run.
-                    unlinkFirstChild(of: cur, child)
-                    release(child)
+                if isPlainLeaf(child) {
+                    // A run of leaves with no destructor, references or observer: nothing can refuse, run
+                    // or look at `cur`'s list until the run ends, so the list is mended once, after it
+                    // (W2: a pool's thousand members). The run stops at `cur`'s name child (freed last).
+                    let curName = cur.pointee.name
+                    var leaf = child
+                    var next: _Chunk?
+                    while true {
+                        next = leaf.pointee.next
+                        release(leaf)
+                        guard let n = next, isPlainLeaf(n), UnsafeRawPointer(n.body) != curName else { break }
+                        leaf = n
+                    }
+                    cur.pointee.child = next
+                    if let next { next.pointee.prev = nil }
                     continue
                 }
                 if !registered, cur == root, child.pointee.extra != nil || child.pointee.child != nil {
@@ -215,6 +224,12 @@ extension _Core {
         if !isFreeing && wasBusy == 0 { root.pointee.flags &= ~_Flag.childrenBusy }
     }
 
+    /// A leaf with no side record (no destructor, references or observer) that no free has reached yet.
+    @inline(__always)
+    static func isPlainLeaf(_ c: _Chunk) -> Bool {
+        c.pointee.extra == nil && c.pointee.child == nil && c.pointee.flags & _Flag.busy == 0
+    }
+
     /// talloc_free_children: frees every child but keeps a ".name" child that holds the chunk's name.
     static func freeChildrenKeepingName(_ tc: _Chunk) {
         freeChildren(of: tc, isFreeing: false)
@@ -224,11 +239,21 @@ extension _Core {
     @inline(__always)
     static func release(_ tc: _Chunk) {
         let flags = tc.pointee.flags
-        if _fastPath(flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit
-                              | _Flag.pool | _Flag.poolMem) == 0 && tc.pointee.extra == nil) {
-            // A plain heap chunk: stamp it freed (a double free then reads "access after free") and go.
-            tc.pointee.flags = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
-            Glibc.free(UnsafeMutableRawPointer(tc))
+        if _fastPath(flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit | _Flag.pool) == 0
+                     && tc.pointee.extra == nil) {
+            // No side record, reference list, limit or pool of its own: stamp it freed (a double free then
+            // reads "access after free") and give its bytes back, to malloc or to its pool. (Before free(),
+            // the compiler may drop the stamp as a dead store: best effort, as in talloc.)
+            let freed = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
+            _Invariants.died(tc)
+            if flags & _Flag.poolMem == 0 {
+                tc.pointee.flags = freed
+                Glibc.free(UnsafeMutableRawPointer(tc))
+            } else {
+                tc.pointee.flags = freed
+                tc.pointee.name = nil  // the header stays readable in the pool; its name may not
+                releasePoolMem(tc, isPool: false)
+            }
             return
         }
         releaseSlow(tc, flags)
@@ -236,20 +261,6 @@ extension _Core {
 
     @inline(never)
     static func releaseSlow(_ tc: _Chunk, _ flags: UInt32) {
-        if flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit | _Flag.pool)
-            == 0 && tc.pointee.extra == nil {
-            // A plain pool member. When its pool is being freed too, the pool's space is not reused any
-            // more: only the count matters (the pool may stay pinned by members stolen elsewhere).
-            let pool = tc.carvingPool
-            let hdr = pool.poolHeader
-            if pool.pointee.flags & _Flag.loop != 0 && hdr.pointee.objectCount > 2 {
-                tc.pointee.flags = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
-                hdr.dropObject()
-                // the last-chunk reclaim still applies: a pool pinned by stolen members reuses the space
-                hdr.reclaim(offset: Int(tc.pointee.poolOffset), span: tc.span)
-                return
-            }
-        }
         if flags & _Flag.reference != 0 { detachHandle(tc) }
         if flags & _Flag.hasLimit != 0, let e = tc.pointee.extra, e.pointee.pinnedPools != nil {
             handOverPinnedPools(of: tc, e)
@@ -271,6 +282,7 @@ extension _Core {
         }
         tc.pointee.flags = (flags & (_Flag.mask & ~(_Flag.loop | _Flag.hasLimit | _Flag.underLimit)))
             | _Flag.free | _magicFree
+        _Invariants.died(tc)
         tc.pointee.name = nil
         tc.pointee.parent = nil
         tc.pointee.child = nil
@@ -280,15 +292,16 @@ extension _Core {
                 if let carrier { pin(tc, to: carrier) }
                 return
             }
+            _Invariants.poolGone(tc)
             if flags & _Flag.poolMem != 0 {
-                releasePoolMem(tc)
+                releasePoolMem(tc, isPool: true)
             } else {
                 Glibc.free(UnsafeMutableRawPointer(tc) - _poolPrefixSize)
             }
             return
         }
         if flags & _Flag.poolMem != 0 {
-            releasePoolMem(tc)
+            releasePoolMem(tc, isPool: false)
             return
         }
         Glibc.free(UnsafeMutableRawPointer(tc))
@@ -311,34 +324,48 @@ extension _Core {
         Glibc.free(e)
     }
 
-    /// _tc_free_poolmem: a chunk carved from a pool goes back to it.
-    static func releasePoolMem(_ first: _Chunk) {
-        var tc = first
+    /// _tc_free_poolmem: a chunk carved from a pool (already stamped freed) goes back to it. When only the
+    /// pool is left the pool resets; when the pool was freed and this was its last member, the pool's
+    /// block goes too (`releaseLastMember`); otherwise the last chunk carved is reclaimed.
+    @inline(__always)
+    static func releasePoolMem(_ tc: _Chunk, isPool: Bool) {
+        let pool = tc.carvingPool
+        let hdr = pool.poolHeader
+        if _slowPath(hdr.pointee.objectCount <= 1) {
+            releaseLastMember(of: pool)
+            return
+        }
+        if hdr.dropObject() == 1 && pool.pointee.flags & _Flag.free == 0 {
+            hdr.reset()  // only the pool is left
+        } else if hdr.reclaim(offset: Int(tc.pointee.poolOffset), span: tc.span) && isPool {
+            // talloc's arithmetic reclaims a nested pool (only one of 0 bytes can end there) to its chunk
+            // header, past its prefix: the 16 bytes left in front become a marked hole.
+            pool.markHole(at: Int(tc.pointee.poolOffset) - _poolPrefixSize, length: _poolPrefixSize)
+        }
+    }
+
+    /// The last member of `pool`, which was freed already, is gone: the pool's block goes back to malloc,
+    /// or, for a nested pool, to its own pool (and so on up).
+    @inline(never)
+    static func releaseLastMember(of first: _Chunk) {
+        var pool = first
         while true {
-            let pool = tc.carvingPool
             let hdr = pool.poolHeader
             if hdr.pointee.objectCount == 0 { abort("Pool object count zero!") }
-            let count = hdr.dropObject()
-            if count == 1 && pool.pointee.flags & _Flag.free == 0 {
-                // Only the pool is left: reset it.
-                hdr.reset()
-                return
-            }
-            if count == 0 {
-                // The pool was freed already and this was its last member.
-                unpin(pool)
-                if pool.pointee.flags & _Flag.poolMem != 0 { tc = pool; continue }
+            hdr.dropObject()
+            unpin(pool)  // a pinned pool's charge goes back with its block
+            _Invariants.poolGone(pool)
+            guard pool.pointee.flags & _Flag.poolMem != 0 else {
                 Glibc.free(UnsafeMutableRawPointer(pool) - _poolPrefixSize)
                 return
             }
-            if hdr.reclaim(offset: Int(tc.pointee.poolOffset), span: tc.span) {
-                // talloc's arithmetic reclaims a nested pool (only one of 0 bytes can end there) to its
-                // chunk header, past its prefix: the 16 bytes left in front become a marked hole.
-                if tc.pointee.flags & _Flag.pool != 0 {
-                    pool.markHole(at: Int(tc.pointee.poolOffset) - _poolPrefixSize, length: _poolPrefixSize)
-                }
+            // A nested pool's block is a member of its outer pool.
+            let outer = pool.carvingPool
+            if outer.poolHeader.pointee.objectCount > 1 {
+                releasePoolMem(pool, isPool: true)
+                return
             }
-            return
+            pool = outer
         }
     }
 }

@@ -13,7 +13,7 @@ extension _Core {
     /// Takes `tc` out of its parent's child list (or the top-level sibling list): talloc's _TLIST_REMOVE.
     /// Keeps `parent`, and leaves `tc`'s own `next` and `prev` stale: for a caller that links it again
     /// right away (`linkAsNewest`).
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func detachFromSiblings(_ tc: _Chunk) {
         let next = tc.pointee.next
         let prev = tc.pointee.prev
@@ -33,21 +33,8 @@ extension _Core {
         tc.pointee.prev = nil
     }
 
-    /// Removes the first (newest) child of `parent` from the list, without touching the child itself:
-    /// for a free that is about to give the child's memory back. Returns the child's next sibling, the
-    /// new first child.
-    @inline(__always)
-    @discardableResult
-    static func unlinkFirstChild(of parent: _Chunk, _ child: _Chunk) -> _Chunk? {
-        assert(parent.pointee.child == child && child.pointee.prev == nil)
-        let next = child.pointee.next
-        parent.pointee.child = next
-        if let next { next.pointee.prev = nil }
-        return next
-    }
-
     /// Links `tc` (already unlinked) as the newest child of `parent` (nil = top level).
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func linkAsNewest(_ tc: _Chunk, under parent: _Chunk?) {
         tc.pointee.parent = parent
         tc.pointee.prev = nil
@@ -59,6 +46,16 @@ extension _Core {
         } else {
             tc.pointee.next = nil
         }
+    }
+
+    /// Removes the first (newest) child of `parent` from the list, without touching the child itself.
+    /// Returns the child's next sibling, the new first child.
+    @inline(__always) @discardableResult
+    static func unlinkFirstChild(of parent: _Chunk, _ child: _Chunk) -> _Chunk? {
+        let next = child.pointee.next
+        parent.pointee.child = next
+        if let next { next.pointee.prev = nil }
+        return next
     }
 
     /// Moves the first (newest) child of `parent` to the end of the list (oldest), when it has siblings:
@@ -86,7 +83,7 @@ extension _Core {
     }
 
     /// Is `ancestor` equal to `tc` or one of its ancestors? Safe on detached parent loops.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func isAncestorOrSelf(_ ancestor: _Chunk, of tc: _Chunk) -> Bool {
         // A plain walk for ordinary depths; past 4096 steps, the loop-safe walk takes over.
         var c: _Chunk? = tc
@@ -100,7 +97,7 @@ extension _Core {
         return false
     }
 
-    @inline(never)
+    @inline(never) @usableFromInline
     static func isAncestorOrSelfLoopSafe(_ ancestor: _Chunk, of tc: _Chunk) -> Bool {
         var slow: _Chunk? = tc
         var fast: _Chunk? = tc

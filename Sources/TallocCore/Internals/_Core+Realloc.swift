@@ -26,8 +26,10 @@ extension _Core {
 
     /// _talloc_realloc for a live chunk and `size > 0`: the chunk (maybe moved), with talloc's paths (§2.6).
     /// Returns the chunk and whether it took a path that moves or realloc()s it: only those rename the
-    /// chunk in talloc (the caller renames), the in-place paths keep the name.
-    static func reallocate(_ tc: _Chunk, size: Int) -> (chunk: _Chunk?, moved: Bool, failure: ReallocFailure) {
+    /// chunk in talloc (the caller renames), the in-place paths keep the name. `grownInPlace`: the caller
+    /// tried `growInPlace` already, and it said the chunk must move.
+    @inline(__always)
+    static func reallocate(_ tc: _Chunk, size: Int, grownInPlace: Bool) -> (chunk: _Chunk?, moved: Bool, failure: ReallocFailure) {
         if size >= _maxSize { return (nil, false, .tooLarge) }
         let flags0 = tc.pointee.flags
         if _slowPath(flags0 & (_Flag.pool | _Flag.external | _Flag.busy) != 0 || tc.refs != nil) {
@@ -68,41 +70,20 @@ extension _Core {
         var newTC: _Chunk
         var malloced = false
         if inPool {
+            if !grownInPlace, let renamed = growInPlace(tc, size: size) { return (tc, renamed, .tooLarge) }
             let pool = tc.carvingPool
             let hdr = pool.poolHeader
-            let offset = Int(tc.pointee.poolOffset)
-            let oldSpan = _span(oldSize)
             let newSpan = _span(size)
-            var lastChunk = hdr.isLast(offset: offset, span: oldSpan)
-            var chunkCount = Int(hdr.pointee.objectCount)
-            if pool.pointee.flags & _Flag.free == 0 { chunkCount -= 1 }
-            if chunkCount == 1 {
-                // The only chunk in the pool: move it to the start.
+            if hdr.members == 1 && hdr.limit - hdr.start >= newSpan {
+                // The only chunk in the pool, not at its start (`growInPlace` takes it there): move it there.
                 let start = hdr.start
-                if hdr.limit - start >= newSpan {
-                    let dst = pool.header(at: start)
-                    if dst == tc {
-                        // Already at the start: talloc copies it onto itself; we only grow it. It still
-                        // counts as the moving path (talloc renames here).
-                        tc.pointee.size = UInt32(truncatingIfNeeded: size)
-                        hdr.resizeLast(offset: start, span: newSpan)
-                        return (tc, true, .tooLarge)
-                    }
-                    memmove(dst, tc, _headerSize + oldSize)
-                    dst.pointee.poolOffset = UInt32(start)
-                    hdr.resizeLast(offset: start, span: newSpan)
-                    return (fixupAfterMove(from: tc, to: dst, size: size, oldSize: oldSize), true, .tooLarge)
-                }
-                lastChunk = false
-            }
-            if newSpan == oldSpan {
-                tc.pointee.size = UInt32(size)
-                return (tc, false, .tooLarge)
-            }
-            if lastChunk && hdr.available >= newSpan - oldSpan {
-                tc.pointee.size = UInt32(size)
-                hdr.resizeLast(offset: offset, span: newSpan)
-                return (tc, false, .tooLarge)
+                let dst = pool.header(at: start)
+                _Invariants.died(tc)
+                memmove(dst, tc, _headerSize + oldSize)
+                _Invariants.born(dst)
+                dst.pointee.poolOffset = UInt32(start)
+                hdr.resizeLast(offset: start, span: newSpan)
+                return (fixupAfterMove(from: tc, to: dst, size: size, oldSize: oldSize), true, .tooLarge)
             }
             // A new chunk from the same pool, else from the heap; the header is copied over.
             if let at = hdr.bump(newSpan) {
@@ -123,7 +104,9 @@ extension _Core {
             tc.pointee.flags = (tc.pointee.flags & _Flag.mask & ~(_Flag.loop | _Flag.hasLimit | _Flag.underLimit))
                 | _Flag.free | _magicFree
             tc.pointee.extra = nil
-            releasePoolMem(tc)
+            _Invariants.died(tc)
+            _Invariants.born(newTC)
+            releasePoolMem(tc, isPool: false)
             let moved = fixupAfterMove(from: tc, to: newTC, size: size, oldSize: oldSize)
             if malloced && limited { limitGrow(moved, _headerSize + size) }
             return (moved, true, .tooLarge)
@@ -132,13 +115,50 @@ extension _Core {
         if limited, size > oldSize, !limitAllows(tc, size - oldSize) {
             return (nil, false, .outOfMemory)
         }
-        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else { return (nil, false, .outOfMemory) }
+        _Invariants.died(tc)  // before realloc() may give the address to another thread
+        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else {
+            _Invariants.born(tc)
+            return (nil, false, .outOfMemory)
+        }
         newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
+        _Invariants.born(newTC)
         let moved = fixupAfterMove(from: tc, to: newTC, size: size, oldSize: oldSize)
         if limited {
             if size > oldSize { limitGrow(moved, size - oldSize) } else { limitShrink(moved, oldSize - size) }
         }
         return (moved, true, .tooLarge)
+    }
+
+    /// The paths of a pool member's growth (`size` above its size) that keep it where it is, with talloc's
+    /// arithmetic: the only chunk, at the pool's start already (talloc moves it to the start, onto itself:
+    /// that counts as the moving path, which renames, so the result is true); the same span; the last
+    /// chunk, with room behind it (false: the name stays). Nil, changing nothing, when it must move.
+    @inlinable @inline(__always)
+    static func growInPlace(_ tc: _Chunk, size: Int) -> Bool? {
+        let hdr = tc.carvingPool.poolHeader
+        let offset = Int(tc.pointee.poolOffset)
+        let oldSpan = tc.span
+        let newSpan = _span(size)
+        var last = hdr.isLast(offset: offset, span: oldSpan)
+        if hdr.members == 1 {
+            if hdr.limit &- hdr.start >= newSpan {
+                guard offset == hdr.start else { return nil }
+                tc.pointee.size = UInt32(truncatingIfNeeded: size)
+                hdr.resizeLast(offset: offset, span: newSpan)
+                return true
+            }
+            last = false  // talloc's next_tc = NULL
+        }
+        if newSpan == oldSpan {
+            tc.pointee.size = UInt32(truncatingIfNeeded: size)
+            return false
+        }
+        if last && hdr.available >= newSpan &- oldSpan {
+            tc.pointee.size = UInt32(truncatingIfNeeded: size)
+            hdr.resizeLast(offset: offset, span: newSpan)
+            return false
+        }
+        return nil
     }
 
     /// After a chunk moved (or was realloc'd in place): re-point its neighbours, children and observers.

@@ -12,25 +12,47 @@ import Darwin
 extension _Core {
     /// _talloc_steal_internal: `tc` becomes the newest child of `newParent` (nil: the null context, or top
     /// level). Stealing to the current parent moves it to the head, as talloc does. Memory limits follow.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func steal(_ tc: _Chunk, to newParentIn: _Chunk?) {
         let newParent = _NullTracking.parent(newParentIn)
         if let np = newParent, np == tc { return }
         let old = tc.pointee.parent
         if old == newParent && (old == nil || old!.pointee.child == tc) { return }
-        let flags = tc.pointee.flags
-        let newFlags = newParent?.pointee.flags ?? 0
+        let governed = (tc.pointee.flags & _Flag.underLimit) | ((newParent?.pointee.flags ?? 0) & (_Flag.hasLimit | _Flag.underLimit))
+        if _slowPath(governed != 0 || tc.pointee.extra != nil) {
+            stealSlow(tc, from: old, to: newParent)
+            return
+        }
+        // Unlink (talloc's _TLIST_REMOVE), then link as the newest child of the new parent: no call, so
+        // inlined into a caller it needs no registers of its own (W4).
         detachFromSiblings(tc)
-        if _slowPath((flags & _Flag.underLimit) | (newFlags & (_Flag.hasLimit | _Flag.underLimit)) != 0) {
-            let oldLimited = flags & _Flag.underLimit != 0
-            let newLimited = newFlags & (_Flag.hasLimit | _Flag.underLimit) != 0
-            let charge = subtreeCharge(tc, markUnderLimit: newLimited)
-            if oldLimited, let old { limitShrink(old, charge) }
-            if newLimited, let newParent { limitGrow(newParent, charge) }
+        linkAsNewest(tc, under: newParent)
+    }
+
+    /// The same with memory limits to move and an observer to tell.
+    @inline(never) @usableFromInline
+    static func stealSlow(_ tc: _Chunk, from old: _Chunk?, to newParent: _Chunk?) {
+        detachFromSiblings(tc)
+        let newFlags = newParent?.pointee.flags ?? 0
+        if (tc.pointee.flags & _Flag.underLimit) | (newFlags & (_Flag.hasLimit | _Flag.underLimit)) != 0 {
+            moveCharge(tc, from: old, to: newParent)
         }
         linkAsNewest(tc, under: newParent)
-        if _slowPath(tc.pointee.extra != nil), let e = tc.pointee.extra, let obs = e.pointee.observer, old != newParent {
-            e.notify(obs, .reparented, body: tc.body)
-        }
+        if tc.pointee.extra != nil && old != newParent { notifyReparented(tc) }
+    }
+
+    /// A steal's memory limits: the subtree's charge leaves the limits above `old` and joins those above
+    /// `newParent`, and `underLimit` follows below `tc`.
+    static func moveCharge(_ tc: _Chunk, from old: _Chunk?, to newParent: _Chunk?) {
+        let oldLimited = tc.pointee.flags & _Flag.underLimit != 0
+        let newLimited = (newParent?.pointee.flags ?? 0) & (_Flag.hasLimit | _Flag.underLimit) != 0
+        let charge = subtreeCharge(tc, markUnderLimit: newLimited)
+        if oldLimited, let old { limitShrink(old, charge) }
+        if newLimited, let newParent { limitGrow(newParent, charge) }
+    }
+
+    /// Tells `tc`'s observer, if it has one, that its parent changed.
+    static func notifyReparented(_ tc: _Chunk) {
+        if let e = tc.pointee.extra, let obs = e.pointee.observer { e.notify(obs, .reparented, body: tc.body) }
     }
 }

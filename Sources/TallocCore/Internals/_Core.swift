@@ -13,9 +13,14 @@
 //     _Core+Realloc.swift      realloc's paths
 //     _Core+Limits.swift       memory limits
 //
-// The pool header's arithmetic is in _Pool.swift, the chunk header in _Chunk.swift. Every function here
-// takes raw chunks and trusts them; validation happens at the public boundary (TallocContext). Nothing
-// here recurses: frees and subtree walks are loops over the tree links.
+// The pool header's arithmetic is in _Pool.swift, the chunk header in _Chunk.swift, the invariant
+// checker in _Invariants.swift. Every function here takes raw chunks and trusts them; validation happens
+// at the public boundary (TallocContext). Nothing here recurses: frees and subtree walks are loops over
+// the tree links.
+//
+// The common cases of allocation (a pool's bump), steal and a pool member's growth in place are
+// `@inlinable`, and callers inline them with no call and no stack frame; everything that can fail, log,
+// run user code or move memory limits stays out of line (the W1-W5 benchmarks measure both).
 
 #if canImport(Glibc)
 import Glibc
@@ -61,7 +66,7 @@ enum _Core {
     }
 
     /// talloc_chunk_from_ptr: the chunk of a body pointer, or an abort with talloc's message.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func chunk(_ body: UnsafeRawPointer) -> _Chunk {
         let tc = _Chunk.from(body: body)
         if _slowPath(tc.pointee.flags & (_Flag.free | _Flag.magicMask) != _magic) {
@@ -70,7 +75,7 @@ enum _Core {
         return tc
     }
 
-    @inline(never)
+    @inline(never) @usableFromInline
     static func abortBadMagic(_ tc: _Chunk) -> Never {
         if tc.pointee.flags & (_Flag.free | _Flag.magicMask) == (_magicFree | _Flag.free) {
             log("talloc: access after free error - first free may be at \(freedName(tc))\n")

@@ -11,10 +11,10 @@ import Darwin
 #endif
 
 /// A destructor written as a C function: `fn(body, context)` returns 0 to allow the free, -1 to refuse.
-public typealias TallocUnsafeDestructor = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32
+@usableFromInline package typealias TallocUnsafeDestructor = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32
 
 /// What happened to a chunk that carries an observer (`unsafeSetObserver`).
-public enum TallocObserverEvent: Int32, Sendable {
+@usableFromInline package enum TallocObserverEvent: Int32, Sendable {
     /// It is gone: its memory goes back right after the call. Its free has completed, or it was freed
     /// without the full protocol (then `.freeing` never came). `body` must not be used after the call.
     case freed = 0
@@ -31,7 +31,7 @@ public enum TallocObserverEvent: Int32, Sendable {
 /// `TallocObserverEvent`'s raw value as `event`, and what `unsafeSetObserver` stored (`tag`, `context`,
 /// `data`). A C function pointer, so that the side record holds it in one word with no reference
 /// counting; hence `event` is the raw value (decode it with `TallocObserverEvent(rawValue:)`).
-public typealias TallocUnsafeObserver = @convention(c) (
+@usableFromInline package typealias TallocUnsafeObserver = @convention(c) (
     _ body: UnsafeMutableRawPointer, _ event: TallocObserverEvent.RawValue, _ tag: Int,
     _ context: UnsafeMutableRawPointer?, _ data: UnsafeMutableRawPointer?) -> Void
 

@@ -90,7 +90,7 @@ enum _NullTracking {
     @usableFromInline static let everEnabled = Atomic<Bool>(false)
 
     /// The calling thread's null context, or nil.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static var current: _Chunk? {
         if _fastPath(!everEnabled.load(ordering: .relaxed)) { return nil }
         return lookUp()
@@ -100,7 +100,7 @@ enum _NullTracking {
     static func lookUp() -> _Chunk? { _ThreadState.existing?.pointee.nullContext }
 
     /// `parent`, or the calling thread's null context when `parent` is nil.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func parent(_ parent: _Chunk?) -> _Chunk? {
         if let parent { return parent }
         return current
@@ -112,6 +112,10 @@ enum _NullTracking {
 struct _ThreadState {
     var nullContext: _Chunk? = nil
     var freeRoots: [_Chunk] = []
+    #if TALLOC_INTERNAL_CHECKS
+    /// How many public mutations are running on the thread (the invariant checker runs after the outermost).
+    var mutationDepth = 0
+    #endif
 
     private static let key: pthread_key_t = {
         var k = pthread_key_t()

@@ -47,34 +47,40 @@ struct _PoolHeader {
 
 /// The bytes a chunk with a body of `size` bytes takes in a pool: header and body, rounded up to 16
 /// (talloc's `TC_ALIGN16(TC_HDR_SIZE + size)`). `size` is below MAX_TALLOC_SIZE: no overflow.
-@inline(__always) @usableFromInline
+@inlinable @inline(__always)
 func _span(_ size: Int) -> Int { _align16(_headerSize &+ size) }
 
 extension UnsafeMutablePointer where Pointee == _PoolHeader {
     /// The pool's chunk header, right after this header.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var chunk: _Chunk { (UnsafeMutableRawPointer(self) + _poolPrefixSize).assumingMemoryBound(to: _ChunkHeader.self) }
 
     /// Where the bump space starts: right after the pool's header and its object's body (a pooled
     /// object's; 0 bytes for a plain pool). `reset()` moves `end` back here.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var start: Int { _span(Int(chunk.pointee.size)) }
 
     /// Where the pool's block ends: the pool's header and `poolSize` bytes after it.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var limit: Int { _headerSize &+ Int(pointee.poolSize) }
 
     /// The first byte not carved yet.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var end: Int { Int(pointee.end) }
 
+    /// The live chunks carved from the pool (`objectCount` without the pool itself while it lives).
+    @inlinable @inline(__always)
+    var members: Int {
+        Int(pointee.objectCount) &- (chunk.pointee.flags & _Flag.free == 0 ? 1 : 0)
+    }
+
     /// Bytes left at the end of the bump space.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var available: Int { limit &- end }
 
     /// Carves `span` bytes (a multiple of 16) at `end` and counts one more object; the offset of the
     /// carved space, or nil (nothing changed) when it does not fit.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     func bump(_ span: Int) -> Int? {
         let at = end
         if available < span { return nil }
@@ -84,7 +90,7 @@ extension UnsafeMutablePointer where Pointee == _PoolHeader {
     }
 
     /// One object fewer (a member, or the pool itself, is gone); the objects left.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     @discardableResult
     func dropObject() -> UInt32 {
         pointee.objectCount &-= 1
@@ -92,12 +98,12 @@ extension UnsafeMutablePointer where Pointee == _PoolHeader {
     }
 
     /// Whether the member at `offset` taking `span` bytes is the last one carved (it ends at `end`).
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     func isLast(offset: Int, span: Int) -> Bool { end == offset &+ span }
 
     /// Takes back the space of the member at `offset` taking `span` bytes when it is the last one carved
     /// (talloc's reclaim of the last chunk). Returns whether it did.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     @discardableResult
     func reclaim(offset: Int, span: Int) -> Bool {
         if !isLast(offset: offset, span: span) { return false }
@@ -106,25 +112,25 @@ extension UnsafeMutablePointer where Pointee == _PoolHeader {
     }
 
     /// Makes the last member, at `offset`, take `span` bytes instead (it grows or shrinks in place).
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     func resizeLast(offset: Int, span: Int) {
         pointee.end = UInt32(truncatingIfNeeded: offset &+ span)
     }
 
     /// Forgets every member: the bump space is empty again (only the pool itself is left).
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     func reset() { pointee.end = UInt32(truncatingIfNeeded: start) }
 }
 
 extension UnsafeMutablePointer where Pointee == _ChunkHeader {
     /// The bytes this chunk takes in its pool (`_span` of its size). For a nested pool this is talloc's
     /// arithmetic on the pool's own chunk, which is what a reclaim compares (not its whole block).
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     var span: Int { _span(Int(pointee.size)) }
 
     /// Writes a filler over the `length` bytes (a multiple of 16, at least 16) at `offset` from this
     /// pool's chunk header: the bytes are a hole from now on.
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     func markHole(at offset: Int, length: Int) {
         assert(isPool && offset & 15 == 0 && length >= 16 && length & 15 == 0)
         let p = UnsafeMutableRawPointer(self) + offset
@@ -139,7 +145,7 @@ extension UnsafeMutablePointer where Pointee == _ChunkHeader {
     }
 
     /// The chunk header at `offset` bytes from this one (inside a pool: a member's, if the walk says so).
-    @inline(__always)
+    @inlinable @inline(__always)
     func header(at offset: Int) -> _Chunk {
         (UnsafeMutableRawPointer(self) + offset).assumingMemoryBound(to: _ChunkHeader.self)
     }
