@@ -31,6 +31,13 @@ public enum Talloc {
     /// Allocations of this size or more fail (talloc's MAX_TALLOC_SIZE).
     public static let maximumSize = _maxSize
 
+    /// The steps of long walks (subtrees, parent chains up to limits and ancestors, reference lists) made
+    /// on the calling thread since the last call, and resets the count. Walks under 64 steps are not
+    /// counted. A binding charges an untrusted script's time budget with it: a single call such as
+    /// `totalSize` of a huge tree, or an allocation at the bottom of a deep chain under a memory limit,
+    /// does work no instruction count of the script sees. (Not in talloc.)
+    package static func takeWork() -> Int { _Work.take() }
+
     /// The calling thread's null context when it has null tracking on: the parent of every context it
     /// makes with no parent.
     public static var nullContext: TallocContext? { _NullTracking.current.map { TallocContext(chunk: $0) } }

@@ -364,7 +364,10 @@ extension TallocContext {
         let start = chunk
         var finished = true
         var c: _Chunk? = start
+        var steps = 0
+        defer { _Work.note(2 &* steps) }
         while let x = c, x.pointee.flags & _Flag.walk == 0 {
+            steps &+= 1
             x.pointee.flags |= _Flag.walk
             if !body(x) { finished = false; break }
             c = x.pointee.parent

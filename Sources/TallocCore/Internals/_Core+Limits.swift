@@ -26,6 +26,8 @@ extension _Core {
         // No step cap: the walk ends at the first chunk no limit governs, and parent chains have no loops
         // (steal and reparent refuse one; the invariant checker verifies it).
         var c: _Chunk? = start
+        var steps = 0
+        defer { _Work.note(steps) }
         while let x = c {
             let f = x.pointee.flags
             if f & _Flag.hasLimit != 0, let e = x.pointee.extra {
@@ -34,6 +36,7 @@ extension _Core {
             }
             if f & _Flag.underLimit == 0 { break }
             c = x.pointee.parent
+            steps &+= 1
         }
         return true
     }
@@ -48,7 +51,10 @@ extension _Core {
 
     static func limitAdjust(_ start: _Chunk, _ delta: Int) {
         var c: _Chunk? = start
+        var steps = 0
+        defer { _Work.note(steps) }
         while let x = c {
+            steps &+= 1
             let f = x.pointee.flags
             if f & _Flag.hasLimit != 0, let e = x.pointee.extra {
                 e.pointee.limitCurrent += delta
@@ -91,7 +97,10 @@ extension _Core {
     /// The chunk that owns the nearest limit at or above `start` (which is under a limit).
     static func nearestLimitOwner(from start: _Chunk) -> _Chunk? {
         var c: _Chunk? = start
+        var steps = 0
+        defer { _Work.note(steps) }
         while let x = c {
+            steps &+= 1
             let f = x.pointee.flags
             if f & _Flag.hasLimit != 0 { return x }
             if f & _Flag.underLimit == 0 { return nil }
@@ -129,7 +138,9 @@ extension _Core {
     static func pinnedCharge(_ owner: _Chunk) -> Int {
         var total = 0
         var p = owner.pointee.extra?.pointee.pinnedPools
-        while let x = p { total += chargeOf(x); p = x.pointee.next }
+        var steps = 0
+        while let x = p { total += chargeOf(x); p = x.pointee.next; steps &+= 1 }
+        _Work.note(steps)
         return total
     }
 

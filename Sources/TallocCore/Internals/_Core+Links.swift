@@ -89,11 +89,12 @@ extension _Core {
         var c: _Chunk? = tc
         var steps = 0
         while let x = c {
-            if x == ancestor { return true }
+            if x == ancestor { _Work.note(steps); return true }
             c = x.pointee.parent
             steps &+= 1
-            if _slowPath(steps == 4096) { return isAncestorOrSelfLoopSafe(ancestor, of: tc) }
+            if _slowPath(steps == 4096) { _Work.add(steps); return isAncestorOrSelfLoopSafe(ancestor, of: tc) }
         }
+        _Work.note(steps)
         return false
     }
 
@@ -101,7 +102,10 @@ extension _Core {
     static func isAncestorOrSelfLoopSafe(_ ancestor: _Chunk, of tc: _Chunk) -> Bool {
         var slow: _Chunk? = tc
         var fast: _Chunk? = tc
+        var steps = 0
+        defer { _Work.note(3 &* steps) }
         while let s = slow {
+            steps &+= 1
             if s == ancestor { return true }
             slow = s.pointee.parent
             // Floyd: the hare moves two steps; meeting the tortoise means a loop without `ancestor`.

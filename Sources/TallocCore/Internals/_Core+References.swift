@@ -62,6 +62,7 @@ extension _Core {
         var n = 0
         var h = tc.refs
         while let x = h { n += 1; h = x.referenceBody.pointee.next }
+        _Work.note(n)
         return n
     }
 
@@ -74,12 +75,15 @@ extension _Core {
     static func unreference(_ tc: _Chunk, context contextIn: _Chunk?) -> Bool {
         let context = _NullTracking.parent(contextIn)
         var h = tc.refs
+        var steps = 0
+        defer { _Work.note(steps) }
         while let x = h {
             if owner(ofHandle: x) == context {
                 _ = free(x)
                 return true
             }
             h = x.referenceBody.pointee.next
+            steps &+= 1
         }
         return false
     }

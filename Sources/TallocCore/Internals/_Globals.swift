@@ -112,6 +112,8 @@ enum _NullTracking {
 struct _ThreadState {
     var nullContext: _Chunk? = nil
     var freeRoots: [_Chunk] = []
+    /// Steps of long walks since the last `Talloc.takeWork()` (see `_Work`).
+    var work = 0
     #if TALLOC_INTERNAL_CHECKS
     /// How many public mutations are running on the thread (the invariant checker runs after the outermost).
     var mutationDepth = 0
@@ -181,5 +183,28 @@ enum _NullTrackingControl {
         }
         state.pointee.nullContext = nil
         _ = _Core.free(n)
+    }
+}
+
+/// The work meter: steps of walks whose length a caller does not control directly (subtree walks,
+/// walks up the parent chain to limits or ancestors, reference lists), counted per thread, so that a
+/// binding can charge an untrusted script's budget for them (`Talloc.takeWork()`). Walks shorter than
+/// 64 steps are not counted: the fast paths never touch thread-local storage.
+@usableFromInline
+enum _Work {
+    @inlinable @inline(__always)
+    static func note(_ steps: Int) {
+        if _slowPath(steps >= 64) { add(steps) }
+    }
+
+    @inline(never) @usableFromInline
+    static func add(_ steps: Int) {
+        if let s = _ThreadState.current { s.pointee.work &+= steps }
+    }
+
+    static func take() -> Int {
+        guard let s = _ThreadState.existing else { return 0 }
+        defer { s.pointee.work = 0 }
+        return s.pointee.work
     }
 }

@@ -32,12 +32,14 @@ enum _Walk {
         }
         var node = root
         var depth = 0
+        var steps = 1
         root.pointee.flags |= _Flag.walk
         var goDown = enter(root, 0)
         while true {
             if goDown, let c = eligible(node.pointee.child) {
                 node = c
                 depth += 1
+                steps &+= 1
                 c.pointee.flags |= _Flag.walk
                 goDown = enter(c, depth)
                 continue
@@ -45,9 +47,10 @@ enum _Walk {
             while true {
                 node.pointee.flags &= ~_Flag.walk
                 leave(node, depth)
-                if node == root { return }
+                if node == root { _Work.note(steps); return }
                 if let s = eligible(node.pointee.next) {
                     node = s
+                    steps &+= 1
                     s.pointee.flags |= _Flag.walk
                     goDown = enter(s, depth)
                     break
@@ -84,6 +87,8 @@ enum _Walk {
         }
         var node = root
         var depth = 0
+        var steps = 1
+        defer { _Work.note(steps) }
         root.pointee.flags |= _Flag.walk
         var step = enter(root, 0)
         while true {
@@ -91,6 +96,7 @@ enum _Walk {
             if step == .descend, let c = eligible(node.pointee.child) {
                 node = c
                 depth += 1
+                steps &+= 1
                 c.pointee.flags |= _Flag.walk
                 step = enter(c, depth)
                 continue
@@ -104,6 +110,7 @@ enum _Walk {
                 if node == root { return true }
                 if let s = eligible(node.pointee.next) {
                     node = s
+                    steps &+= 1
                     s.pointee.flags |= _Flag.walk
                     step = enter(s, depth)
                     break
