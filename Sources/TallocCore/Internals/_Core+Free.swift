@@ -128,24 +128,33 @@ extension _Core {
     /// talloc_free_children mode (`!isFreeing`), root's own name child is kept, also one a destructor made
     /// during the walk, and root is pinned (`childrenBusy`): those destructors cannot free or move it.
     static func freeChildren(of root: _Chunk, isFreeing: Bool) {
+        if isFreeing {
+            walkFree(root, keepRootName: false)
+        } else {
+            freeChildrenPinned(root)
+        }
+    }
+
+    /// talloc_free_children's walk: `root` is pinned while it runs and keeps its name child.
+    @inline(never)
+    static func freeChildrenPinned(_ root: _Chunk) {
+        let wasBusy = root.pointee.flags & _Flag.childrenBusy
+        root.pointee.flags |= _Flag.childrenBusy
+        walkFree(root, keepRootName: true)
+        if wasBusy == 0 { root.pointee.flags &= ~_Flag.childrenBusy }
+    }
+
+    @inline(__always)
+    static func walkFree(_ root: _Chunk, keepRootName: Bool) {
         var registered = false
         var keptName: _Chunk? = nil
-        let wasBusy = root.pointee.flags & _Flag.childrenBusy
-        if !isFreeing { root.pointee.flags |= _Flag.childrenBusy }
         var cur = root
         while true {
             if let child = cur.pointee.child {
-                if _slowPath(UnsafeRawPointer(child.body) == cur.pointee.name)
-                    && cur.pointee.flags & _Flag.nameIsLocation == 0 {
-                    if !isFreeing && cur == root {
-                        unlinkFirstChild(of: root, child)
-                        child.pointee.next = nil
-                        if let superseded = keptName { linkAsNewest(superseded, under: root) }  // freed below
-                        keptName = child
-                        continue
-                    }
-                    if child.pointee.next != nil {
-                        moveFirstChildToEnd(of: cur, child)
+                if _slowPath(UnsafeRawPointer(child.body) == cur.pointee.name) {
+                    if keepRootName && cur == root {
+                        if keepNameChild(root, child, &keptName) { continue }
+                    } else if nameChildLast(cur, child) {
                         continue
                     }
                 }
@@ -208,12 +217,8 @@ extension _Core {
                 }
             }
             if cur == root {
-                guard let k = keptName else { break }
-                keptName = nil
-                linkAsNewest(k, under: root)
-                if UnsafeRawPointer(k.body) == root.pointee.name && root.pointee.flags & _Flag.nameIsLocation == 0 {
-                    break
-                }
+                if _fastPath(keptName == nil) { break }
+                if keptNameStays(root, &keptName) { break }
                 continue  // renamed otherwise meanwhile: it is an ordinary child now, freed as one
             }
             let up = cur.pointee.parent!
@@ -221,8 +226,40 @@ extension _Core {
             cur = up
         }
         if registered { _FreeRegistry.pop(root) }
-        if !isFreeing && wasBusy == 0 { root.pointee.flags &= ~_Flag.childrenBusy }
     }
+
+    /// The walk met root's current name child first in root's list (talloc_free_children): it is kept
+    /// aside; a name child it superseded goes back to be freed. True when the walk must look again.
+    @inline(never)
+    static func keepNameChild(_ root: _Chunk, _ child: _Chunk, _ keptName: inout _Chunk?) -> Bool {
+        guard root.pointee.flags & _Flag.nameIsLocation == 0 else { return false }
+        unlinkFirstChild(of: root, child)
+        child.pointee.next = nil
+        if let superseded = keptName { linkAsNewest(superseded, under: root) }  // freed by the walk
+        keptName = child
+        return true
+    }
+
+    /// The walk met `cur`'s current name child first in `cur`'s list: it moves behind its siblings, freed
+    /// last. True when the walk must look at `cur`'s list again.
+    @inline(never)
+    static func nameChildLast(_ cur: _Chunk, _ child: _Chunk) -> Bool {
+        guard cur.pointee.flags & _Flag.nameIsLocation == 0, child.pointee.next != nil else { return false }
+        moveFirstChildToEnd(of: cur, child)
+        return true
+    }
+
+    /// The walk of root's children is over: the kept name child goes back. True when it is still root's
+    /// name; false when root was renamed otherwise meanwhile (it is an ordinary child again, to free).
+    @inline(never)
+    static func keptNameStays(_ root: _Chunk, _ keptName: inout _Chunk?) -> Bool {
+        guard let k = keptName else { return true }
+        keptName = nil
+        linkAsNewest(k, under: root)
+        return UnsafeRawPointer(k.body) == root.pointee.name && root.pointee.flags & _Flag.nameIsLocation == 0
+    }
+
+
 
     /// A leaf with no side record (no destructor, references or observer) that no free has reached yet.
     @inline(__always)

@@ -85,16 +85,16 @@ extension _Core {
     /// Is `ancestor` equal to `tc` or one of its ancestors? Safe on detached parent loops.
     @inlinable @inline(__always)
     static func isAncestorOrSelf(_ ancestor: _Chunk, of tc: _Chunk) -> Bool {
-        // A plain walk for ordinary depths; past 4096 steps, the loop-safe walk takes over.
+        // A plain walk for short chains; past 64 steps the loop-safe walk takes over, and counts its work
+        // (`_Work`: the inline path stays small enough for steal to inline, W4).
         var c: _Chunk? = tc
         var steps = 0
         while let x = c {
-            if x == ancestor { _Work.note(steps); return true }
+            if x == ancestor { return true }
             c = x.pointee.parent
             steps &+= 1
-            if _slowPath(steps == 4096) { _Work.add(steps); return isAncestorOrSelfLoopSafe(ancestor, of: tc) }
+            if _slowPath(steps == 64) { return isAncestorOrSelfLoopSafe(ancestor, of: tc) }
         }
-        _Work.note(steps)
         return false
     }
 
