@@ -150,7 +150,7 @@ enum Handles {
     static func push(_ f: Frame, _ c: TallocContext, _ known: Cell? = nil) -> Bool {
         guard let cell = known ?? makeCell(f.S, c) else {
             ltc_requestcollect(f.S)
-            return fail(f.L, "not enough memory")
+            return fail(f.L, TallocError.outOfMemory.luaMessage())
         }
         return push(f, cell: cell)
     }
@@ -245,7 +245,7 @@ enum Handles {
     static func lend(_ f: Frame, _ c: TallocContext) -> Cell? {
         guard let cell = makeCell(f.S, c, lent: true) else {
             _ = fail(f.L, c.observerTag != nil && cell(of: c, f.S) == nil
-                     ? "the context is already lent to another Lua state" : "not enough memory")
+                     ? "the context is already lent to another Lua state" : TallocError.outOfMemory.luaMessage())
             return nil
         }
         cell.pointee.flags |= Int32(LTC_LENT)

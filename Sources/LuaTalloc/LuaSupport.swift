@@ -127,7 +127,7 @@ enum Lua {
         }
         guard lua_checkstack(L, 3) != 0 else { _ = out.error("stack overflow"); return nil }
         guard ltc_tostringinplace(L, i) == LUA_OK else { _ = out.rethrow(); return nil }
-        guard let p = clua_tostring_strict(L, i, &len) else { _ = out.error("not enough memory"); return nil }
+        guard let p = clua_tostring_strict(L, i, &len) else { _ = out.error(TallocError.outOfMemory.luaMessage()); return nil }
         return UnsafeRawBufferPointer(start: p, count: len)
     }
 

@@ -244,9 +244,11 @@ import Testing
         lua("""
         local a = talloc.new()
         local x = talloc.new(a)
+        local freedByFinalizer
         x = nil
-        setmetatable({}, {__gc = function() talloc.free(a) end})
+        setmetatable({}, {__gc = function() freedByFinalizer = talloc.free(a) end})
         collectgarbage(); collectgarbage()
+        assert(freedByFinalizer == true and talloc.is_freed(a))
         """)
     }
 

@@ -1,0 +1,128 @@
+// luatalloc — the `talloc` Lua module: free, steal, reparent, and walking the tree
+// SPDX-License-Identifier: MIT
+//
+// See TallocModule.swift for the rules every body follows.
+
+import CLua
+import CLuaShims
+import Glibc
+import TallocCore
+
+extension TallocModule {
+    // MARK: - Free
+
+    static let free: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        do throws(TallocError) {
+            try c.free()
+        } catch {
+            // references are checked before any destructor runs: c is alive when they refuse
+            return Refusal.push(f, out, error, error == .hasReferences ? c : nil)
+        }
+        if Refusal.destructorFailed(f, out) { return 0 }
+        lua_pushboolean(L, 1)
+        return 1
+    }
+
+    static let freeChildren: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        c.freeChildren()
+        if Refusal.destructorFailed(f, out) { return 0 }
+        return 0
+    }
+
+    // MARK: - Ownership
+
+    static let steal: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
+        do throws(TallocError) { try c.steal(to: parent) } catch { return out.fail(f.S, error) }
+        lua_settop(L, 2)
+        return 1
+    }
+
+    static let reparent: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let old = Handles.parent(f, out, 1), let new = Handles.parent(f, out, 2),
+              let c = Handles.context(f, out, 3) else { return 0 }
+        do throws(TallocError) { try c.reparent(from: old, to: new) } catch .notAParent {
+            return Refusal.push(f, out, .notAParent, lead: .nil)
+        } catch { return out.fail(f.S, error) }
+        lua_settop(L, 3)
+        return 1
+    }
+
+    // MARK: - Tree queries
+
+    static let parent: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
+        return Handles.pushOrNil(f, out, Handles.visibleParent(f.S, c, cell))
+    }
+
+    static let parentName: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
+        guard let p = Handles.visibleParent(f.S, c, cell) else { lua_pushnil(L); return 1 }
+        return Names.bytes(p).withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
+    }
+
+    /// The children a Lua user sees: not reference handles (TallocCore skips them), not the ".name"
+    /// chunk holding the parent's current name (found by address: O(1) per step).
+    @inline(__always)
+    static func visibleChild(_ start: TallocContext?, of parent: TallocContext) -> TallocContext? {
+        var c = start
+        while let x = c, Names.isNameChild(x, of: parent) { c = x.nextSibling }
+        return c
+    }
+
+    static let children: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard Handles.context(f, out, 1) != nil else { return 0 }
+        lua_rawgeti(L, f.extra, -1)  // the iterator
+        lua_pushvalue(L, 1)
+        lua_pushnil(L)
+        return 3
+    }
+
+    /// The iterator of children(): (parent, previous) -> next child, newest first. O(1) per step.
+    static let nextChild: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let p = Handles.context(f, out, 1) else { return 0 }
+        let next: TallocContext?
+        if Lua.isNoneOrNil(L, 2) {
+            next = visibleChild(p.firstChild, of: p)
+        } else {
+            guard let prev = Handles.context(f, out, 2) else { return 0 }
+            if prev.parent != p { return out.error("children changed while iterating (the previous child moved)") }
+            next = visibleChild(prev.nextSibling, of: p)
+        }
+        return Handles.pushOrNil(f, out, next)
+    }
+
+    static let isParent: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let c = Handles.context(f, out, 1), let p = Handles.context(f, out, 2) else { return 0 }
+        lua_pushboolean(L, c.isParent(p) ? 1 : 0)
+        return 1
+    }
+
+    /// find_parent_byname(c, name): c itself or its nearest ancestor so named, within what Lua may see.
+    static let findParentByName: clua_Body = { L, out in
+        let f = ModuleState.frame(L, out)
+        guard let s = Lua.bytes(L, out, 2) else { return 0 }
+        guard let c = Handles.context(f, out, 1) else { return 0 }
+        let root = f.S.pointee.root
+        var x = c
+        while true {
+            if Names.equals(x, s) { return Handles.push(f, x) ? 1 : out.rethrow() }
+            if let xc = Handles.cell(of: x, f.S), xc.pointee.flags & Int32(LTC_HIDDEN) != 0 { break }
+            guard let p = x.parent, p.unsafePointer != root else { break }
+            x = p
+        }
+        lua_pushnil(L)
+        return 1
+    }
+}
