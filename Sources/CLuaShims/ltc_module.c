@@ -210,6 +210,29 @@ static int ltc_unpack_trampoline (lua_State *L) {
   return n;
 }
 
+/*
+** children(c): the body checks c (index 1); then the iterator is made here (a closure allocates): the
+** module's upvalues with the iterator's body, the parent's handle and the child returned last, so that
+** it works in a generic for and called bare (`local nxt = talloc.children(p); local first = nxt()`).
+*/
+static int ltc_children_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_State *S = ltc_state(L);
+  int n, i;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  n = ltc_runbody(L, S, &out);
+  if (out.kind != CLUA_RETURN || S->iterbody == NULL) return ltc_finish(L, &out, n);
+  lua_settop(L, 1);
+  luaL_checkstack(L, LTC_NUPVALUES + 2, NULL);
+  lua_pushlightuserdata(L, (void *)S->iterbody);
+  for (i = 2; i <= LTC_NUPVALUES; i++) lua_pushvalue(L, lua_upvalueindex(i));
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  lua_pushcclosure(L, ltc_trampoline, LTC_NUPVALUES + 2);
+  return 1;
+}
+
 /* }====================================================================== */
 
 
@@ -507,6 +530,7 @@ static lua_CFunction ltc_trampolinefor (int kind) {
     case LTC_PACKS: return ltc_pack_trampoline;
     case LTC_UNPACKS: return ltc_unpack_trampoline;
     case LTC_NOSTATE: return ltc_nostate_trampoline;
+    case LTC_ITERATES: return ltc_children_trampoline;
     default: return ltc_trampoline;
   }
 }
@@ -571,17 +595,15 @@ static int ltc_openlib_k (lua_State *L) {
   lua_newtable(L); module = lua_gettop(L);
   lua_newtable(L); methods = lua_gettop(L);
   for (i = 0; i < nregs; i++) {
+    if (regs[i].where & 8) { S->iterbody = regs[i].body; continue; }  /* made by each children() call */
     ltc_pushfunction(L, regs[i].body, regs[i].kind, meta, handles, state, extra);
     if (regs[i].where & 1) { lua_pushvalue(L, -1); lua_setfield(L, module, regs[i].name); }
     if (regs[i].where & 2) { lua_pushvalue(L, -1); lua_setfield(L, methods, regs[i].name); }
     if (regs[i].where & 4) { lua_pushvalue(L, -1); lua_setfield(L, meta, regs[i].name); }
-    if (regs[i].where & 8) { lua_pushvalue(L, -1); lua_rawseti(L, extra, -1); }  /* the children iterator */
     lua_pop(L, 1);
   }
   lua_pushvalue(L, methods);
   lua_setfield(L, meta, "__index");
-  lua_pushvalue(L, meta);
-  lua_setfield(L, module, "_metatable");
   lua_pushvalue(L, module);
   return 1;
 }

@@ -47,8 +47,8 @@ public enum LuaTallocModule {
         reg("get_type_abort", TallocModule.getTypeAbort),
         reg("parent", TallocModule.parent),
         reg("parent_name", TallocModule.parentName),
-        reg("children", TallocModule.children),
-        reg("_next_child", TallocModule.nextChild, where: 1 | 8),
+        reg("children", TallocModule.children, Int32(LTC_ITERATES)),
+        reg("_next_child", TallocModule.nextChild, where: 8),  // the iterator children() returns
         reg("is_parent", TallocModule.isParent),
         reg("find_parent_byname", TallocModule.findParentByName),
         reg("get_size", TallocModule.getSize),
@@ -61,13 +61,13 @@ public enum LuaTallocModule {
         reg("dot", TallocModule.dot),
         reg("pool_map", TallocModule.poolMap),
         reg("is_freed", TallocModule.isFreed, LTC_NOSTATE),
-        // memory access: methods only
-        reg("read", MemoryAccess.read, where: 2),
-        reg("write", MemoryAccess.write, where: 2),
-        reg("fill", MemoryAccess.fill, where: 2),
-        reg("pack", MemoryAccess.pack, LTC_PACKS, where: 2),
-        reg("unpack", MemoryAccess.unpack, LTC_UNPACKS, where: 2),
-        reg("string", MemoryAccess.string, where: 2),
+        // memory access
+        reg("read", MemoryAccess.read),
+        reg("write", MemoryAccess.write),
+        reg("fill", MemoryAccess.fill),
+        reg("pack", MemoryAccess.pack, LTC_PACKS),
+        reg("unpack", MemoryAccess.unpack, LTC_UNPACKS),
+        reg("string", MemoryAccess.string),
         // metamethods
         reg("__gc", TallocModule.gc, LTC_NOSTATE, where: 4),
         reg("__close", TallocModule.close, where: 4),

@@ -78,28 +78,39 @@ extension TallocModule {
         return c
     }
 
+    /// children(c): checks c; its trampoline then returns the iterator (a closure over c, see below).
     static let children: clua_Body = { L, out in
-        let f = ModuleState.frame(L, out)
-        guard Handles.context(f, out, 1) != nil else { return 0 }
-        lua_rawgeti(L, f.extra, -1)  // the iterator
-        lua_pushvalue(L, 1)
-        lua_pushnil(L)
-        return 3
+        guard Handles.context(ModuleState.frame(L, out), out, 1) != nil else { return 0 }
+        return 0
     }
 
-    /// The iterator of children(): (parent, previous) -> next child, newest first. O(1) per step.
+    /// The iterator children() returns: each call gives the next child, newest first, O(1) a step, then
+    /// nil for good. It ignores its arguments (a generic for passes some) and keeps its state in its own
+    /// upvalues: the parent's handle and the child it returned last (nil before the first, false after
+    /// the last), as string.gmatch does.
     static let nextChild: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
-        guard let p = Handles.context(f, out, 1) else { return 0 }
+        let prevAt = ltc_upvalue(LTC_UPV_ITERPREV)
+        if lua_type(L, prevAt) == LUA_TBOOLEAN { lua_pushnil(L); return 1 }  // ran out already
+        guard let p = Handles.context(f, out, ltc_upvalue(LTC_UPV_ITERPARENT)) else { return 0 }
         let next: TallocContext?
-        if Lua.isNoneOrNil(L, 2) {
+        if lua_type(L, prevAt) == LUA_TNIL {
             next = visibleChild(p.firstChild, of: p)
         } else {
-            guard let prev = Handles.context(f, out, 2) else { return 0 }
+            guard let prev = Handles.context(f, out, prevAt) else { return 0 }
             if prev.parent != p { return out.error("children changed while iterating (the previous child moved)") }
             next = visibleChild(prev.nextSibling, of: p)
         }
-        return Handles.pushOrNil(f, out, next)
+        guard let next else {
+            lua_pushboolean(L, 0)
+            clua_replace(L, prevAt)
+            lua_pushnil(L)
+            return 1
+        }
+        guard Handles.push(f, next) else { return out.rethrow() }
+        lua_pushvalue(L, -1)
+        clua_replace(L, prevAt)
+        return 1
     }
 
     static let isParent: clua_Body = { L, out in

@@ -124,6 +124,7 @@ typedef struct ltc_State {
   size_t nnames, capnames;
   ltc_Cell *_Nullable cells;  /* every live cell */
   size_t ncells;
+  clua_Body _Nullable iterbody;  /* the body of the children iterator (not in any table) */
 } ltc_State;
 
 /* Upvalues shared by every function of the module. */
@@ -133,6 +134,9 @@ typedef struct ltc_State {
 #define LTC_UPV_STATE     4   /* the ltc_State userdata */
 #define LTC_UPV_EXTRA     5   /* slot -> destructor function; [0] the pending destructor error; strong */
 #define LTC_NUPVALUES     5
+/* ... and the children iterator's own two (its closure keeps its state, as string.gmatch's does) */
+#define LTC_UPV_ITERPARENT (LTC_NUPVALUES + 1)  /* the parent's handle */
+#define LTC_UPV_ITERPREV   (LTC_NUPVALUES + 2)  /* the child returned last: nil before the first, false after the last */
 
 /* The state of the running module function. */
 static inline ltc_State *ltc_state (lua_State *L) {
@@ -226,11 +230,12 @@ static inline void ltc_setexisting (lua_State *L, int tableidx, lua_Integer key)
 #define LTC_PACKS     4   /* c:pack(off, fmt, ...): string.pack of the arguments from index 3 on the top */
 #define LTC_NOSTATE   5   /* works on a closed state (is_freed, __gc, __tostring): out->context is NULL then */
 #define LTC_UNPACKS   6   /* c:unpack(off, fmt): the body pushes the bytes; string.unpack runs after it */
+#define LTC_ITERATES  7   /* children(c): the body checks c; the trampoline returns the iterator over it */
 typedef struct ltc_Reg {
   const char *name;
   clua_Body body;
   int kind;       /* LTC_PLAIN ... */
-  int where;      /* bit 1: module function; bit 2: method; bit 4: metamethod; bit 8: extra[-1] */
+  int where;      /* bit 1: module function; bit 2: method; bit 4: metamethod; bit 8: the children iterator */
 } ltc_Reg;
 
 /* Called (from C) when the state userdata is finalized: the module's close procedure (Swift). */
