@@ -8,7 +8,7 @@
 #include "ltc_shim.h"
 #include "ltc_strlib.h"
 
-const ltc_Cell ltc_deadcell = { NULL, NULL, NULL, NULL, 0, 0, 0, 1 << 30, 0, 0, {0} };
+const ltc_Cell ltc_deadcell = { NULL, NULL, 0, 0, 1 << 30, 0, 0, 0, {0} };
 
 /* The closure of every module function carries these upvalues (see LTC_UPV_*). */
 
@@ -29,6 +29,10 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
     case CLUA_ERROR: return luaL_error(L, "%s", out->message);
     case CLUA_ARGERROR: return luaL_argerror(L, out->arg, out->message);
     case CLUA_RETHROW: return lua_error(L);
+    case LTC_RETBYTES:  /* the body's last result: bytes it pointed at (a chunk's, which nothing can free
+                           before they are copied: no Lua code runs until then) */
+      lua_pushlstring(L, (const char *)out->bytes, out->len);
+      return n;
     case LTC_ERRORVALUE:  /* "position: " .. message, any bytes */
       luaL_where(L, 1);
       lua_insert(L, -2);
@@ -43,16 +47,20 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
 ** this thread, and the thread of the call that was running before comes back when the body returns.  A
 ** body never raises, so the restore always happens.
 */
-static int ltc_runbody (lua_State *L, ltc_State *S, clua_Outcome *out) {
+static int ltc_runbody (lua_State *L, ltc_State *S, clua_Outcome *out, const void *arg) {
   clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
   lua_State *prev = S->currentL;
   int n;
   out->kind = CLUA_RETURN;
   out->arg = 0;
   out->context = S;
+  out->bytes = arg;
+  out->len = 0;
   out->message[0] = '\0';
   S->currentL = L;
+  S->inbody++;
   n = body(L, out);  /* Swift returns here: only C frames below */
+  S->inbody--;
   S->currentL = prev;
   return n;
 }
@@ -72,7 +80,7 @@ int ltc_trampoline (lua_State *L) {
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, &out, NULL);
   return ltc_finish(L, &out, n);
 }
 
@@ -87,18 +95,39 @@ static int ltc_nostate_trampoline (lua_State *L) {
     out.kind = CLUA_RETURN;
     out.arg = 0;
     out.context = NULL;
+    out.bytes = NULL;
+    out.len = 0;
     out.message[0] = '\0';
     n = body(L, &out);
     return ltc_finish(L, &out, n);
   }
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, &out, NULL);
   return ltc_finish(L, &out, n);
 }
 
-/* The slot a new cell takes (a free list in the state, so that taking and giving back touches no table). */
-static lua_Integer ltc_takeslot (ltc_State *S) {
-  if (S->nfree > 0) return S->freeslots[--S->nfree];
-  return ++S->nextslot;
+/*
+** __gc of handles.  The common cases are decided here: a handle whose context is freed already, or that is
+** not the last userdata of its cell, or whose context the collector must not free (lent, refused once),
+** just lets go of its cell.  Only the last handle of a live context goes to the Swift body, which frees the
+** context if it is top level.  Once the state is closed, the cells are gone with it: the handle only lets
+** go of its pointer.
+*/
+static int ltc_gc_trampoline (lua_State *L) {
+  ltc_State *S = ltc_state(L);
+  ltc_Cell *cell = ltc_tocell(L, 1);
+  clua_Outcome out;
+  int n;
+  if (cell == NULL || ltc_isdead(cell)) return 0;
+  ltc_dropcell(L, 1);  /* a second __gc finds the dead cell */
+  if (S->closed) return 0;
+  if (cell->uds > 1 || cell->body == NULL || (cell->flags & (LTC_LENT | LTC_REFUSED))) {
+    if (--cell->uds <= 0 && !(cell->flags & LTC_ATTACHED)) ltc_freecell(S, cell);
+    return 0;
+  }
+  /* the last handle of a live context: the body (TallocModule.gc) frees it if it is top level, then lets
+     go of the cell, which it finds in out.bytes */
+  n = ltc_runbody(L, S, &out, cell);
+  return ltc_finish(L, &out, n);
 }
 
 /*
@@ -114,7 +143,6 @@ static ltc_Cell *ltc_newhandle (lua_State *L, ltc_State *S) {
   lua_setmetatable(L, -2);  /* from here on its __gc runs (and finds a dead cell until one is set) */
   cell = ltc_newcell(S);
   if (cell == NULL) luaL_error(L, "not enough memory");
-  cell->slot = (int)ltc_takeslot(S);
   *p = cell;
   cell->uds = 1;
   lua_pushvalue(L, -1);
@@ -135,7 +163,7 @@ static int ltc_create_trampoline (lua_State *L) {
   ltc_safepoint(L, S);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, &out, NULL);
   return ltc_finish(L, &out, n);
 }
 
@@ -155,7 +183,7 @@ static int ltc_format_trampoline (lua_State *L) {
   ltc_strformat(L, 2);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, &out, NULL);
   return ltc_finish(L, &out, n);
 }
 
@@ -169,7 +197,7 @@ static int ltc_append_trampoline (lua_State *L) {
   luaL_checkstack(L, 4, NULL);
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
   ltc_strformat(L, 2);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, &out, NULL);
   return ltc_finish(L, &out, n);
 }
 
@@ -183,14 +211,14 @@ static int ltc_pack_trampoline (lua_State *L) {
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
   ltc_strpack(L, 3);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, &out, NULL);
   return ltc_finish(L, &out, n);
 }
 
 /*
-** c:unpack(off, fmt): the body checks the context and the offset and pushes a copy of the bytes from
-** 'off' on (so no finalizer can free what is being read); then string.unpack runs here, in the method's
-** frame, and its last result becomes an offset into the context again.
+** c:unpack(off, fmt): the body checks the context and the offset and points at the bytes from 'off' on;
+** they are copied into a string here (so no finalizer can free what is being read); then string.unpack
+** runs on it, in the method's frame, and its last result becomes an offset into the context again.
 */
 static int ltc_unpack_trampoline (lua_State *L) {
   clua_Outcome out;
@@ -200,8 +228,9 @@ static int ltc_unpack_trampoline (lua_State *L) {
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   lua_settop(L, 3);
-  n = ltc_runbody(L, S, &out);
-  if (out.kind != CLUA_RETURN) return ltc_finish(L, &out, n);
+  n = ltc_runbody(L, S, &out, NULL);
+  if (out.kind != LTC_RETBYTES) return ltc_finish(L, &out, n);
+  lua_pushlstring(L, (const char *)out.bytes, out.len);  /* a copy: no finalizer can free what is read */
   data = lua_gettop(L);
   off = lua_tointeger(L, 2);
   n = ltc_strunpack(L, 3, data, 1);
@@ -221,7 +250,7 @@ static int ltc_children_trampoline (lua_State *L) {
   int n, i;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, &out, NULL);
   if (out.kind != CLUA_RETURN || S->iterbody == NULL) return ltc_finish(L, &out, n);
   lua_settop(L, 1);
   luaL_checkstack(L, LTC_NUPVALUES + 2, NULL);
@@ -242,55 +271,137 @@ static int ltc_children_trampoline (lua_State *L) {
 ** =======================================================================
 */
 
-ltc_Cell *ltc_newcell (ltc_State *S) {
-  ltc_Cell *cell;
-  if (S->charge != NULL && !S->charge(S, (long long)LTC_CELLCOST)) return NULL;
-  cell = (ltc_Cell *)calloc(1, sizeof(ltc_Cell));
-  if (cell == NULL) {
-    if (S->charge != NULL) S->charge(S, -(long long)LTC_CELLCOST);
+/*
+** Cells come from pages of LTC_PAGECELLS (one malloc, charged): taking and giving back a cell is a few
+** instructions, and a burst of frees (a collection) gives whole pages back.  A cell's slot is fixed by its
+** place: page id * LTC_PAGECELLS + index + 1.  Ids of released pages are reused first.
+*/
+static void ltc_pushpartial (ltc_State *S, ltc_Page *pg) {
+  pg->pnext = S->partial;
+  if (S->partial != NULL) S->partial->pprev = &pg->pnext;
+  pg->pprev = &S->partial;
+  S->partial = pg;
+}
+
+static void ltc_unpartial (ltc_Page *pg) {
+  *pg->pprev = pg->pnext;
+  if (pg->pnext != NULL) pg->pnext->pprev = pg->pprev;
+  pg->pnext = NULL;
+  pg->pprev = NULL;
+}
+
+/* An entry of S->pages: a page, or (odd) a released id linking to the next released one (+1, 0: none). */
+static ltc_Page *ltc_livepage (ltc_State *S, int id) {
+  ltc_Page *pg = S->pages[id];
+  return ((uintptr_t)pg & 1) ? NULL : pg;
+}
+
+static ltc_Page *ltc_newpage (ltc_State *S) {
+  ltc_Page *pg;
+  int id, i;
+  long long cost = (long long)ltc_mallocfootprint(sizeof(ltc_Page));
+  if (S->freeid == 0 && S->npages == S->cappages) {  /* grow the page table */
+    int cap = S->cappages ? S->cappages * 2 : 16;
+    long long grow = (long long)(cap - S->cappages) * (long long)sizeof(ltc_Page *);
+    ltc_Page **pages;
+    if (S->charge != NULL && !S->charge(S, grow)) return NULL;
+    pages = (ltc_Page **)realloc(S->pages, (size_t)cap * sizeof(ltc_Page *));
+    if (pages == NULL) {
+      if (S->charge != NULL) S->charge(S, -grow);
+      return NULL;
+    }
+    S->pages = pages;
+    S->cappages = cap;
+  }
+  if (S->charge != NULL && !S->charge(S, cost)) return NULL;
+  pg = (ltc_Page *)malloc(sizeof(ltc_Page));
+  if (pg == NULL) {
+    if (S->charge != NULL) S->charge(S, -cost);
     return NULL;
   }
-  cell->next = S->cells;
-  if (S->cells != NULL) S->cells->pprev = &cell->next;
-  cell->pprev = &S->cells;
-  S->cells = cell;
+  if (S->freeid != 0) {  /* a released id first */
+    id = S->freeid - 1;
+    S->freeid = (int)((uintptr_t)S->pages[id] >> 1);
+  }
+  else id = S->npages++;
+  S->pages[id] = pg;
+  pg->id = id;
+  pg->nfree = LTC_PAGECELLS;
+  pg->freelist = NULL;
+  for (i = LTC_PAGECELLS - 1; i >= 0; i--) {
+    ltc_Cell *c = &pg->cells[i];
+    memset(c, 0, sizeof(*c));
+    c->slot = id * LTC_PAGECELLS + i + 1;
+    c->body = pg->freelist;
+    pg->freelist = c;
+  }
+  ltc_pushpartial(S, pg);
+  return pg;
+}
+
+static void ltc_releasepage (ltc_State *S, ltc_Page *pg) {
+  ltc_unpartial(pg);
+  S->pages[pg->id] = (ltc_Page *)(((uintptr_t)S->freeid << 1) | 1);
+  S->freeid = pg->id + 1;
+  free(pg);
+  if (S->charge != NULL) S->charge(S, -(long long)ltc_mallocfootprint(sizeof(ltc_Page)));
+}
+
+static ltc_Page *ltc_pageof (ltc_State *S, ltc_Cell *cell) {
+  return S->pages[(cell->slot - 1) / LTC_PAGECELLS];
+}
+
+ltc_Cell *ltc_newcell (ltc_State *S) {
+  ltc_Page *pg = S->partial;
+  ltc_Cell *cell;
+  int slot;
+  if (pg == NULL && (pg = ltc_newpage(S)) == NULL) return NULL;
+  if (pg == S->spare) S->spare = NULL;
+  cell = pg->freelist;
+  pg->freelist = (ltc_Cell *)cell->body;
+  if (--pg->nfree == 0) ltc_unpartial(pg);
+  slot = cell->slot;
+  memset(cell, 0, sizeof(*cell));
+  cell->slot = slot;
+  cell->flags = LTC_INUSE;
   S->ncells++;
   return cell;
 }
 
-/* Gives a slot back (never raises: a slot that does not fit in the list is simply never reused). */
-void ltc_giveslot (ltc_State *S, lua_Integer slot) {
-  if (slot <= 0) return;
-  if (S->nfree == S->capfree) {
-    size_t cap = S->capfree ? S->capfree * 2 : 64;
-    lua_Integer *p;
-    long long grow = (long long)((cap - S->capfree) * sizeof(lua_Integer));
-    if (S->charge != NULL && !S->charge(S, grow)) return;
-    p = (lua_Integer *)realloc(S->freeslots, cap * sizeof(lua_Integer));
-    if (p == NULL) {
-      if (S->charge != NULL) S->charge(S, -grow);
-      return;
-    }
-    S->freeslots = p;
-    S->capfree = cap;
-  }
-  S->freeslots[S->nfree++] = slot;
-}
-
-/* Frees a cell nothing points at any more (no userdata, no chunk): its slot and name go back. */
+/* Gives back a cell nothing points at any more (no userdata, no chunk): its name and charges go back. */
 void ltc_freecell (ltc_State *S, ltc_Cell *cell) {
-  if (cell == NULL || cell == &ltc_deadcell) return;
-  if (cell->pprev != NULL) {
-    *cell->pprev = cell->next;
-    if (cell->next != NULL) cell->next->pprev = cell->pprev;
-  }
+  ltc_Page *pg;
+  if (cell == NULL || cell == &ltc_deadcell || !(cell->flags & LTC_INUSE)) return;
   S->ncells--;
   if (!S->closed) {
-    ltc_giveslot(S, cell->slot);
     if (cell->name != NULL) ltc_unrefname(S, cell->name);
-    if (S->charge != NULL) S->charge(S, -(long long)(LTC_CELLCOST + cell->charged + cell->namecharge));
+    if (S->charge != NULL && cell->charged > 0) S->charge(S, -(long long)cell->charged);
   }
-  free(cell);
+  cell->flags = 0;
+  cell->name = NULL;
+  pg = ltc_pageof(S, cell);
+  cell->body = pg->freelist;
+  pg->freelist = cell;
+  if (pg->nfree++ == 0) ltc_pushpartial(S, pg);
+  if (pg->nfree == LTC_PAGECELLS && !S->closed) {  /* empty: keep one such page for the next burst */
+    if (S->spare == NULL) S->spare = pg;
+    else if (S->spare != pg) ltc_releasepage(S, pg);
+  }
+}
+
+ltc_Cell *ltc_nextcell (ltc_State *S, ltc_Cell *cell) {
+  int id = 0, i = 0;
+  if (cell != NULL) {
+    id = (cell->slot - 1) / LTC_PAGECELLS;
+    i = (cell->slot - 1) % LTC_PAGECELLS + 1;
+  }
+  for (; id < S->npages; id++, i = 0) {
+    ltc_Page *pg = ltc_livepage(S, id);
+    if (pg == NULL || pg->nfree == LTC_PAGECELLS) continue;
+    for (; i < LTC_PAGECELLS; i++)
+      if (pg->cells[i].flags & LTC_INUSE) return &pg->cells[i];
+  }
+  return NULL;
 }
 
 void ltc_pushtables (lua_State *L, ltc_State *S) {
@@ -345,8 +456,14 @@ static unsigned ltc_hash (const char *s, size_t len) {
 
 /* The counted name for 'text' (one count taken for the caller), or NULL when memory runs out. */
 ltc_Name *ltc_internname (ltc_State *S, const char *text) {
-  size_t len = strlen(text);
-  unsigned h = ltc_hash(text, len);
+  return ltc_internbytes(S, text, strlen(text));
+}
+
+ltc_Name *ltc_internbytes (ltc_State *S, const char *text, size_t len) {
+  unsigned h;
+  const char *nul = (const char *)memchr(text, '\0', len);
+  if (nul != NULL) len = (size_t)(nul - text);  /* a name ends at its first NUL, as talloc's */
+  h = ltc_hash(text, len);
   ltc_Name *n;
   if (S->capnames > 0) {
     for (n = S->names[h & (S->capnames - 1)]; n != NULL; n = n->next) {
@@ -383,7 +500,8 @@ ltc_Name *ltc_internname (ltc_State *S, const char *text) {
     if (S->charge != NULL) S->charge(S, -(long long)ltc_mallocfootprint(sizeof(ltc_Name) + len));
     return NULL;
   }
-  memcpy(n->text, text, len + 1);
+  memcpy(n->text, text, len);
+  n->text[len] = '\0';
   n->len = len;
   n->hash = h;
   n->refs = 1;
@@ -401,7 +519,7 @@ void ltc_unrefname (ltc_State *S, ltc_Name *n) {
   for (pp = &S->names[n->hash & (S->capnames - 1)]; *pp != NULL; pp = &(*pp)->next) {
     if (*pp == n) { *pp = n->next; break; }
   }
-  if (S->lastName == n) { S->lastName = NULL; S->lastSource = NULL; }
+  if (S->lastName == n) S->lastName = NULL;
   S->nnames--;
   if (S->charge != NULL) S->charge(S, -(long long)ltc_mallocfootprint(sizeof(ltc_Name) + n->len));
   free(n);
@@ -417,24 +535,54 @@ static void ltc_freenames (ltc_State *S) {
   S->names = NULL;
   S->capnames = S->nnames = 0;
   S->lastName = NULL;
-  S->lastSource = NULL;
 }
 
-int ltc_callername (lua_State *L, ltc_State *S, char *buf, size_t buflen, const void **source, int *line,
-                    ltc_Name **name) {
+/*
+** The position of the Lua code that called the module (level 1), for a default name: the line, and the
+** chunk's source interned.  lua_getinfo's "S" formats short_src every time; so "f" pushes the calling
+** function first and, when it is the one the state saw last (kept in a weak table: the cache keeps no
+** function alive), its interned source is reused.  Never raises: lua_getinfo allocates nothing for these
+** options, and the cache's one array slot exists from the start.
+*/
+int ltc_callername (lua_State *L, ltc_State *S, int extra, ltc_Name **name, int *line) {
   lua_Debug ar;
-  if (!lua_getstack(L, 1, &ar)) return 0;
-  if (!lua_getinfo(L, "Sl", &ar)) return 0;
-  if (ar.currentline < 0) return 0;  /* a C function: no position */
-  *line = ar.currentline;
-  *source = ar.source;
-  if (S->lastName != NULL && S->lastSource == (const void *)ar.source && strcmp(S->lastName->text, ar.short_src) == 0) {
-    *name = S->lastName;
-    return 1;
+  ltc_Name *n;
+  extra = lua_absindex(L, extra);
+  if (!lua_checkstack(L, 4)) return -1;
+  if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "lf", &ar)) return 0;  /* pushes the function */
+  if (ar.currentline < 0) {  /* a C function: no position */
+    lua_pop(L, 1);
+    return 0;
   }
-  strncpy(buf, ar.short_src, buflen - 1);
-  buf[buflen - 1] = '\0';
-  return 2;
+  *line = ar.currentline;
+  lua_rawgeti(L, extra, LTC_EXTRA_LASTFN);  /* the cache: {function} with weak values */
+  if (S->lastName != NULL) {
+    int same;
+    lua_rawgeti(L, -1, 1);
+    same = lua_rawequal(L, -1, -3);
+    lua_pop(L, 1);
+    if (same) {
+      lua_pop(L, 2);
+      S->lastName->refs++;
+      *name = S->lastName;
+      return 1;
+    }
+  }
+  lua_pushvalue(L, -2);
+  lua_getinfo(L, ">S", &ar);  /* pops the copy */
+  n = ltc_internname(S, ar.short_src);
+  if (n == NULL) {
+    lua_pop(L, 2);
+    return -1;
+  }
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, 1);  /* the array slot 1 exists: no allocation */
+    S->lastName = n;
+  }
+  lua_pop(L, 2);
+  *name = n;
+  return 1;
 }
 
 /* }====================================================================== */
@@ -509,15 +657,14 @@ static int ltc_state_gc (lua_State *L) {
   S->closed = 1;
   /* cells whose userdata never ran its __gc (its metatable was taken away, or it was made while the state
      closed, when Lua runs no more finalizers): nothing can reach them any more */
-  while (S->cells != NULL) {
-    ltc_Cell *cell = S->cells;
-    S->cells = cell->next;
-    free(cell);
+  {
+    int id;
+    for (id = 0; id < S->npages; id++) free(ltc_livepage(S, id));
+    free(S->pages);
+    S->pages = NULL;
+    S->npages = S->cappages = S->freeid = S->ncells = 0;
+    S->partial = S->spare = NULL;
   }
-  S->ncells = 0;
-  free(S->freeslots);
-  S->freeslots = NULL;
-  S->nfree = S->capfree = 0;
   ltc_freenames(S);
   return 0;
 }
@@ -531,6 +678,7 @@ static lua_CFunction ltc_trampolinefor (int kind) {
     case LTC_UNPACKS: return ltc_unpack_trampoline;
     case LTC_NOSTATE: return ltc_nostate_trampoline;
     case LTC_ITERATES: return ltc_children_trampoline;
+    case LTC_FINALIZES: return ltc_gc_trampoline;
     default: return ltc_trampoline;
   }
 }
@@ -580,6 +728,14 @@ static int ltc_openlib_k (lua_State *L) {
   lua_newtable(L); extra = lua_gettop(L);
   lua_pushboolean(L, 0);
   lua_rawseti(L, extra, 0);  /* the key of the pending destructor error exists from the start */
+  lua_createtable(L, 1, 0);  /* the caller cache of ltc_callername: one array slot, weak */
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawseti(L, extra, LTC_EXTRA_LASTFN);
   /* the state's __gc closes the module; a plain function, it finds the state in its argument */
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, ltc_state_gc);
@@ -673,4 +829,3 @@ int ltc_tostringinplace (lua_State *L, int idx) {
   return status;
 }
 
-lua_Integer ltc_takeslot_public (ltc_State *S) { return ltc_takeslot(S); }

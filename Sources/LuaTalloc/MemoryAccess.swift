@@ -33,15 +33,14 @@ enum MemoryAccess {
 
     static let read: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
-        guard Lua.isNoneOrNil(L, 2) || Lua.integer(L, out, 2) != nil else { return 0 }
-        guard Lua.isNoneOrNil(L, 3) || Lua.integer(L, out, 3) != nil else { return 0 }
+        guard case .some(let offArg) = Lua.optionalInteger(L, out, 2),
+              case .some(let lenArg) = Lua.optionalInteger(L, out, 3) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
-        guard let off = Lua.optInteger(L, out, 2, 0) else { return 0 }
-        guard let len = Lua.optInteger(L, out, 3, max(c.size - max(off, 0), 0)) else { return 0 }
+        let off = offArg ?? 0
+        let len = lenArg ?? max(c.size - max(off, 0), 0)
         guard inBounds(out, c, off, len, offArg: 2, lenArg: 3) else { return 0 }
-        // the copy is made before the collection this allocation may start runs anything
-        let b = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(c.unsafeMutableBytes)[off..<(off + len)])
-        return Lua.push(L, bytes: b) ? 1 : out.rethrow()
+        // the trampoline copies them before the collection that allocation may start runs anything
+        return out.returnBytes(c.unsafePointer + off, len)
     }
 
     static let write: clua_Body = { L, out in
@@ -58,12 +57,12 @@ enum MemoryAccess {
     static let fill: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let byte = Lua.integer(L, out, 2) else { return 0 }
-        guard Lua.isNoneOrNil(L, 3) || Lua.integer(L, out, 3) != nil else { return 0 }
-        guard Lua.isNoneOrNil(L, 4) || Lua.integer(L, out, 4) != nil else { return 0 }
+        guard case .some(let offArg) = Lua.optionalInteger(L, out, 3),
+              case .some(let lenArg) = Lua.optionalInteger(L, out, 4) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
         if byte < 0 || byte > 255 { return out.argError(2, "byte out of range (0..255)") }
-        guard let off = Lua.optInteger(L, out, 3, 0) else { return 0 }
-        guard let len = Lua.optInteger(L, out, 4, max(c.size - max(off, 0), 0)) else { return 0 }
+        let off = offArg ?? 0
+        let len = lenArg ?? max(c.size - max(off, 0), 0)
         guard inBounds(out, c, off, len, offArg: 3, lenArg: 4) else { return 0 }
         guard keepsTerminator(out, c, at: off, nil, fill: UInt8(byte), count: len) else { return 0 }
         memset(c.unsafePointer + off, Int32(byte), len)
@@ -85,21 +84,19 @@ enum MemoryAccess {
     }
 
     /// c:unpack(off, fmt): string.unpack(fmt, bytes from `off`); returns the values and the offset after.
-    /// This body checks and pushes a copy of the bytes; the trampoline unpacks it afterwards.
+    /// This body checks and points at the bytes; the trampoline copies and unpacks them afterwards.
     static let unpack: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let off = Lua.integer(L, out, 2), Lua.bytes(L, out, 3) != nil else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
         guard inBounds(out, c, off, 0, offArg: 2, lenArg: 2) else { return 0 }
-        let b = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(c.unsafeMutableBytes)[off...])
-        return Lua.push(L, bytes: b) ? 0 : out.rethrow()
+        return out.returnBytes(c.unsafePointer + off, c.size - off)
     }
 
     /// c:string(): the bytes up to the first NUL (all of them when there is none).
     static let string: clua_Body = { L, out in
         guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         let bytes = UnsafeRawBufferPointer(c.unsafeMutableBytes)
-        let n = bytes.firstIndex(of: 0) ?? bytes.count
-        return Lua.push(L, bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<n])) ? 1 : out.rethrow()
+        return out.returnBytes(c.unsafePointer, bytes.firstIndex(of: 0) ?? bytes.count)
     }
 }

@@ -69,7 +69,7 @@ public enum LuaTallocModule {
         reg("unpack", MemoryAccess.unpack, LTC_UNPACKS),
         reg("string", MemoryAccess.string),
         // metamethods
-        reg("__gc", TallocModule.gc, LTC_NOSTATE, where: 4),
+        reg("__gc", TallocModule.gc, LTC_FINALIZES, where: 4),
         reg("__close", TallocModule.close, where: 4),
         reg("__tostring", TallocModule.tostring, LTC_NOSTATE, where: 4),
     ]

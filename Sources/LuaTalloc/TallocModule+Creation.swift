@@ -44,7 +44,7 @@ extension TallocModule {
         }
         var named = true
         if let name {
-            named = ModuleState.setNameCopy(f.S, c, cell, name)
+            named = ModuleState.setNameInterned(f.S, c, cell, name)
         } else if byCaller {
             named = ModuleState.nameByCaller(f, c, cell, talloc_new: talloc_new)
         }
@@ -52,7 +52,12 @@ extension TallocModule {
             try? c.free()
             return outOfMemory(f.S, out)
         }
-        Handles.linkParent(f, 1, c, cell)
+        // the parent link: the parent's handle is argument 1 (index 2), or none at the top level, where
+        // the new handle's user value stays nil (a new userdata's user values are nil)
+        if lua_type(f.L, 2) == LUA_TUSERDATA {
+            lua_pushvalue(f.L, 2)
+            lua_setiuservalue(f.L, 1, 1)
+        }
         lua_settop(f.L, 1)
         return 1
     }

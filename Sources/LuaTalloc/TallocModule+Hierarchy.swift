@@ -37,17 +37,21 @@ extension TallocModule {
 
     static let steal: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
-        guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
-        do throws(TallocError) { try c.steal(to: parent) } catch { return out.fail(f.S, error) }
-        lua_settop(L, 2)
+        guard let parent = Handles.parent(f, out, 1), let (c, cell) = Handles.resolve(f, out, 2) else { return 0 }
+        do throws(TallocError) {
+            try Handles.moving(f, handle: 2, c, cell, to: 1, parent) { () throws(TallocError) in try c.steal(to: parent) }
+        } catch { return out.fail(f.S, error) }
+        lua_pushvalue(L, 2)
         return 1
     }
 
     static let reparent: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let old = Handles.parent(f, out, 1), let new = Handles.parent(f, out, 2),
-              let c = Handles.context(f, out, 3) else { return 0 }
-        do throws(TallocError) { try c.reparent(from: old, to: new) } catch .notAParent {
+              let (c, cell) = Handles.resolve(f, out, 3) else { return 0 }
+        do throws(TallocError) {
+            try Handles.moving(f, handle: 3, c, cell, to: 2, new) { () throws(TallocError) in try c.reparent(from: old, to: new) }
+        } catch .notAParent {
             return Refusal.push(f, out, .notAParent, lead: .nil)
         } catch { return out.fail(f.S, error) }
         lua_settop(L, 3)
@@ -91,25 +95,30 @@ extension TallocModule {
     static let nextChild: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         let prevAt = ltc_upvalue(LTC_UPV_ITERPREV)
-        if lua_type(L, prevAt) == LUA_TBOOLEAN { lua_pushnil(L); return 1 }  // ran out already
-        guard let p = Handles.context(f, out, ltc_upvalue(LTC_UPV_ITERPARENT)) else { return 0 }
+        let state = lua_type(L, prevAt)
+        if state == LUA_TBOOLEAN { lua_pushnil(L); return 1 }  // ran out already
+        // both upvalues are handles children() and this function put there: no type check needed
+        let pc = ltc_cellat(L, ltc_upvalue(LTC_UPV_ITERPARENT))
+        guard let pb = pc.pointee.body else { return Handles.freedError(L, out, pc) }
+        let p = TallocContext(unsafePointer: pb)
         let next: TallocContext?
-        if lua_type(L, prevAt) == LUA_TNIL {
+        if state == LUA_TNIL {
             next = visibleChild(p.firstChild, of: p)
         } else {
-            guard let prev = Handles.context(f, out, prevAt) else { return 0 }
+            let prevCell = ltc_cellat(L, prevAt)
+            guard let b = prevCell.pointee.body else { return Handles.freedError(L, out, prevCell) }
+            let prev = TallocContext(unsafePointer: b)
             if prev.parent != p { return out.error("children changed while iterating (the previous child moved)") }
             next = visibleChild(prev.nextSibling, of: p)
         }
         guard let next else {
             lua_pushboolean(L, 0)
-            clua_replace(L, prevAt)
+            lua_copy(L, -1, prevAt)
             lua_pushnil(L)
             return 1
         }
         guard Handles.push(f, next) else { return out.rethrow() }
-        lua_pushvalue(L, -1)
-        clua_replace(L, prevAt)
+        lua_copy(L, -1, prevAt)  // the handle stays on the top: the result
         return 1
     }
 

@@ -36,15 +36,14 @@ extension TallocModule {
 
     /// __gc: when the last userdata of a top-level context goes, the context is freed (unless the host
     /// lent it, or a destructor refused once already); a child is left to its parent.
+    ///
+    /// Its trampoline (ltc_gc_trampoline) settled every other case: this body runs only for the last
+    /// handle of a live cell (given in `out.bytes`; the handle let go of it already), on an open state.
     static let gc: clua_Body = { L, out in
-        guard let S = out.pointee.context?.assumingMemoryBound(to: ltc_State.self) else {
-            // the state is closed: its cells are gone with it; only let go of the pointer
-            if ltc_tocell(L, 1) != nil { ltc_dropcell(L, 1) }
-            return 0
-        }
+        guard let S = out.pointee.context?.assumingMemoryBound(to: ltc_State.self),
+              let cell = UnsafeMutableRawPointer(mutating: out.pointee.bytes)?.assumingMemoryBound(to: ltc_Cell.self)
+        else { return 0 }
         let f = Frame(module: L, S)
-        guard let cell = ltc_tocell_in(L, 1, f.meta), ltc_isdead(cell) == 0 else { return 0 }
-        ltc_dropcell(L, 1)  // a second __gc finds the dead cell
         // this userdata's count is given back at the end: the cell must outlive the free below
         defer {
             cell.pointee.uds -= 1

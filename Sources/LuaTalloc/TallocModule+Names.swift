@@ -40,7 +40,7 @@ extension TallocModule {
         let f = ModuleState.frame(L, out)
         guard let b = Lua.bytes(L, out, 2) else { return 0 }
         guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
-        if !ModuleState.setNameCopy(f.S, c, cell, b) { return outOfMemory(f.S, out) }
+        if !ModuleState.setNameInterned(f.S, c, cell, b) { return outOfMemory(f.S, out) }
         return 0
     }
 

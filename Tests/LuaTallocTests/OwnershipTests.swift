@@ -97,6 +97,15 @@ import Testing
         q1, q2 = nil, nil
         collectgarbage(); collectgarbage()
         assert(freed.q1 and not freed.q2 and r:parent():get_name():match("talloc_new"))
+        -- ... across a reparent that moves a reference (the old parent was a referrer): the parent and
+        -- the link stay as they were
+        local a, ref, to = watch(talloc.new(nil, "a"), "a"), talloc.new(nil, "ref"), talloc.new(nil, "to")
+        local rc = talloc.new(a, "rc")
+        talloc.reference(ref, rc)
+        assert(rawequal(talloc.reparent(ref, to, rc), rc))
+        a, ref = nil, nil
+        collectgarbage(); collectgarbage()
+        assert(not freed.a and rc:parent():get_name() == "a", rc:parent() and rc:parent():get_name())
         -- ... across talloc's re-homing: a refusing child moves to its grandparent
         local g = watch(talloc.new(nil, "grandparent"), "grandparent")
         local mid = talloc.new(g, "mid")
