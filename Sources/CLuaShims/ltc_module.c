@@ -8,7 +8,7 @@
 #include "ltc_shim.h"
 #include "ltc_strlib.h"
 
-const ltc_Cell ltc_deadcell = { NULL, NULL, 0, 0, 1 << 30, 0, 0, 0, {0} };
+const ltc_Cell ltc_deadcell = { NULL, NULL, 0, 0, 1 << 30, 0, 0, 0 };
 
 /* The closure of every module function carries these upvalues (see LTC_UPV_*). */
 
@@ -47,15 +47,15 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
 ** this thread, and the thread of the call that was running before comes back when the body returns.  A
 ** body never raises, so the restore always happens.
 */
-static int ltc_runbody (lua_State *L, ltc_State *S, clua_Outcome *out, const void *arg) {
-  clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome *out, const void *arg,
+                        size_t len) {
   lua_State *prev = S->currentL;
   int n;
   out->kind = CLUA_RETURN;
   out->arg = 0;
   out->context = S;
-  out->bytes = arg;
-  out->len = 0;
+  out->bytes = arg;  /* what the trampoline gives the body (the __gc cell, pack's bytes) */
+  out->len = len;
   out->message[0] = '\0';
   S->currentL = L;
   S->inbody++;
@@ -73,14 +73,31 @@ static void ltc_safepoint (lua_State *L, ltc_State *S) {
   ltc_collectnow(L, S->collect);
 }
 
-/* Every plain function. */
+/* The host's bound functions (upvalue 1: the Swift body itself; the state in LTC_UPV_STATE). */
 int ltc_trampoline (lua_State *L) {
   clua_Outcome out;
   ltc_State *S = ltc_state(L);
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
-  n = ltc_runbody(L, S, &out, NULL);
+  n = ltc_runbody(L, S, (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY)), &out, NULL, 0);
+  return ltc_finish(L, &out, n);
+}
+
+/* The record of the running module function (upvalue 1): its body and the state, in one lookup. */
+static ltc_Fn *ltc_fn (lua_State *L) {
+  return (ltc_Fn *)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+}
+
+/* Every plain module function. */
+static int ltc_fn_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
+  int n;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
@@ -88,10 +105,11 @@ int ltc_trampoline (lua_State *L) {
    the body sees out.context NULL when the state is closed. */
 static int ltc_nostate_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n;
   if (S->closed) {
-    clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+    clua_Body body = fn->body;
     out.kind = CLUA_RETURN;
     out.arg = 0;
     out.context = NULL;
@@ -101,7 +119,7 @@ static int ltc_nostate_trampoline (lua_State *L) {
     n = body(L, &out);
     return ltc_finish(L, &out, n);
   }
-  n = ltc_runbody(L, S, &out, NULL);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
@@ -113,7 +131,8 @@ static int ltc_nostate_trampoline (lua_State *L) {
 ** go of its pointer.
 */
 static int ltc_gc_trampoline (lua_State *L) {
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   ltc_Cell *cell = ltc_tocell(L, 1);
   clua_Outcome out;
   int n;
@@ -126,7 +145,7 @@ static int ltc_gc_trampoline (lua_State *L) {
   }
   /* the last handle of a live context: the body (TallocModule.gc) frees it if it is top level, then lets
      go of the cell, which it finds in out.bytes */
-  n = ltc_runbody(L, S, &out, cell);
+  n = ltc_runbody(L, S, fn->body, &out, cell, 0);
   return ltc_finish(L, &out, n);
 }
 
@@ -157,13 +176,14 @@ static ltc_Cell *ltc_newhandle (lua_State *L, ltc_State *S) {
 */
 static int ltc_create_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
-  n = ltc_runbody(L, S, &out, NULL);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
@@ -174,7 +194,8 @@ static int ltc_create_trampoline (lua_State *L) {
 */
 static int ltc_format_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
@@ -183,35 +204,38 @@ static int ltc_format_trampoline (lua_State *L) {
   ltc_strformat(L, 2);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
-  n = ltc_runbody(L, S, &out, NULL);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
 /* asprintf_append(c, fmt, ...): formatted first, as above; the result on the top. */
 static int ltc_append_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
   ltc_strformat(L, 2);
-  n = ltc_runbody(L, S, &out, NULL);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
-/* c:pack(off, fmt, ...): string.pack of the arguments from 3 on, in the method's own frame; the packed
-   string on the top. */
+/* c:pack(off, fmt, ...): string.pack of the arguments from 3 on, in the method's own frame, into a buffer
+   of this frame (no Lua string is made); the body finds the bytes in out.bytes and out.len. */
 static int ltc_pack_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
+  luaL_Buffer b;
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
-  ltc_strpack(L, 3);
-  n = ltc_runbody(L, S, &out, NULL);
+  ltc_strpackbuffer(L, 3, &b);
+  n = ltc_runbody(L, S, fn->body, &out, luaL_buffaddr(&b), luaL_bufflen(&b));
   return ltc_finish(L, &out, n);
 }
 
@@ -222,18 +246,23 @@ static int ltc_pack_trampoline (lua_State *L) {
 */
 static int ltc_unpack_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n, data;
   lua_Integer off;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   lua_settop(L, 3);
-  n = ltc_runbody(L, S, &out, NULL);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   if (out.kind != LTC_RETBYTES) return ltc_finish(L, &out, n);
-  lua_pushlstring(L, (const char *)out.bytes, out.len);  /* a copy: no finalizer can free what is read */
-  data = lua_gettop(L);
   off = lua_tointeger(L, 2);
-  n = ltc_strunpack(L, 3, data, 1);
+  if (strpbrk(lua_tostring(L, 3), "csz") == NULL)  /* numbers only: read in place (nothing allocates) */
+    n = ltc_strunpackbytes(L, 3, (const char *)out.bytes, out.len, lua_gettop(L) + 1, 1);
+  else {
+    lua_pushlstring(L, (const char *)out.bytes, out.len);  /* a copy: no finalizer can free what is read */
+    data = lua_gettop(L);
+    n = ltc_strunpack(L, 3, data, 1);
+  }
   lua_pushinteger(L, off + lua_tointeger(L, -1) - 1);
   lua_replace(L, -2);
   return n;
@@ -246,19 +275,20 @@ static int ltc_unpack_trampoline (lua_State *L) {
 */
 static int ltc_children_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n, i;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
-  n = ltc_runbody(L, S, &out, NULL);
-  if (out.kind != CLUA_RETURN || S->iterbody == NULL) return ltc_finish(L, &out, n);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  if (out.kind != CLUA_RETURN || S->iterfn == NULL) return ltc_finish(L, &out, n);
   lua_settop(L, 1);
   luaL_checkstack(L, LTC_NUPVALUES + 2, NULL);
-  lua_pushlightuserdata(L, (void *)S->iterbody);
+  lua_pushlightuserdata(L, (void *)S->iterfn);
   for (i = 2; i <= LTC_NUPVALUES; i++) lua_pushvalue(L, lua_upvalueindex(i));
   lua_pushvalue(L, 1);
   lua_pushnil(L);
-  lua_pushcclosure(L, ltc_trampoline, LTC_NUPVALUES + 2);
+  lua_pushcclosure(L, ltc_fn_trampoline, LTC_NUPVALUES + 2);
   return 1;
 }
 
@@ -271,11 +301,28 @@ static int ltc_children_trampoline (lua_State *L) {
 ** =======================================================================
 */
 
+/* Under AddressSanitizer a free cell is poisoned, so that a use after its release is still reported
+   although its page stays allocated. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define LTC_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define LTC_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#endif
+#endif
+#ifndef LTC_POISON
+#define LTC_POISON(p, n) ((void)0)
+#define LTC_UNPOISON(p, n) ((void)0)
+#endif
+
 /*
 ** Cells come from pages of LTC_PAGECELLS (one malloc, charged): taking and giving back a cell is a few
-** instructions, and a burst of frees (a collection) gives whole pages back.  A cell's slot is fixed by its
-** place: page id * LTC_PAGECELLS + index + 1.  Ids of released pages are reused first.
+** instructions, and a burst of frees (a collection) gives whole pages back.  A page knows its live cells
+** by a bit mask (nothing is kept in a free cell, which AddressSanitizer builds poison).  A cell's slot is
+** fixed by its place: page id * LTC_PAGECELLS + index + 1.  Ids of released pages are reused first.
 */
+#define LTC_FULLPAGE ((1u << LTC_PAGECELLS) - 1)
+
 static void ltc_pushpartial (ltc_State *S, ltc_Page *pg) {
   pg->pnext = S->partial;
   if (S->partial != NULL) S->partial->pprev = &pg->pnext;
@@ -298,7 +345,7 @@ static ltc_Page *ltc_livepage (ltc_State *S, int id) {
 
 static ltc_Page *ltc_newpage (ltc_State *S) {
   ltc_Page *pg;
-  int id, i;
+  int id;
   long long cost = (long long)ltc_mallocfootprint(sizeof(ltc_Page));
   if (S->freeid == 0 && S->npages == S->cappages) {  /* grow the page table */
     int cap = S->cappages ? S->cappages * 2 : 16;
@@ -326,15 +373,8 @@ static ltc_Page *ltc_newpage (ltc_State *S) {
   else id = S->npages++;
   S->pages[id] = pg;
   pg->id = id;
-  pg->nfree = LTC_PAGECELLS;
-  pg->freelist = NULL;
-  for (i = LTC_PAGECELLS - 1; i >= 0; i--) {
-    ltc_Cell *c = &pg->cells[i];
-    memset(c, 0, sizeof(*c));
-    c->slot = id * LTC_PAGECELLS + i + 1;
-    c->body = pg->freelist;
-    pg->freelist = c;
-  }
+  pg->inuse = 0;
+  LTC_POISON(pg->cells, sizeof(pg->cells));
   ltc_pushpartial(S, pg);
   return pg;
 }
@@ -343,26 +383,24 @@ static void ltc_releasepage (ltc_State *S, ltc_Page *pg) {
   ltc_unpartial(pg);
   S->pages[pg->id] = (ltc_Page *)(((uintptr_t)S->freeid << 1) | 1);
   S->freeid = pg->id + 1;
+  LTC_UNPOISON(pg->cells, sizeof(pg->cells));
   free(pg);
   if (S->charge != NULL) S->charge(S, -(long long)ltc_mallocfootprint(sizeof(ltc_Page)));
-}
-
-static ltc_Page *ltc_pageof (ltc_State *S, ltc_Cell *cell) {
-  return S->pages[(cell->slot - 1) / LTC_PAGECELLS];
 }
 
 ltc_Cell *ltc_newcell (ltc_State *S) {
   ltc_Page *pg = S->partial;
   ltc_Cell *cell;
-  int slot;
+  int i;
   if (pg == NULL && (pg = ltc_newpage(S)) == NULL) return NULL;
   if (pg == S->spare) S->spare = NULL;
-  cell = pg->freelist;
-  pg->freelist = (ltc_Cell *)cell->body;
-  if (--pg->nfree == 0) ltc_unpartial(pg);
-  slot = cell->slot;
+  i = __builtin_ctz(~pg->inuse & LTC_FULLPAGE);
+  pg->inuse |= 1u << i;
+  if (pg->inuse == LTC_FULLPAGE) ltc_unpartial(pg);
+  cell = &pg->cells[i];
+  LTC_UNPOISON(cell, sizeof(*cell));
   memset(cell, 0, sizeof(*cell));
-  cell->slot = slot;
+  cell->slot = pg->id * LTC_PAGECELLS + i + 1;
   cell->flags = LTC_INUSE;
   S->ncells++;
   return cell;
@@ -371,19 +409,21 @@ ltc_Cell *ltc_newcell (ltc_State *S) {
 /* Gives back a cell nothing points at any more (no userdata, no chunk): its name and charges go back. */
 void ltc_freecell (ltc_State *S, ltc_Cell *cell) {
   ltc_Page *pg;
-  if (cell == NULL || cell == &ltc_deadcell || !(cell->flags & LTC_INUSE)) return;
+  unsigned bit;
+  if (cell == NULL || cell == &ltc_deadcell) return;
+  pg = ltc_livepage(S, (cell->slot - 1) / LTC_PAGECELLS);
+  bit = 1u << ((cell->slot - 1) % LTC_PAGECELLS);
+  if (pg == NULL || !(pg->inuse & bit)) return;  /* not live (a second release) */
   S->ncells--;
   if (!S->closed) {
     if (cell->name != NULL) ltc_unrefname(S, cell->name);
     if (S->charge != NULL && cell->charged > 0) S->charge(S, -(long long)cell->charged);
   }
+  if (pg->inuse == LTC_FULLPAGE) ltc_pushpartial(S, pg);
+  pg->inuse &= ~bit;
   cell->flags = 0;
-  cell->name = NULL;
-  pg = ltc_pageof(S, cell);
-  cell->body = pg->freelist;
-  pg->freelist = cell;
-  if (pg->nfree++ == 0) ltc_pushpartial(S, pg);
-  if (pg->nfree == LTC_PAGECELLS && !S->closed) {  /* empty: keep one such page for the next burst */
+  LTC_POISON(cell, sizeof(*cell));
+  if (pg->inuse == 0 && !S->closed) {  /* empty: keep one such page for the next burst */
     if (S->spare == NULL) S->spare = pg;
     else if (S->spare != pg) ltc_releasepage(S, pg);
   }
@@ -397,9 +437,9 @@ ltc_Cell *ltc_nextcell (ltc_State *S, ltc_Cell *cell) {
   }
   for (; id < S->npages; id++, i = 0) {
     ltc_Page *pg = ltc_livepage(S, id);
-    if (pg == NULL || pg->nfree == LTC_PAGECELLS) continue;
+    if (pg == NULL) continue;
     for (; i < LTC_PAGECELLS; i++)
-      if (pg->cells[i].flags & LTC_INUSE) return &pg->cells[i];
+      if (pg->inuse & (1u << i)) return &pg->cells[i];
   }
   return NULL;
 }
@@ -659,7 +699,11 @@ static int ltc_state_gc (lua_State *L) {
      closed, when Lua runs no more finalizers): nothing can reach them any more */
   {
     int id;
-    for (id = 0; id < S->npages; id++) free(ltc_livepage(S, id));
+    for (id = 0; id < S->npages; id++) {
+      ltc_Page *pg = ltc_livepage(S, id);
+      if (pg != NULL) LTC_UNPOISON(pg->cells, sizeof(pg->cells));
+      free(pg);
+    }
     free(S->pages);
     S->pages = NULL;
     S->npages = S->cappages = S->freeid = S->ncells = 0;
@@ -679,12 +723,14 @@ static lua_CFunction ltc_trampolinefor (int kind) {
     case LTC_NOSTATE: return ltc_nostate_trampoline;
     case LTC_ITERATES: return ltc_children_trampoline;
     case LTC_FINALIZES: return ltc_gc_trampoline;
-    default: return ltc_trampoline;
+    default: return ltc_fn_trampoline;
   }
 }
 
-void ltc_pushfunction (lua_State *L, clua_Body body, int kind, int meta, int handles, int state, int extra) {
-  lua_pushlightuserdata(L, (void *)body);
+/* [-0, +1, m] pushes a module function: its record 'fn' (upvalue 1) and the tables; 'kind' picks the
+   trampoline. */
+static void ltc_pushfn (lua_State *L, ltc_Fn *fn, int kind, int meta, int handles, int state, int extra) {
+  lua_pushlightuserdata(L, (void *)fn);
   lua_pushvalue(L, meta);
   lua_pushvalue(L, handles);
   lua_pushvalue(L, state);
@@ -750,9 +796,13 @@ static int ltc_openlib_k (lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "talloc.state");
   lua_newtable(L); module = lua_gettop(L);
   lua_newtable(L); methods = lua_gettop(L);
+  if (nregs > LTC_MAXFNS) return luaL_error(L, "talloc: too many module functions");
   for (i = 0; i < nregs; i++) {
-    if (regs[i].where & 8) { S->iterbody = regs[i].body; continue; }  /* made by each children() call */
-    ltc_pushfunction(L, regs[i].body, regs[i].kind, meta, handles, state, extra);
+    ltc_Fn *fn = &S->fns[i];
+    fn->body = regs[i].body;
+    fn->S = S;
+    if (regs[i].where & 8) { S->iterfn = fn; continue; }  /* made by each children() call */
+    ltc_pushfn(L, fn, regs[i].kind, meta, handles, state, extra);
     if (regs[i].where & 1) { lua_pushvalue(L, -1); lua_setfield(L, module, regs[i].name); }
     if (regs[i].where & 2) { lua_pushvalue(L, -1); lua_setfield(L, methods, regs[i].name); }
     if (regs[i].where & 4) { lua_pushvalue(L, -1); lua_setfield(L, meta, regs[i].name); }

@@ -122,8 +122,7 @@ enum Handles {
             }
             if location { text += Array(":\(cell.pointee.line)".utf8) }
         } else {
-            text = withUnsafeBytes(of: cell.pointee.freed) { Array($0.prefix(while: { $0 != 0 })) }
-            if text.isEmpty { return Array("unnamed".utf8) }
+            return Array("unnamed".utf8)
         }
         return [UInt8(ascii: "'")] + text + [UInt8(ascii: "'")]
     }
@@ -314,9 +313,13 @@ enum Handles {
         }
     }
 
+    /// How many bytes of a name a freed context keeps for its messages.
+    static let savedNameBytes = 23
+
     /// Keeps what the name was, for the message of a later use: the interned name the cell counts, if the
-    /// chunk is still named by it (the cell keeps it until it goes), or else the first bytes of the name.
-    /// With `countedOnly` (the chunk's name may point into a child freed already) only the counted name.
+    /// chunk is still named by it (the cell keeps it until it goes), or else the name's first bytes,
+    /// interned (nothing when memory ran out: "unnamed"). With `countedOnly` (the chunk's name may point
+    /// into a child freed already) only the counted name.
     static func saveName(_ S: StatePtr, _ cell: Cell, _ c: TallocContext, countedOnly: Bool = false) {
         if cell.pointee.body == nil || cell.pointee.flags & Int32(LTC_SAVED) != 0 { return }  // already saved
         cell.pointee.flags |= Int32(LTC_SAVED)
@@ -324,19 +327,17 @@ enum Handles {
         if let n = cell.pointee.name, UnsafeRawPointer(parts.string) == UnsafeRawPointer(ModuleState.text(n)) {
             return  // named by the counted name (a location's line and prefix are in the cell already)
         }
-        ModuleState.setCellName(S, cell, nil)
-        if countedOnly { return }
-        withUnsafeMutableBytes(of: &cell.pointee.freed) { buf in
-            let room = buf.count - 1
-            var n = 0
+        var saved: UnsafeMutablePointer<ltc_Name>? = nil
+        if !countedOnly {
             if !parts.isLocation, let s = parts.string {
-                while n < room, s[n] != 0 { buf[n] = UInt8(bitPattern: s[n]); n += 1 }
+                saved = ltc_internbytes(S, s, strnlen(s, savedNameBytes))
             } else {
-                let bytes = Names.bytes(c)
-                n = Swift.min(bytes.count, room)
-                for i in 0..<n { buf[i] = bytes[i] }
+                let bytes = Array(Names.bytes(c).prefix(savedNameBytes)) + [0]
+                saved = bytes.withUnsafeBytes { b in
+                    ltc_internbytes(S, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count - 1)
+                }
             }
-            buf[n] = 0
         }
+        ModuleState.setCellName(S, cell, saved)
     }
 }

@@ -70,11 +70,13 @@ enum MemoryAccess {
     }
 
     /// c:pack(off, fmt, ...): string.pack(fmt, ...) written at `off`; returns the offset after it. The
-    /// trampoline packed the values (in the method's own frame: its errors name 'pack'); the bytes are on
-    /// the top, and the context is resolved only now.
+    /// trampoline packed the values (in the method's own frame: its errors name 'pack') into a buffer of
+    /// its own (`out.bytes`, `out.len`), and the context is resolved only now.
     static let pack: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
-        guard let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, -1) else { return 0 }
+        // the packed bytes: in a buffer of the trampoline's frame, valid until it returns
+        let s = UnsafeRawBufferPointer(start: out.pointee.bytes, count: out.pointee.len)
+        guard let off = Lua.integer(L, out, 2) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
         guard inBounds(out, c, off, s.count, offArg: 2, lenArg: 3) else { return 0 }
         guard keepsTerminator(out, c, at: off, s, fill: nil, count: s.count) else { return 0 }
@@ -84,7 +86,8 @@ enum MemoryAccess {
     }
 
     /// c:unpack(off, fmt): string.unpack(fmt, bytes from `off`); returns the values and the offset after.
-    /// This body checks and points at the bytes; the trampoline copies and unpacks them afterwards.
+    /// This body checks and points at the bytes; the trampoline unpacks them afterwards (in place for
+    /// formats of numbers only, from a copy for c, s and z, whose strings allocate).
     static let unpack: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let off = Lua.integer(L, out, 2), Lua.bytes(L, out, 3) != nil else { return 0 }

@@ -156,7 +156,7 @@ private let walkChildrenNoHandles = """
     local p = T.new(nil, "wide")
     for i = 1, 100 do T.new(p, "child") end
     local children = T.children
-    return function(n) for it = 1, n do for ch in children(p) do end end collectgarbage() end
+    return function(n) for it = 1, n do for ch in children(p) do end collectgarbage() end end
     """
 
 private let walkParent = """
@@ -258,6 +258,13 @@ func luaWorkloads() -> [[LuaWorkload]] {
                      iters: 100_000, callgrindIters: 50_000,
                      scripts: [LuaScript(impl: "talloc", code: writeRead), LuaScript(impl: "ct", code: writeRead),
                                LuaScript(impl: "plain", code: writeRead)]),
+         LuaWorkload(id: "L5.calls", variant: "c:nop(0, s) + c:nop(0, 8): two calls of an empty C method",
+                     unit: "pair", opsPerIter: 1, iters: 100_000, callgrindIters: 50_000,
+                     scripts: [LuaScript(impl: "plain", code: """
+                                   local _, P = ...
+                                   local c, s = P.buf(64), "abcdefgh"
+                                   return function(n) for i = 1, n do c:nop(0, s); local r = c:nop(0, 8) end end
+                                   """)]),
          LuaWorkload(id: "L5.pack", variant: "c:pack(0, '<i8', i) + c:unpack(0, '<i8')", unit: "pair", opsPerIter: 1,
                      iters: 100_000, callgrindIters: 50_000,
                      scripts: [LuaScript(impl: "talloc", code: """
@@ -283,8 +290,16 @@ func luaWorkloads() -> [[LuaWorkload]] {
                                    for i = 1, 100 do p[i] = P.ud() end
                                    return function(n) for it = 1, n do for i, ch in ipairs(p) do end end end
                                    """)]),
-         LuaWorkload(id: "L6.fresh", variant: "children() making each handle", unit: "step", opsPerIter: 100,
-                     iters: 200, callgrindIters: 200,
+         LuaWorkload(id: "L6.calls", variant: "one call of an empty C function a step", unit: "step",
+                     opsPerIter: 100, iters: 1000, callgrindIters: 1000,
+                     scripts: [LuaScript(impl: "plain", code: """
+                                   local _, P = ...
+                                   local h, nop = {}, P.nop
+                                   for i = 1, 100 do h[i] = P.ud() end
+                                   return function(n) for it = 1, n do for i = 1, 100 do local x = nop(h[i]) end end end
+                                   """)]),
+         LuaWorkload(id: "L6.fresh", variant: "children() making each handle (a collection after each walk)",
+                     unit: "step", opsPerIter: 100, iters: 200, callgrindIters: 200,
                      scripts: [LuaScript(impl: "talloc", code: walkChildrenNoHandles)]),
          LuaWorkload(id: "L6.parent", variant: "parent() of 100 held handles", unit: "step", opsPerIter: 100,
                      iters: 1000, callgrindIters: 1000,
@@ -355,10 +370,12 @@ private func plainTreeText(dot: Bool) -> String {
 
 // MARK: - Bytes per Lua-visible context (RSS, in a child process)
 
+/// N contexts held: children of one top-level context, every handle in a Lua array (wide rather than a
+/// chain: libtalloc frees recursively and overflows the C stack on a 1,000,000-deep chain).
 private let holdScripts: [String: String] = [
-    "talloc": "local T = ... return function(n) local t = {} local p = T.new(nil, 'top') t[1] = p for i = 2, n do p = T.new(p, 'link') t[i] = p end HELD = t end",
-    "ct": "local T = ... return function(n) local t = {} local p = T.new(nil, 'top') t[1] = p for i = 2, n do p = T.new(p, 'link') t[i] = p end HELD = t end",
-    "plain": "local _, P = ... return function(n) local t = {} local p = P.udp(nil) t[1] = p for i = 2, n do p = P.udp(p) t[i] = p end HELD = t end",
+    "talloc": "local T = ... return function(n) local t = {} local top = T.new(nil, 'top') t[1] = top for i = 2, n do t[i] = T.new(top, 'c') end HELD = t end",
+    "ct": "local T = ... return function(n) local t = {} local top = T.new(nil, 'top') t[1] = top for i = 2, n do t[i] = T.new(top, 'c') end HELD = t end",
+    "plain": "local _, P = ... return function(n) local t = {} local top = P.udp(nil) t[1] = top for i = 2, n do t[i] = P.udp(top) end HELD = t end",
 ]
 
 /// In a child (`TALLOC_BENCH_RSS=N`): builds N contexts held in a Lua array in a fresh state and prints
@@ -412,7 +429,7 @@ func luaSuiteGroups(quick: Bool) -> [Group] {
                   "L5": "L5 — memory access: write + read of 8 bytes, pack + unpack of an integer",
                   "L6": "L6 — walks: children and parent over a wide tree, find_parent_byname up a chain",
                   "L7": "L7 — report_full and dot of a tree of 101",
-                  "L8": "L8 — a chain of contexts, every handle held (bytes per Lua-visible context: RSS)"]
+                  "L8": "L8 — a chain of contexts, every handle held; bytes per Lua-visible context: RSS of 1,000,000 held, / 1,000,000"]
     let rss = getenv("TALLOC_BENCH_RSS").flatMap { Int(String(cString: $0)) }
     return luaWorkloads().map { family in
         let name = String(family[0].id.prefix(2))

@@ -59,25 +59,24 @@ typedef struct ltc_Name {
 ** header; its slot comes with its place in its page.
 */
 typedef struct ltc_Cell {
-  void *_Nullable body;     /* the chunk's body (TallocCore), or NULL once freed; a free cell: the next */
-  ltc_Name *_Nullable name; /* the interned name its chunk's name points into (one count), or NULL */
+  void *_Nullable body;     /* the chunk's body (TallocCore), or NULL once freed */
+  ltc_Name *_Nullable name; /* the interned name its chunk's name points into (one count), or NULL; once
+                               the chunk's free began, the name it had (its first bytes, interned) */
   int slot;                 /* handles[slot] is its userdata (weak), extra[slot] its Lua destructor */
   int flags;                /* LTC_ATTACHED ... */
   int uds;                  /* userdata pointing at this cell */
   int line;                 /* the line of a location name */
   unsigned charged;         /* bytes charged to the state's account for this chunk's side record */
   unsigned reserved;
-  char freed[24];           /* the first bytes of another name, kept when the chunk's free begins */
 } ltc_Cell;
 
 /* A page of cells (malloc'd, charged): the state's cell allocator. */
 #define LTC_PAGECELLS 15  /* a page stays below 1 KiB: glibc consolidates its fast bins for larger requests */
 typedef struct ltc_Page {
-  ltc_Cell *_Nullable freelist;       /* its free cells, linked through 'body' */
   struct ltc_Page *_Nullable pnext;   /* the pages with free cells */
   struct ltc_Page *_Nullable *_Nullable pprev;
   int id;                   /* S->pages[id] is this page; its cells' slots are id * LTC_PAGECELLS + 1 ... */
-  int nfree;
+  unsigned inuse;           /* bit i: cells[i] is live */
   ltc_Cell cells[LTC_PAGECELLS];
 } ltc_Page;
 
@@ -113,6 +112,14 @@ static inline void ltc_collectnow (lua_State *L, ltc_Collect *_Nullable c) {
 }
 
 struct ltc_State;
+
+/* A module function: its Swift body and the state, reached in one lookup (its upvalue 1). */
+typedef struct ltc_Fn {
+  clua_Body body;
+  struct ltc_State *S;
+} ltc_Fn;
+#define LTC_MAXFNS 64
+
 /* Charges n bytes (n > 0: may refuse, returning 0) to the state's account, or gives them back (n < 0). */
 typedef int (*ltc_ChargeFn) (struct ltc_State *S, long long n);
 
@@ -143,11 +150,12 @@ typedef struct ltc_State {
                                     cleared when its last count goes */
   ltc_Name *_Nullable *_Nullable names;  /* the interned names (hash buckets; malloc'd, charged) */
   size_t nnames, capnames;
-  clua_Body _Nullable iterbody;  /* the body of the children iterator (not in any table) */
+  ltc_Fn *_Nullable iterfn;  /* the children iterator (in no table: each children() call makes one) */
+  ltc_Fn fns[LTC_MAXFNS];   /* the module's functions (upvalue 1 of each points at its record) */
 } ltc_State;
 
 /* Upvalues shared by every function of the module. */
-#define LTC_UPV_BODY      1   /* the Swift body (light userdata) */
+#define LTC_UPV_BODY      1   /* the function's ltc_Fn (light userdata); a bound host function: its body */
 #define LTC_UPV_META      2   /* the metatable of contexts */
 #define LTC_UPV_HANDLES   3   /* slot -> userdata, weak values */
 #define LTC_UPV_STATE     4   /* the ltc_State userdata */
@@ -244,7 +252,7 @@ static inline void ltc_setexisting (lua_State *L, int tableidx, lua_Integer key)
 ** One function of the module: its Swift body, its kind (how the trampoline prepares the call), and where
 ** it goes: the module table, the methods (__index) table, or the metatable.
 */
-#define LTC_PLAIN     0   /* ltc_trampoline */
+#define LTC_PLAIN     0   /* the plain trampoline */
 #define LTC_CREATES   1   /* a new empty handle at index 1, the arguments after it */
 #define LTC_FORMATS   2   /* creates, and the arguments from index 2 formatted as string.format: the
                              result string is pushed on the top before the body runs */
@@ -273,11 +281,8 @@ typedef void (*ltc_CloseHook) (lua_State *L, ltc_State *S);
 int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *_Nullable account,
                  ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_CloseHook hook);
 
-/* The trampoline of plain module functions (and of the host's bound functions, which share the upvalues). */
+/* The trampoline of the host's bound functions: upvalue 1 is their Swift body, 2... the module's. */
 int ltc_trampoline (lua_State *L);
-
-/* [-0, +1, m] pushes the module function of 'body' (closure over the tables at the given indices). */
-void ltc_pushfunction (lua_State *L, clua_Body body, int kind, int meta, int handles, int state, int extra);
 
 /* why: tables and globals may allocate.  Makes the module on the top requirable (and a global); pops it. */
 int ltc_preload (lua_State *L, int setglobal);

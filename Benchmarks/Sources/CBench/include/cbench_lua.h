@@ -16,7 +16,7 @@
 **          that made it. Unsafe by design (a handle outliving its context is not detected): benchmarks only.
 **   plain  Lua's own values: ud() a full userdata with an empty __gc (no user value), udp(parent) the same
 **          with one user value holding `parent`, buf(n) a userdata of n bytes with bounds-checked C methods
-**          write, read.
+**          write, read (and nop), nop() a C function that does nothing (the cost of a call).
 */
 void cb_lua_install_suite(void *L);
 
