@@ -261,6 +261,25 @@ import Testing
         """)
     }
 
+    /// A handle whose `__gc` never runs (debug.setmetatable took its metatable away) is collected without
+    /// telling the module: its cell stays until the state closes, so the chunk's free never writes into
+    /// memory Lua gave back.
+    @Test func aHandleWithoutItsMetatableIsHarmless() {
+        lua("""
+        assert(debug and debug.setmetatable, "the debug library is open outside the sandbox")
+        local p = talloc.new(nil, "p")
+        for i = 1, 1000 do local c = talloc.new(p, "c") debug.setmetatable(c, nil) end
+        collectgarbage(); collectgarbage()
+        local n = 0
+        for c in talloc.children(p) do assert(c:get_name() == "c") n = n + 1 end
+        assert(n == 1000 and talloc.free(p) == true)
+        local q = talloc.new(nil, "q")
+        debug.setmetatable(q, nil)
+        q = nil
+        collectgarbage(); collectgarbage()
+        """)
+    }
+
     /// F2b: the same through free_children while a memory limit makes the collector run.
     @Test func freeChildrenUnderAMemoryLimit() {
         lua("""
