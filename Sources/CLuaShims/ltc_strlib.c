@@ -11,6 +11,9 @@
 ** Everything else (results, error messages, the order of the checks) is Lua 5.4.4's.  The changes
 ** are marked "(luatalloc)".  Nothing here is called from Swift: every function may raise.
 **
+** Why one file of this size: it stays laid out as Lua's own lstrlib.c, ltablib.c and lbaselib.c (their
+** sections, in their order), so that it can be compared with them line by line and updated with them.
+**
 ** Lua 5.4.4 is
 ******************************************************************************
 * Copyright (C) 1994-2022 Lua.org, PUC-Rio.

@@ -347,6 +347,9 @@ static inline size_t ltc_mallocfootprint (size_t n) {
 ltc_Cell *_Nullable ltc_newcell (ltc_State *S);
 void ltc_freecell (ltc_State *S, ltc_Cell *_Nullable cell);
 
+/* At close, after every finalizer: frees every page and interned name.  Never raises. */
+void ltc_freeall (ltc_State *S);
+
 /* The live cell after 'cell' (the first with NULL), in page order, or NULL.  Never raises. */
 ltc_Cell *_Nullable ltc_nextcell (ltc_State *S, ltc_Cell *_Nullable cell);
 
