@@ -1,5 +1,6 @@
 /*
-** luatalloc — the C half of the `talloc` Lua module: trampolines, opening and closing, protected helpers.
+** luatalloc — the C half of the `talloc` Lua module: trampolines, opening and closing, protected helpers
+** (cells, handles and interned names: ltc_cells.c).
 ** SPDX-License-Identifier: MIT
 **
 ** See ltc_shim.h for the two rules (threads, handles).  Every function here that may raise runs either in
@@ -8,7 +9,7 @@
 #include "ltc_shim.h"
 #include "ltc_strlib.h"
 
-const ltc_Cell ltc_deadcell = { NULL, NULL, NULL, NULL, 0, 0, 0, 1 << 30, 0, 0, {0} };
+const ltc_Cell ltc_deadcell = { NULL, NULL, 0, 0, 1 << 30, 0, 0, 0 };
 
 /* The closure of every module function carries these upvalues (see LTC_UPV_*). */
 
@@ -29,6 +30,10 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
     case CLUA_ERROR: return luaL_error(L, "%s", out->message);
     case CLUA_ARGERROR: return luaL_argerror(L, out->arg, out->message);
     case CLUA_RETHROW: return lua_error(L);
+    case LTC_RETBYTES:  /* the body's last result: bytes it pointed at (a chunk's, which nothing can free
+                           before they are copied: no Lua code runs until then) */
+      lua_pushlstring(L, (const char *)out->bytes, out->len);
+      return n;
     case LTC_ERRORVALUE:  /* "position: " .. message, any bytes */
       luaL_where(L, 1);
       lua_insert(L, -2);
@@ -43,16 +48,20 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
 ** this thread, and the thread of the call that was running before comes back when the body returns.  A
 ** body never raises, so the restore always happens.
 */
-static int ltc_runbody (lua_State *L, ltc_State *S, clua_Outcome *out) {
-  clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome *out, const void *arg,
+                        size_t len) {
   lua_State *prev = S->currentL;
   int n;
   out->kind = CLUA_RETURN;
   out->arg = 0;
   out->context = S;
+  out->bytes = arg;  /* what the trampoline gives the body (the __gc cell, pack's bytes) */
+  out->len = len;
   out->message[0] = '\0';
   S->currentL = L;
+  S->inbody++;
   n = body(L, out);  /* Swift returns here: only C frames below */
+  S->inbody--;
   S->currentL = prev;
   return n;
 }
@@ -65,14 +74,31 @@ static void ltc_safepoint (lua_State *L, ltc_State *S) {
   ltc_collectnow(L, S->collect);
 }
 
-/* Every plain function. */
+/* The host's bound functions (upvalue 1: the Swift body itself; the state in LTC_UPV_STATE). */
 int ltc_trampoline (lua_State *L) {
   clua_Outcome out;
   ltc_State *S = ltc_state(L);
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY)), &out, NULL, 0);
+  return ltc_finish(L, &out, n);
+}
+
+/* The record of the running module function (upvalue 1): its body and the state, in one lookup. */
+static ltc_Fn *ltc_fn (lua_State *L) {
+  return (ltc_Fn *)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+}
+
+/* Every plain module function. */
+static int ltc_fn_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
+  int n;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
@@ -80,25 +106,48 @@ int ltc_trampoline (lua_State *L) {
    the body sees out.context NULL when the state is closed. */
 static int ltc_nostate_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n;
   if (S->closed) {
-    clua_Body body = (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY));
+    clua_Body body = fn->body;
     out.kind = CLUA_RETURN;
     out.arg = 0;
     out.context = NULL;
+    out.bytes = NULL;
+    out.len = 0;
     out.message[0] = '\0';
     n = body(L, &out);
     return ltc_finish(L, &out, n);
   }
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
-/* The slot a new cell takes (a free list in the state, so that taking and giving back touches no table). */
-static lua_Integer ltc_takeslot (ltc_State *S) {
-  if (S->nfree > 0) return S->freeslots[--S->nfree];
-  return ++S->nextslot;
+/*
+** __gc of handles.  The common cases are decided here: a handle whose context is freed already, or that is
+** not the last userdata of its cell, or whose context the collector must not free (lent, refused once),
+** just lets go of its cell.  Only the last handle of a live context goes to the Swift body, which frees the
+** context if it is top level.  Once the state is closed, the cells are gone with it: the handle only lets
+** go of its pointer.
+*/
+static int ltc_gc_trampoline (lua_State *L) {
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
+  ltc_Cell *cell = ltc_tocell(L, 1);
+  clua_Outcome out;
+  int n;
+  if (cell == NULL || ltc_isdead(cell)) return 0;
+  ltc_dropcell(L, 1);  /* a second __gc finds the dead cell */
+  if (S->closed) return 0;
+  if (cell->uds > 1 || cell->body == NULL || (cell->flags & (LTC_LENT | LTC_REFUSED))) {
+    if (--cell->uds <= 0 && !(cell->flags & LTC_ATTACHED)) ltc_freecell(S, cell);
+    return 0;
+  }
+  /* the last handle of a live context: the body (TallocModule.gc) frees it if it is top level, then lets
+     go of the cell, which it finds in out.bytes */
+  n = ltc_runbody(L, S, fn->body, &out, cell, 0);
+  return ltc_finish(L, &out, n);
 }
 
 /*
@@ -114,7 +163,6 @@ static ltc_Cell *ltc_newhandle (lua_State *L, ltc_State *S) {
   lua_setmetatable(L, -2);  /* from here on its __gc runs (and finds a dead cell until one is set) */
   cell = ltc_newcell(S);
   if (cell == NULL) luaL_error(L, "not enough memory");
-  cell->slot = (int)ltc_takeslot(S);
   *p = cell;
   cell->uds = 1;
   lua_pushvalue(L, -1);
@@ -129,13 +177,14 @@ static ltc_Cell *ltc_newhandle (lua_State *L, ltc_State *S) {
 */
 static int ltc_create_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
@@ -146,7 +195,8 @@ static int ltc_create_trampoline (lua_State *L) {
 */
 static int ltc_format_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
@@ -155,266 +205,97 @@ static int ltc_format_trampoline (lua_State *L) {
   ltc_strformat(L, 2);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
 /* asprintf_append(c, fmt, ...): formatted first, as above; the result on the top. */
 static int ltc_append_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
   ltc_strformat(L, 2);
-  n = ltc_runbody(L, S, &out);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
   return ltc_finish(L, &out, n);
 }
 
-/* c:pack(off, fmt, ...): string.pack of the arguments from 3 on, in the method's own frame; the packed
-   string on the top. */
+/* c:pack(off, fmt, ...): string.pack of the arguments from 3 on, in the method's own frame, into a buffer
+   of this frame (no Lua string is made); the body finds the bytes in out.bytes and out.len. */
 static int ltc_pack_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
+  luaL_Buffer b;
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
-  ltc_strpack(L, 3);
-  n = ltc_runbody(L, S, &out);
+  ltc_strpackbuffer(L, 3, &b);
+  n = ltc_runbody(L, S, fn->body, &out, luaL_buffaddr(&b), luaL_bufflen(&b));
   return ltc_finish(L, &out, n);
 }
 
 /*
-** c:unpack(off, fmt): the body checks the context and the offset and pushes a copy of the bytes from
-** 'off' on (so no finalizer can free what is being read); then string.unpack runs here, in the method's
-** frame, and its last result becomes an offset into the context again.
+** c:unpack(off, fmt): the body checks the context and the offset and points at the bytes from 'off' on;
+** they are copied into a string here (so no finalizer can free what is being read); then string.unpack
+** runs on it, in the method's frame, and its last result becomes an offset into the context again.
 */
 static int ltc_unpack_trampoline (lua_State *L) {
   clua_Outcome out;
-  ltc_State *S = ltc_state(L);
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
   int n, data;
   lua_Integer off;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   lua_settop(L, 3);
-  n = ltc_runbody(L, S, &out);
-  if (out.kind != CLUA_RETURN) return ltc_finish(L, &out, n);
-  data = lua_gettop(L);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  if (out.kind != LTC_RETBYTES) return ltc_finish(L, &out, n);
   off = lua_tointeger(L, 2);
-  n = ltc_strunpack(L, 3, data, 1);
+  if (strpbrk(lua_tostring(L, 3), "csz") == NULL)  /* numbers only: read in place (nothing allocates) */
+    n = ltc_strunpackbytes(L, 3, (const char *)out.bytes, out.len, lua_gettop(L) + 1, 1);
+  else {
+    lua_pushlstring(L, (const char *)out.bytes, out.len);  /* a copy: no finalizer can free what is read */
+    data = lua_gettop(L);
+    n = ltc_strunpack(L, 3, data, 1);
+  }
   lua_pushinteger(L, off + lua_tointeger(L, -1) - 1);
   lua_replace(L, -2);
   return n;
 }
 
-/* }====================================================================== */
-
-
 /*
-** {======================================================================
-** Cells, slots, handles
-** =======================================================================
+** children(c): the body checks c (index 1); then the iterator is made here (a closure allocates): the
+** module's upvalues with the iterator's body, the parent's handle and the child returned last, so that
+** it works in a generic for and called bare (`local nxt = talloc.children(p); local first = nxt()`).
 */
-
-ltc_Cell *ltc_newcell (ltc_State *S) {
-  ltc_Cell *cell;
-  if (S->charge != NULL && !S->charge(S, (long long)LTC_CELLCOST)) return NULL;
-  cell = (ltc_Cell *)calloc(1, sizeof(ltc_Cell));
-  if (cell == NULL) {
-    if (S->charge != NULL) S->charge(S, -(long long)LTC_CELLCOST);
-    return NULL;
-  }
-  cell->next = S->cells;
-  if (S->cells != NULL) S->cells->pprev = &cell->next;
-  cell->pprev = &S->cells;
-  S->cells = cell;
-  S->ncells++;
-  return cell;
-}
-
-/* Gives a slot back (never raises: a slot that does not fit in the list is simply never reused). */
-void ltc_giveslot (ltc_State *S, lua_Integer slot) {
-  if (slot <= 0) return;
-  if (S->nfree == S->capfree) {
-    size_t cap = S->capfree ? S->capfree * 2 : 64;
-    lua_Integer *p;
-    long long grow = (long long)((cap - S->capfree) * sizeof(lua_Integer));
-    if (S->charge != NULL && !S->charge(S, grow)) return;
-    p = (lua_Integer *)realloc(S->freeslots, cap * sizeof(lua_Integer));
-    if (p == NULL) {
-      if (S->charge != NULL) S->charge(S, -grow);
-      return;
-    }
-    S->freeslots = p;
-    S->capfree = cap;
-  }
-  S->freeslots[S->nfree++] = slot;
-}
-
-/* Frees a cell nothing points at any more (no userdata, no chunk): its slot and name go back. */
-void ltc_freecell (ltc_State *S, ltc_Cell *cell) {
-  if (cell == NULL || cell == &ltc_deadcell) return;
-  if (cell->pprev != NULL) {
-    *cell->pprev = cell->next;
-    if (cell->next != NULL) cell->next->pprev = cell->pprev;
-  }
-  S->ncells--;
-  if (!S->closed) {
-    ltc_giveslot(S, cell->slot);
-    if (cell->name != NULL) ltc_unrefname(S, cell->name);
-    if (S->charge != NULL) S->charge(S, -(long long)(LTC_CELLCOST + cell->charged + cell->namecharge));
-  }
-  free(cell);
-}
-
-void ltc_pushtables (lua_State *L, ltc_State *S) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->metaRef);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->handlesRef);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->extraRef);
-}
-
-/* (protected part of ltc_pushhandle) [meta, handles, cell] -> handle */
-static int ltc_pushhandle_k (lua_State *L) {
-  ltc_Cell *cell = (ltc_Cell *)lua_touserdata(L, 3);
-  ltc_Cell **p = (ltc_Cell **)lua_newuserdatauv(L, sizeof(ltc_Cell *), 1);
-  *p = NULL;
+static int ltc_children_trampoline (lua_State *L) {
+  clua_Outcome out;
+  ltc_Fn *fn = ltc_fn(L);
+  ltc_State *S = fn->S;
+  int n, i;
+  if (S->closed) return ltc_closedmsg(L);
+  ltc_safepoint(L, S);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  if (out.kind != CLUA_RETURN || S->iterfn == NULL) return ltc_finish(L, &out, n);
+  lua_settop(L, 1);
+  luaL_checkstack(L, LTC_NUPVALUES + 2, NULL);
+  lua_pushlightuserdata(L, (void *)S->iterfn);
+  for (i = 2; i <= LTC_NUPVALUES; i++) lua_pushvalue(L, lua_upvalueindex(i));
   lua_pushvalue(L, 1);
-  lua_setmetatable(L, -2);
-  *p = cell;  /* with the metatable set, its __gc will count this userdata out again */
-  cell->uds++;
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, 2, cell->slot);
+  lua_pushnil(L);
+  lua_pushcclosure(L, ltc_fn_trampoline, LTC_NUPVALUES + 2);
   return 1;
 }
 
-int ltc_pushhandle (lua_State *L, ltc_Cell *cell, int tables) {
-  lua_pushcfunction(L, ltc_pushhandle_k);
-  if (tables == 0) {
-    lua_pushvalue(L, lua_upvalueindex(LTC_UPV_META));
-    lua_pushvalue(L, lua_upvalueindex(LTC_UPV_HANDLES));
-  } else {
-    tables = lua_absindex(L, tables);
-    lua_pushvalue(L, tables);
-    lua_pushvalue(L, tables + 1);
-  }
-  lua_pushlightuserdata(L, cell);
-  return lua_pcall(L, 3, 1, 0);
-}
-
 /* }====================================================================== */
 
 
-/*
-** {======================================================================
-** Interned names: the chunk sources of location names ("FILE:LINE")
-** =======================================================================
-*/
-
-static unsigned ltc_hash (const char *s, size_t len) {
-  unsigned h = 2166136261u;
-  size_t i;
-  for (i = 0; i < len; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
-  return h;
-}
-
-/* The counted name for 'text' (one count taken for the caller), or NULL when memory runs out. */
-ltc_Name *ltc_internname (ltc_State *S, const char *text) {
-  size_t len = strlen(text);
-  unsigned h = ltc_hash(text, len);
-  ltc_Name *n;
-  if (S->capnames > 0) {
-    for (n = S->names[h & (S->capnames - 1)]; n != NULL; n = n->next) {
-      if (n->hash == h && n->len == len && memcmp(n->text, text, len) == 0) {
-        n->refs++;
-        return n;
-      }
-    }
-  }
-  if (S->nnames >= S->capnames) {  /* grow the buckets (and rehash) */
-    size_t cap = S->capnames ? S->capnames * 2 : 64, i;
-    long long cost = (long long)(cap * sizeof(ltc_Name *)), old = (long long)(S->capnames * sizeof(ltc_Name *));
-    ltc_Name **b;
-    if (S->charge != NULL && !S->charge(S, cost)) return NULL;
-    b = (ltc_Name **)calloc(cap, sizeof(ltc_Name *));
-    if (b == NULL) { if (S->charge != NULL) S->charge(S, -cost); return NULL; }
-    for (i = 0; i < S->capnames; i++) {
-      ltc_Name *x = S->names[i];
-      while (x != NULL) {
-        ltc_Name *next = x->next;
-        x->next = b[x->hash & (cap - 1)];
-        b[x->hash & (cap - 1)] = x;
-        x = next;
-      }
-    }
-    free(S->names);
-    if (S->charge != NULL) S->charge(S, -old);
-    S->names = b;
-    S->capnames = cap;
-  }
-  if (S->charge != NULL && !S->charge(S, (long long)ltc_mallocfootprint(sizeof(ltc_Name) + len))) return NULL;
-  n = (ltc_Name *)malloc(sizeof(ltc_Name) + len);
-  if (n == NULL) {
-    if (S->charge != NULL) S->charge(S, -(long long)ltc_mallocfootprint(sizeof(ltc_Name) + len));
-    return NULL;
-  }
-  memcpy(n->text, text, len + 1);
-  n->len = len;
-  n->hash = h;
-  n->refs = 1;
-  n->next = S->names[h & (S->capnames - 1)];
-  S->names[h & (S->capnames - 1)] = n;
-  S->nnames++;
-  return n;
-}
-
-/* Drops one count of a name; the last one frees it (and forgets it in the one-entry cache). */
-void ltc_unrefname (ltc_State *S, ltc_Name *n) {
-  ltc_Name **pp;
-  if (n == NULL || S->closed) return;
-  if (--n->refs > 0) return;
-  for (pp = &S->names[n->hash & (S->capnames - 1)]; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == n) { *pp = n->next; break; }
-  }
-  if (S->lastName == n) { S->lastName = NULL; S->lastSource = NULL; }
-  S->nnames--;
-  if (S->charge != NULL) S->charge(S, -(long long)ltc_mallocfootprint(sizeof(ltc_Name) + n->len));
-  free(n);
-}
-
-static void ltc_freenames (ltc_State *S) {
-  size_t i;
-  for (i = 0; i < S->capnames; i++) {
-    ltc_Name *x = S->names[i];
-    while (x != NULL) { ltc_Name *next = x->next; free(x); x = next; }
-  }
-  free(S->names);
-  S->names = NULL;
-  S->capnames = S->nnames = 0;
-  S->lastName = NULL;
-  S->lastSource = NULL;
-}
-
-int ltc_callername (lua_State *L, ltc_State *S, char *buf, size_t buflen, const void **source, int *line,
-                    ltc_Name **name) {
-  lua_Debug ar;
-  if (!lua_getstack(L, 1, &ar)) return 0;
-  if (!lua_getinfo(L, "Sl", &ar)) return 0;
-  if (ar.currentline < 0) return 0;  /* a C function: no position */
-  *line = ar.currentline;
-  *source = ar.source;
-  if (S->lastName != NULL && S->lastSource == (const void *)ar.source && strcmp(S->lastName->text, ar.short_src) == 0) {
-    *name = S->lastName;
-    return 1;
-  }
-  strncpy(buf, ar.short_src, buflen - 1);
-  buf[buflen - 1] = '\0';
-  return 2;
-}
-
-/* }====================================================================== */
 
 
 /*
@@ -486,16 +367,7 @@ static int ltc_state_gc (lua_State *L) {
   S->closed = 1;
   /* cells whose userdata never ran its __gc (its metatable was taken away, or it was made while the state
      closed, when Lua runs no more finalizers): nothing can reach them any more */
-  while (S->cells != NULL) {
-    ltc_Cell *cell = S->cells;
-    S->cells = cell->next;
-    free(cell);
-  }
-  S->ncells = 0;
-  free(S->freeslots);
-  S->freeslots = NULL;
-  S->nfree = S->capfree = 0;
-  ltc_freenames(S);
+  ltc_freeall(S);
   return 0;
 }
 
@@ -507,12 +379,16 @@ static lua_CFunction ltc_trampolinefor (int kind) {
     case LTC_PACKS: return ltc_pack_trampoline;
     case LTC_UNPACKS: return ltc_unpack_trampoline;
     case LTC_NOSTATE: return ltc_nostate_trampoline;
-    default: return ltc_trampoline;
+    case LTC_ITERATES: return ltc_children_trampoline;
+    case LTC_FINALIZES: return ltc_gc_trampoline;
+    default: return ltc_fn_trampoline;
   }
 }
 
-void ltc_pushfunction (lua_State *L, clua_Body body, int kind, int meta, int handles, int state, int extra) {
-  lua_pushlightuserdata(L, (void *)body);
+/* [-0, +1, m] pushes a module function: its record 'fn' (upvalue 1) and the tables; 'kind' picks the
+   trampoline. */
+static void ltc_pushfn (lua_State *L, ltc_Fn *fn, int kind, int meta, int handles, int state, int extra) {
+  lua_pushlightuserdata(L, (void *)fn);
   lua_pushvalue(L, meta);
   lua_pushvalue(L, handles);
   lua_pushvalue(L, state);
@@ -556,6 +432,14 @@ static int ltc_openlib_k (lua_State *L) {
   lua_newtable(L); extra = lua_gettop(L);
   lua_pushboolean(L, 0);
   lua_rawseti(L, extra, 0);  /* the key of the pending destructor error exists from the start */
+  lua_createtable(L, 1, 0);  /* the caller cache of ltc_callername: one array slot, weak */
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawseti(L, extra, LTC_EXTRA_LASTFN);
   /* the state's __gc closes the module; a plain function, it finds the state in its argument */
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, ltc_state_gc);
@@ -570,18 +454,20 @@ static int ltc_openlib_k (lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "talloc.state");
   lua_newtable(L); module = lua_gettop(L);
   lua_newtable(L); methods = lua_gettop(L);
+  if (nregs > LTC_MAXFNS) return luaL_error(L, "talloc: too many module functions");
   for (i = 0; i < nregs; i++) {
-    ltc_pushfunction(L, regs[i].body, regs[i].kind, meta, handles, state, extra);
+    ltc_Fn *fn = &S->fns[i];
+    fn->body = regs[i].body;
+    fn->S = S;
+    if (regs[i].where & 8) { S->iterfn = fn; continue; }  /* made by each children() call */
+    ltc_pushfn(L, fn, regs[i].kind, meta, handles, state, extra);
     if (regs[i].where & 1) { lua_pushvalue(L, -1); lua_setfield(L, module, regs[i].name); }
     if (regs[i].where & 2) { lua_pushvalue(L, -1); lua_setfield(L, methods, regs[i].name); }
     if (regs[i].where & 4) { lua_pushvalue(L, -1); lua_setfield(L, meta, regs[i].name); }
-    if (regs[i].where & 8) { lua_pushvalue(L, -1); lua_rawseti(L, extra, -1); }  /* the children iterator */
     lua_pop(L, 1);
   }
   lua_pushvalue(L, methods);
   lua_setfield(L, meta, "__index");
-  lua_pushvalue(L, meta);
-  lua_setfield(L, module, "_metatable");
   lua_pushvalue(L, module);
   return 1;
 }
@@ -651,4 +537,3 @@ int ltc_tostringinplace (lua_State *L, int idx) {
   return status;
 }
 
-lua_Integer ltc_takeslot_public (ltc_State *S) { return ltc_takeslot(S); }

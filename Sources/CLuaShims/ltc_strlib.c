@@ -11,6 +11,9 @@
 ** Everything else (results, error messages, the order of the checks) is Lua 5.4.4's.  The changes
 ** are marked "(luatalloc)".  Nothing here is called from Swift: every function may raise.
 **
+** Why one file of this size: it stays laid out as Lua's own lstrlib.c, ltablib.c and lbaselib.c (their
+** sections, in their order), so that it can be compared with them line by line and updated with them.
+**
 ** Lua 5.4.4 is
 ******************************************************************************
 * Copyright (C) 1994-2022 Lua.org, PUC-Rio.
@@ -1446,6 +1449,12 @@ static void copywithendian (char *dest, const char *src,
 /* (luatalloc) str_pack with the format at 'fmtarg' (the values follow it) */
 int ltc_strpack (lua_State *L, int fmtarg) {
   luaL_Buffer b;
+  ltc_strpackbuffer(L, fmtarg, &b);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+void ltc_strpackbuffer (lua_State *L, int fmtarg, luaL_Buffer *bp) {
   Header h;
   const char *fmt;  /* format string */
   int arg;  /* current argument to pack */
@@ -1455,13 +1464,13 @@ int ltc_strpack (lua_State *L, int fmtarg) {
   arg = fmtarg;
   initheader(L, &h, fmtarg);
   lua_pushnil(L);  /* mark to separate arguments from string buffer */
-  luaL_buffinit(L, &b);
+  luaL_buffinit(L, bp);
   while (*fmt != '\0') {
     int size, ntoalign;
     KOption opt = getdetails(&h, totalsize, &fmt, &size, &ntoalign);
     totalsize += ntoalign + size;
     while (ntoalign-- > 0)
-     luaL_addchar(&b, LUAL_PACKPADBYTE);  /* fill alignment */
+     luaL_addchar(bp, LUAL_PACKPADBYTE);  /* fill alignment */
     arg++;
     switch (opt) {
       case Kint: {  /* signed integers */
@@ -1470,7 +1479,7 @@ int ltc_strpack (lua_State *L, int fmtarg) {
           lua_Integer lim = (lua_Integer)1 << ((size * NB) - 1);
           luaL_argcheck(L, -lim <= n && n < lim, arg, "integer overflow");
         }
-        packint(&b, (lua_Unsigned)n, h.islittle, size, (n < 0));
+        packint(bp, (lua_Unsigned)n, h.islittle, size, (n < 0));
         break;
       }
       case Kuint: {  /* unsigned integers */
@@ -1478,31 +1487,31 @@ int ltc_strpack (lua_State *L, int fmtarg) {
         if (size < SZINT)  /* need overflow check? */
           luaL_argcheck(L, (lua_Unsigned)n < ((lua_Unsigned)1 << (size * NB)),
                            arg, "unsigned overflow");
-        packint(&b, (lua_Unsigned)n, h.islittle, size, 0);
+        packint(bp, (lua_Unsigned)n, h.islittle, size, 0);
         break;
       }
       case Kfloat: {  /* C float */
         float f = (float)luaL_checknumber(L, arg);  /* get argument */
-        char *buff = luaL_prepbuffsize(&b, sizeof(f));
+        char *buff = luaL_prepbuffsize(bp, sizeof(f));
         /* move 'f' to final result, correcting endianness if needed */
         copywithendian(buff, (char *)&f, sizeof(f), h.islittle);
-        luaL_addsize(&b, size);
+        luaL_addsize(bp, size);
         break;
       }
       case Knumber: {  /* Lua float */
         lua_Number f = luaL_checknumber(L, arg);  /* get argument */
-        char *buff = luaL_prepbuffsize(&b, sizeof(f));
+        char *buff = luaL_prepbuffsize(bp, sizeof(f));
         /* move 'f' to final result, correcting endianness if needed */
         copywithendian(buff, (char *)&f, sizeof(f), h.islittle);
-        luaL_addsize(&b, size);
+        luaL_addsize(bp, size);
         break;
       }
       case Kdouble: {  /* C double */
         double f = (double)luaL_checknumber(L, arg);  /* get argument */
-        char *buff = luaL_prepbuffsize(&b, sizeof(f));
+        char *buff = luaL_prepbuffsize(bp, sizeof(f));
         /* move 'f' to final result, correcting endianness if needed */
         copywithendian(buff, (char *)&f, sizeof(f), h.islittle);
-        luaL_addsize(&b, size);
+        luaL_addsize(bp, size);
         break;
       }
       case Kchar: {  /* fixed-size string */
@@ -1510,9 +1519,9 @@ int ltc_strpack (lua_State *L, int fmtarg) {
         const char *s = luaL_checklstring(L, arg, &len);
         luaL_argcheck(L, len <= (size_t)size, arg,
                          "string longer than given size");
-        luaL_addlstring(&b, s, len);  /* add string */
+        luaL_addlstring(bp, s, len);  /* add string */
         while (len++ < (size_t)size)  /* pad extra space */
-          luaL_addchar(&b, LUAL_PACKPADBYTE);
+          luaL_addchar(bp, LUAL_PACKPADBYTE);
         break;
       }
       case Kstring: {  /* strings with length count */
@@ -1521,8 +1530,8 @@ int ltc_strpack (lua_State *L, int fmtarg) {
         luaL_argcheck(L, size >= (int)sizeof(size_t) ||
                          len < ((size_t)1 << (size * NB)),
                          arg, "string length does not fit in given size");
-        packint(&b, (lua_Unsigned)len, h.islittle, size, 0);  /* pack length */
-        luaL_addlstring(&b, s, len);
+        packint(bp, (lua_Unsigned)len, h.islittle, size, 0);  /* pack length */
+        luaL_addlstring(bp, s, len);
         totalsize += len;
         break;
       }
@@ -1530,19 +1539,17 @@ int ltc_strpack (lua_State *L, int fmtarg) {
         size_t len;
         const char *s = luaL_checklstring(L, arg, &len);
         luaL_argcheck(L, strlen(s) == len, arg, "string contains zeros");
-        luaL_addlstring(&b, s, len);
-        luaL_addchar(&b, '\0');  /* add zero at the end */
+        luaL_addlstring(bp, s, len);
+        luaL_addchar(bp, '\0');  /* add zero at the end */
         totalsize += len + 1;
         break;
       }
-      case Kpadding: luaL_addchar(&b, LUAL_PACKPADBYTE);  /* FALLTHROUGH */
+      case Kpadding: luaL_addchar(bp, LUAL_PACKPADBYTE);  /* FALLTHROUGH */
       case Kpaddalign: case Knop:
         arg--;  /* undo increment */
         break;
     }
   }
-  luaL_pushresult(&b);
-  return 1;
 }
 
 
@@ -1581,17 +1588,29 @@ static lua_Integer unpackint (lua_State *L, const char *str,
 
 
 /* (luatalloc) str_unpack with the format at 'fmtarg', the data at 'dataarg', from 'ipos' */
+static int unpackbytes (lua_State *L, int fmtarg, const char *data, size_t ld, int dataarg, lua_Integer ipos);
+
 int ltc_strunpack (lua_State *L, int fmtarg, int dataarg, lua_Integer ipos) {
-  Header h;
-  const char *fmt;
   size_t ld;
   const char *data;
-  size_t pos;
-  int n = 0;  /* number of results */
   fmtarg = lua_absindex(L, fmtarg);  /* (luatalloc) */
   dataarg = lua_absindex(L, dataarg);
-  fmt = luaL_checkstring(L, fmtarg);
+  luaL_checkstring(L, fmtarg);
   data = luaL_checklstring(L, dataarg, &ld);
+  return unpackbytes(L, fmtarg, data, ld, dataarg, ipos);
+}
+
+int ltc_strunpackbytes (lua_State *L, int fmtarg, const char *data, size_t ld, int dataarg, lua_Integer ipos) {
+  fmtarg = lua_absindex(L, fmtarg);
+  luaL_checkstring(L, fmtarg);
+  return unpackbytes(L, fmtarg, data, ld, dataarg, ipos);
+}
+
+static int unpackbytes (lua_State *L, int fmtarg, const char *data, size_t ld, int dataarg, lua_Integer ipos) {
+  Header h;
+  const char *fmt = lua_tostring(L, fmtarg);
+  size_t pos;
+  int n = 0;  /* number of results */
   pos = posrelatI(ipos, ld) - 1;
   luaL_argcheck(L, pos <= ld, dataarg + 1, "initial position out of string");
   initheader(L, &h, fmtarg);

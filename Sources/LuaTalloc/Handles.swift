@@ -42,7 +42,6 @@ enum Handles {
     static func makeCell(_ S: StatePtr, _ c: TallocContext, lent: Bool = false) -> Cell? {
         if let cell = cell(of: c, S) { return cell }
         guard let cell = ltc_newcell(S) else { return nil }
-        cell.pointee.slot = Int32(truncatingIfNeeded: ltc_takeslot_public(S))
         if !attach(S, c, cell) {
             ltc_freecell(S, cell)
             return nil
@@ -116,16 +115,14 @@ enum Handles {
     static func freedName(_ cell: Cell) -> [UInt8] {
         var text: [UInt8]
         if let n = cell.pointee.name {
-            text = cell.pointee.flags & Int32(LTC_NEWPREFIX) != 0 ? Array("talloc_new: ".utf8) : []
-            withUnsafeMutablePointer(to: &n.pointee.text) { p in
-                p.withMemoryRebound(to: UInt8.self, capacity: n.pointee.len) {
-                    text += UnsafeBufferPointer(start: $0, count: n.pointee.len)
-                }
+            let location = cell.pointee.flags & Int32(LTC_LOCATION) != 0
+            text = location && cell.pointee.flags & Int32(LTC_NEWPREFIX) != 0 ? Array("talloc_new: ".utf8) : []
+            ModuleState.text(n).withMemoryRebound(to: UInt8.self, capacity: n.pointee.len) {
+                text += UnsafeBufferPointer(start: $0, count: n.pointee.len)
             }
-            text += Array(":\(cell.pointee.line)".utf8)
+            if location { text += Array(":\(cell.pointee.line)".utf8) }
         } else {
-            text = withUnsafeBytes(of: cell.pointee.freed) { Array($0.prefix(while: { $0 != 0 })) }
-            if text.isEmpty { return Array("unnamed".utf8) }
+            return Array("unnamed".utf8)
         }
         return [UInt8(ascii: "'")] + text + [UInt8(ascii: "'")]
     }
@@ -135,8 +132,9 @@ enum Handles {
     /// Pushes the live userdata of `cell`, if it has one (no allocation). Returns false otherwise.
     @inline(__always)
     static func pushExisting(_ f: Frame, _ cell: Cell) -> Bool {
-        lua_rawgeti(f.L, f.handles, lua_Integer(cell.pointee.slot))
-        if lua_type(f.L, -1) == LUA_TUSERDATA, ltc_cellat(f.L, -1) == cell { return true }
+        if lua_rawgeti(f.L, f.handles, lua_Integer(cell.pointee.slot)) == LUA_TUSERDATA, ltc_cellat(f.L, -1) == cell {
+            return true
+        }
         clua_pop(f.L, 1)
         return false
     }
@@ -150,7 +148,7 @@ enum Handles {
     static func push(_ f: Frame, _ c: TallocContext, _ known: Cell? = nil) -> Bool {
         guard let cell = known ?? makeCell(f.S, c) else {
             ltc_requestcollect(f.S)
-            return fail(f.L, "not enough memory")
+            return fail(f.L, TallocError.outOfMemory.luaMessage())
         }
         return push(f, cell: cell)
     }
@@ -200,6 +198,25 @@ enum Handles {
         lua_setiuservalue(f.L, ud, 1)
     }
 
+    /// Runs `move` (a steal or reparent of the context whose handle is at stack index `handle`, under the
+    /// context whose handle is at `to`, or nil for the top level) and relinks that handle itself: the new
+    /// parent's handle is right there, and it is visible. The observer skips the cell meanwhile. When the
+    /// context has another userdata (one awaiting finalization) the observer does the general work instead.
+    ///
+    /// A reparent that moves a reference instead (the old parent was a referrer) leaves the parent as it
+    /// was, and so the link: it is relinked only when `c`'s parent is now `newParent`.
+    static func moving(_ f: Frame, handle: Int32, _ c: TallocContext, _ cell: Cell, to: Int32, _ newParent: TallocContext,
+                       _ move: () throws(TallocError) -> Void) throws(TallocError) {
+        guard cell.pointee.uds == 1 else { return try move() }
+        f.S.pointee.quiet = cell
+        defer { f.S.pointee.quiet = nil }
+        try move()
+        guard c.parent == newParent else { return }
+        cell.pointee.flags &= ~Int32(LTC_HIDDEN)
+        if Lua.isNoneOrNil(f.L, to) { lua_pushnil(f.L) } else { lua_pushvalue(f.L, to) }
+        lua_setiuservalue(f.L, handle, 1)
+    }
+
     // MARK: What Lua may see
 
     /// Whether `c` lies in Lua's world: under the state's root, or in the subtree of a chunk Lua has seen.
@@ -245,7 +262,7 @@ enum Handles {
     static func lend(_ f: Frame, _ c: TallocContext) -> Cell? {
         guard let cell = makeCell(f.S, c, lent: true) else {
             _ = fail(f.L, c.observerTag != nil && cell(of: c, f.S) == nil
-                     ? "the context is already lent to another Lua state" : "not enough memory")
+                     ? "the context is already lent to another Lua state" : TallocError.outOfMemory.luaMessage())
             return nil
         }
         cell.pointee.flags |= Int32(LTC_LENT)
@@ -264,22 +281,26 @@ enum Handles {
         case .freed?:  // the cell is emptied, its destructor forgotten, its side record's charge returned
             if cell.pointee.flags & Int32(LTC_SAVED) == 0 {
                 // no "free has begun" first (a chunk freed without the full protocol): its name may point
-                // into a child freed already, so only a counted location is kept
-                saveName(S, cell, TallocContext(unsafePointer: body), locationOnly: true)
+                // into a child freed already, so only a counted name is kept
+                saveName(S, cell, TallocContext(unsafePointer: body), countedOnly: true)
             }
             cell.pointee.body = nil
             cell.pointee.flags &= ~Int32(LTC_ATTACHED)
             if S.pointee.closed == 0 {
-                _ = ModuleState.charge(S, -(Int(cell.pointee.charged) + Int(cell.pointee.namecharge)))
-                cell.pointee.charged = 0
-                cell.pointee.namecharge = 0
-                _ = Frame.callback(S) { f in ltc_clearslot(f.L, f.extra, lua_Integer(cell.pointee.slot)) }
+                if cell.pointee.charged > 0 {
+                    _ = ModuleState.charge(S, -Int(cell.pointee.charged))
+                    cell.pointee.charged = 0
+                }
+                if cell.pointee.flags & Int32(LTC_LUADTOR) != 0 {  // its Lua destructor goes
+                    cell.pointee.flags &= ~Int32(LTC_LUADTOR)
+                    _ = Frame.callback(S) { f in ltc_clearslot(f.L, f.extra, lua_Integer(cell.pointee.slot)) }
+                }
             }
             release(S, cell)
         case .moved?:  // by a realloc
             if cell.pointee.body != nil { cell.pointee.body = body }
         case .reparented?:  // what Lua may see of it, and the parent link, follow
-            guard S.pointee.closed == 0 else { return }
+            guard S.pointee.closed == 0, cell != S.pointee.quiet else { return }
             let c = TallocContext(unsafePointer: body)
             updateHidden(S, c, cell)
             if cell.pointee.uds > 0 {
@@ -292,28 +313,31 @@ enum Handles {
         }
     }
 
-    /// Keeps what the name was, for the message of a later use: the counted file of a location name
-    /// (the cell holds it until it goes), or the first bytes of any other name.
-    static func saveName(_ S: StatePtr, _ cell: Cell, _ c: TallocContext, locationOnly: Bool = false) {
+    /// How many bytes of a name a freed context keeps for its messages.
+    static let savedNameBytes = 23
+
+    /// Keeps what the name was, for the message of a later use: the interned name the cell counts, if the
+    /// chunk is still named by it (the cell keeps it until it goes), or else the name's first bytes,
+    /// interned (nothing when memory ran out: "unnamed"). With `countedOnly` (the chunk's name may point
+    /// into a child freed already) only the counted name.
+    static func saveName(_ S: StatePtr, _ cell: Cell, _ c: TallocContext, countedOnly: Bool = false) {
         if cell.pointee.body == nil || cell.pointee.flags & Int32(LTC_SAVED) != 0 { return }  // already saved
         cell.pointee.flags |= Int32(LTC_SAVED)
         let parts = c.unsafeNameParts
-        if parts.isLocation, let file = parts.string, let n = cell.pointee.name,
-           withUnsafeMutablePointer(to: &n.pointee.text, { UnsafeRawPointer($0) }) == UnsafeRawPointer(file) {
-            cell.pointee.line = Int32(truncatingIfNeeded: parts.line)
-            if parts.talloc_new { cell.pointee.flags |= Int32(LTC_NEWPREFIX) }
-            return
+        if let n = cell.pointee.name, UnsafeRawPointer(parts.string) == UnsafeRawPointer(ModuleState.text(n)) {
+            return  // named by the counted name (a location's line and prefix are in the cell already)
         }
-        let bytes = locationOnly ? [] : Names.bytes(c)
-        withUnsafeMutableBytes(of: &cell.pointee.freed) { buf in
-            let n = Swift.min(bytes.count, buf.count - 1)
-            for i in 0..<n { buf[i] = bytes[i] }
-            buf[n] = 0
+        var saved: UnsafeMutablePointer<ltc_Name>? = nil
+        if !countedOnly {
+            if !parts.isLocation, let s = parts.string {
+                saved = ltc_internbytes(S, s, strnlen(s, savedNameBytes))
+            } else {
+                let bytes = Array(Names.bytes(c).prefix(savedNameBytes)) + [0]
+                saved = bytes.withUnsafeBytes { b in
+                    ltc_internbytes(S, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count - 1)
+                }
+            }
         }
-        // the name is not the counted location any more: its count goes now
-        if let n = cell.pointee.name {
-            cell.pointee.name = nil
-            ltc_unrefname(S, n)
-        }
+        ModuleState.setCellName(S, cell, saved)
     }
 }

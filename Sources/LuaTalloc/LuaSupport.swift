@@ -58,6 +58,17 @@ extension UnsafeMutablePointer where Pointee == clua_Outcome {
         return all.withUnsafeBytes { error(L, bytes: $0) }
     }
 
+    /// Returns with `count` bytes at `base` as the last result: the trampoline makes the Lua string after
+    /// the body returned (no pcall; no Lua code runs before the bytes are copied, so they may be a
+    /// chunk's). Returns `results`, the count including that string.
+    @discardableResult
+    func returnBytes(_ base: UnsafeRawPointer, _ count: Int, results: Int32 = 1) -> Int32 {
+        pointee.kind = Int32(LTC_RETBYTES)
+        pointee.bytes = base
+        pointee.len = count
+        return results
+    }
+
     private func setMessage(_ message: String) {
         withUnsafeMutableBytes(of: &pointee.message) { buf in
             var i = 0
@@ -92,12 +103,19 @@ enum Lua {
 
     /// An integer argument, as luaL_checkinteger reads it: integers, integral floats and strings that
     /// convert to one ("10", "0x10", "1e2"); reading converts nothing in place and never allocates.
+    @inline(__always)
     static func integer(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32? = nil) -> Int? {
+        var ok: Int32 = 0
+        let v = lua_tointegerx(L, i, &ok)
+        if ok != 0 { return Int(v) }
+        return notAnInteger(L, out, i, arg: arg)
+    }
+
+    /// Why argument `i` is not an integer, written to `out`; nil.
+    @inline(never)
+    static func notAnInteger(_ L: LuaState, _ out: Out, _ i: Int32, arg: Int32?) -> Int? {
         let t = lua_type(L, i)
         if t == LUA_TNUMBER || t == LUA_TSTRING {
-            var ok: Int32 = 0
-            let v = lua_tointegerx(L, i, &ok)
-            if ok != 0 { return Int(v) }
             var isNumber: Int32 = 0
             _ = lua_tonumberx(L, i, &isNumber)
             if isNumber != 0 {
@@ -111,6 +129,18 @@ enum Lua {
 
     static func optInteger(_ L: LuaState, _ out: Out, _ i: Int32, _ def: Int, arg: Int32? = nil) -> Int? {
         isNoneOrNil(L, i) ? def : integer(L, out, i, arg: arg)
+    }
+
+    /// An optional integer argument: `.some(nil)` when absent (none or nil), `.some(n)`, or nil when it is
+    /// not an integer (the error is in `out`).
+    @inline(__always)
+    static func optionalInteger(_ L: LuaState, _ out: Out, _ i: Int32) -> Int?? {
+        var ok: Int32 = 0
+        let v = lua_tointegerx(L, i, &ok)
+        if ok != 0 { return .some(Int(v)) }
+        if isNoneOrNil(L, i) { return .some(nil) }
+        _ = notAnInteger(L, out, i, arg: nil)
+        return nil
     }
 
     /// A string argument, as luaL_checklstring reads it: a number is converted in place (its slot then
@@ -127,7 +157,7 @@ enum Lua {
         }
         guard lua_checkstack(L, 3) != 0 else { _ = out.error("stack overflow"); return nil }
         guard ltc_tostringinplace(L, i) == LUA_OK else { _ = out.rethrow(); return nil }
-        guard let p = clua_tostring_strict(L, i, &len) else { _ = out.error("not enough memory"); return nil }
+        guard let p = clua_tostring_strict(L, i, &len) else { _ = out.error(TallocError.outOfMemory.luaMessage()); return nil }
         return UnsafeRawBufferPointer(start: p, count: len)
     }
 

@@ -33,15 +33,14 @@ enum MemoryAccess {
 
     static let read: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
-        guard Lua.isNoneOrNil(L, 2) || Lua.integer(L, out, 2) != nil else { return 0 }
-        guard Lua.isNoneOrNil(L, 3) || Lua.integer(L, out, 3) != nil else { return 0 }
+        guard case .some(let offArg) = Lua.optionalInteger(L, out, 2),
+              case .some(let lenArg) = Lua.optionalInteger(L, out, 3) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
-        guard let off = Lua.optInteger(L, out, 2, 0) else { return 0 }
-        guard let len = Lua.optInteger(L, out, 3, max(c.size - max(off, 0), 0)) else { return 0 }
+        let off = offArg ?? 0
+        let len = lenArg ?? max(c.size - max(off, 0), 0)
         guard inBounds(out, c, off, len, offArg: 2, lenArg: 3) else { return 0 }
-        // the copy is made before the collection this allocation may start runs anything
-        let b = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(c.unsafeMutableBytes)[off..<(off + len)])
-        return Lua.push(L, bytes: b) ? 1 : out.rethrow()
+        // the trampoline copies them before the collection that allocation may start runs anything
+        return out.returnBytes(c.unsafePointer + off, len)
     }
 
     static let write: clua_Body = { L, out in
@@ -58,12 +57,12 @@ enum MemoryAccess {
     static let fill: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let byte = Lua.integer(L, out, 2) else { return 0 }
-        guard Lua.isNoneOrNil(L, 3) || Lua.integer(L, out, 3) != nil else { return 0 }
-        guard Lua.isNoneOrNil(L, 4) || Lua.integer(L, out, 4) != nil else { return 0 }
+        guard case .some(let offArg) = Lua.optionalInteger(L, out, 3),
+              case .some(let lenArg) = Lua.optionalInteger(L, out, 4) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
         if byte < 0 || byte > 255 { return out.argError(2, "byte out of range (0..255)") }
-        guard let off = Lua.optInteger(L, out, 3, 0) else { return 0 }
-        guard let len = Lua.optInteger(L, out, 4, max(c.size - max(off, 0), 0)) else { return 0 }
+        let off = offArg ?? 0
+        let len = lenArg ?? max(c.size - max(off, 0), 0)
         guard inBounds(out, c, off, len, offArg: 3, lenArg: 4) else { return 0 }
         guard keepsTerminator(out, c, at: off, nil, fill: UInt8(byte), count: len) else { return 0 }
         memset(c.unsafePointer + off, Int32(byte), len)
@@ -71,11 +70,13 @@ enum MemoryAccess {
     }
 
     /// c:pack(off, fmt, ...): string.pack(fmt, ...) written at `off`; returns the offset after it. The
-    /// trampoline packed the values (in the method's own frame: its errors name 'pack'); the bytes are on
-    /// the top, and the context is resolved only now.
+    /// trampoline packed the values (in the method's own frame: its errors name 'pack') into a buffer of
+    /// its own (`out.bytes`, `out.len`), and the context is resolved only now.
     static let pack: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
-        guard let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, -1) else { return 0 }
+        // the packed bytes: in a buffer of the trampoline's frame, valid until it returns
+        let s = UnsafeRawBufferPointer(start: out.pointee.bytes, count: out.pointee.len)
+        guard let off = Lua.integer(L, out, 2) else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
         guard inBounds(out, c, off, s.count, offArg: 2, lenArg: 3) else { return 0 }
         guard keepsTerminator(out, c, at: off, s, fill: nil, count: s.count) else { return 0 }
@@ -85,72 +86,20 @@ enum MemoryAccess {
     }
 
     /// c:unpack(off, fmt): string.unpack(fmt, bytes from `off`); returns the values and the offset after.
-    /// This body checks and pushes a copy of the bytes; the trampoline unpacks it afterwards.
+    /// This body checks and points at the bytes; the trampoline unpacks them afterwards (in place for
+    /// formats of numbers only, from a copy for c, s and z, whose strings allocate).
     static let unpack: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let off = Lua.integer(L, out, 2), Lua.bytes(L, out, 3) != nil else { return 0 }
         guard let c = Handles.context(f, out, 1) else { return 0 }
         guard inBounds(out, c, off, 0, offArg: 2, lenArg: 2) else { return 0 }
-        let b = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(c.unsafeMutableBytes)[off...])
-        return Lua.push(L, bytes: b) ? 0 : out.rethrow()
+        return out.returnBytes(c.unsafePointer + off, c.size - off)
     }
 
     /// c:string(): the bytes up to the first NUL (all of them when there is none).
     static let string: clua_Body = { L, out in
         guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
         let bytes = UnsafeRawBufferPointer(c.unsafeMutableBytes)
-        let n = bytes.firstIndex(of: 0) ?? bytes.count
-        return Lua.push(L, bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<n])) ? 1 : out.rethrow()
-    }
-}
-
-/// talloc.pool_map: a pool's bytes drawn on one line of a fixed width, whatever the pool holds.
-enum PoolMap {
-    /// One character per `scale` bytes: `P` the pool's own object, `H` chunk headers, `#` live bytes,
-    /// `.` holes left by freed members (not reusable until the pool empties), `_` free space. A cell that
-    /// covers several kinds shows the one that covers most of it (live bytes and headers win ties, so a
-    /// small member never disappears from a big pool's map).
-    static func render(_ c: TallocContext, width: Int = 64) -> String? {
-        guard let info = c.poolInfo else { return nil }
-        let total = max(info.capacity, 1)
-        let scale = max(16, (total + width - 1) / width)
-        let cells = (total + scale - 1) / scale
-        // bytes of each kind in each cell: kinds P H # . _
-        var counts = [Int](repeating: 0, count: cells * 5)
-        func kindIndex(_ k: TallocPoolSegment.Kind) -> Int {
-            switch k {
-            case .pool: return 0
-            case .header: return 1
-            case .live: return 2
-            case .hole: return 3
-            case .free: return 4
-            }
-        }
-        let ok = c.forEachPoolSegment { seg in
-            var start = max(0, seg.offset)
-            let end = min(total, seg.offset + seg.length)
-            let k = kindIndex(seg.kind)
-            while start < end {
-                let cell = start / scale
-                let cellEnd = min(end, (cell + 1) * scale)
-                counts[cell * 5 + k] += cellEnd - start
-                start = cellEnd
-            }
-            return true
-        }
-        guard ok else { return nil }
-        let glyphs: [Character] = ["P", "H", "#", ".", "_"]
-        var line = ""
-        for cell in 0..<cells {
-            var best = 4, bestCount = -1
-            for k in [2, 1, 0, 3, 4] where counts[cell * 5 + k] > bestCount {
-                best = k
-                bestCount = counts[cell * 5 + k]
-            }
-            if counts[cell * 5 + 2] > 0 && bestCount < scale / 2 { best = 2 }  // live bytes are never hidden
-            line.append(glyphs[best])
-        }
-        let state = info.isFreed ? ", freed (pinned by \(info.objectCount) members)" : ""
-        return "[\(line)] \(info.used)/\(info.capacity) bytes used, \(info.objectCount) objects\(state); 1 char = \(scale) bytes"
+        return out.returnBytes(c.unsafePointer, bytes.firstIndex(of: 0) ?? bytes.count)
     }
 }

@@ -46,8 +46,10 @@ struct Frame {
     }
 
     /// Runs `body` in a frame for a callback (observer, destructor, close): on the thread running now
-    /// (the innermost module call's, else the main thread, which is then idle), with the tables pushed
-    /// from the registry. Nil when the stack cannot grow.
+    /// (the innermost module call's, else the main thread, which is then idle). Inside a module call the
+    /// frame is that call's own: TallocCore calls back synchronously from the body, whose C function (a
+    /// module function, sharing the upvalues) is the running one on that thread. Outside any (the state
+    /// closing) the tables are pushed from the registry. Nil when the stack cannot grow.
     ///
     /// The registry is reachable from Lua through `debug.getregistry()`; tables a script replaced there
     /// are not used (the callback does nothing).
@@ -55,8 +57,9 @@ struct Frame {
         let L = ltc_thread(S)
         guard lua_checkstack(L, 12) != 0 else { return nil }
         let base = lua_gettop(L)
-        ltc_pushtables(L, S)
         defer { lua_settop(L, base) }
+        if S.pointee.inbody > 0 { return body(Frame(module: L, S)) }
+        ltc_pushtables(L, S)
         guard lua_type(L, base + 1) == LUA_TTABLE, lua_type(L, base + 2) == LUA_TTABLE,
               lua_type(L, base + 3) == LUA_TTABLE else { return nil }
         return body(Frame(L: L, S: S, base: base + 1))
@@ -98,68 +101,69 @@ enum ModuleState {
     @inline(__always)
     static func footprint(_ n: Int) -> Int { Int(ltc_mallocfootprint(n)) }
 
-    // MARK: Default names
+    // MARK: Names
 
     private static let emptyName = strdup("")!
     private static let newEmptyName = strdup("talloc_new: ")!
 
     /// Names `c` after the Lua code that called the module: "FILE:LINE" or "talloc_new: FILE:LINE",
-    /// formatted only when read. FILE is a counted name interned in the state (its count is the cell's).
-    /// A C caller (e.g. pcall) gives talloc's name with an empty location. False when memory ran out.
+    /// formatted only when read. FILE is the chunk's source interned in the state (its count is the
+    /// cell's). A C caller (e.g. pcall) gives talloc's name with an empty location. False when memory ran out.
     static func nameByCaller(_ f: Frame, _ c: TallocContext, _ cell: Cell, talloc_new: Bool) -> Bool {
-        var source: UnsafeRawPointer? = nil
+        var name: UnsafeMutablePointer<ltc_Name>? = nil
         var line: Int32 = 0
-        var cached: UnsafeMutablePointer<ltc_Name>? = nil
-        var buf = (0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64,
-                   0 as UInt64, 0 as UInt64)
-        return withUnsafeMutableBytes(of: &buf) { raw in
-            let p = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-            let name: UnsafeMutablePointer<ltc_Name>
-            switch ltc_callername(f.L, f.S, p, raw.count, &source, &line, &cached) {
-            case 1:
-                name = cached!
-                name.pointee.refs += 1
-            case 2:
-                guard let n = ltc_internname(f.S, p) else { return false }
-                f.S.pointee.lastSource = source
-                f.S.pointee.lastName = n
-                name = n
-            default:
-                c.unsafeSetNameConst(talloc_new ? newEmptyName : emptyName)
-                return true
-            }
-            if let old = cell.pointee.name { ltc_unrefname(f.S, old) }
-            cell.pointee.name = name
-            withUnsafeMutablePointer(to: &name.pointee.text) { text in
-                text.withMemoryRebound(to: CChar.self, capacity: 1) {
-                    c.unsafeSetNameLocation(file: $0, line: Int(line), talloc_new: talloc_new)
-                }
-            }
+        switch ltc_callername(f.L, f.S, f.extra, &name, &line) {
+        case 1:
+            let n = name!
+            c.unsafeSetNameLocation(file: text(n), line: Int(line), talloc_new: talloc_new)
+            setCellName(f.S, cell, n)
+            cell.pointee.flags |= Int32(LTC_LOCATION)
+            if talloc_new { cell.pointee.flags |= Int32(LTC_NEWPREFIX) } else { cell.pointee.flags &= ~Int32(LTC_NEWPREFIX) }
+            cell.pointee.line = line
             return true
+        case 0:
+            c.unsafeSetNameConst(talloc_new ? newEmptyName : emptyName)
+            setCellName(f.S, cell, nil)
+            return true
+        default:
+            return false
         }
     }
 
-    /// Names `c` with a copy of `bytes` that the chunk owns (talloc_named_const semantics, without
-    /// keeping the Lua string alive), charged to the account. False when memory ran out.
-    static func setNameCopy(_ S: StatePtr, _ c: TallocContext, _ cell: Cell, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// Names `c` with `bytes` up to their first NUL (talloc_named_const semantics, without keeping the
+    /// Lua string alive): the chunk's name points into the state's interned copy, counted by the cell, so
+    /// contexts named alike share one copy, charged to the account. False when memory ran out or the name
+    /// is as large as talloc refuses allocations.
+    static func setNameInterned(_ S: StatePtr, _ c: TallocContext, _ cell: Cell, _ bytes: UnsafeRawBufferPointer) -> Bool {
         let n = bytes.firstIndex(of: 0) ?? bytes.count
-        if n >= Talloc.maximumSize { return false }  // as talloc refuses such allocations
-        let cost = footprint(n + 1)
-        guard charge(S, cost) else { return false }
-        guard c.setNameCopy(bytes) else { _ = charge(S, -cost); return false }
-        _ = charge(S, -Int(cell.pointee.namecharge))  // the previous copy is gone
-        cell.pointee.namecharge = UInt32(cost)
-        cell.pointee.flags |= Int32(LTC_NAMECOPY)
+        if n >= Talloc.maximumSize { return false }
+        let base = bytes.baseAddress.map { $0.assumingMemoryBound(to: CChar.self) } ?? UnsafePointer(emptyName)
+        guard let name = ltc_internbytes(S, base, n) else { return false }
+        c.unsafeSetNameConst(text(name))
+        setCellName(S, cell, name)
         return true
     }
 
-    /// After the module renamed `c` some other way: TallocCore freed the copy it owned, if any, so its
-    /// charge goes back.
+    /// The text of an interned name (NUL-terminated; it lives while counted).
+    @inline(__always)
+    static func text(_ n: UnsafeMutablePointer<ltc_Name>) -> UnsafeMutablePointer<CChar> {
+        UnsafeMutableRawPointer(n).advanced(by: MemoryLayout<ltc_Name>.offset(of: \ltc_Name.text)!)
+            .assumingMemoryBound(to: CChar.self)
+    }
+
+    /// The cell now counts `name` (already counted for it), letting go of the one it had.
+    static func setCellName(_ S: StatePtr, _ cell: Cell, _ name: UnsafeMutablePointer<ltc_Name>?) {
+        let old = cell.pointee.name
+        cell.pointee.name = name
+        cell.pointee.flags &= ~Int32(LTC_LOCATION | LTC_NEWPREFIX)
+        if let old { ltc_unrefname(S, old) }
+    }
+
+    /// After the module renamed `c` some other way (set_name, appends, realloc): when its name no longer
+    /// points into the interned name its cell counts, that count goes.
     static func nameChanged(_ S: StatePtr, _ cell: Cell, _ c: TallocContext) {
-        guard cell.pointee.namecharge > 0, c.ownedNameByteCount == 0 else { return }
-        _ = charge(S, -Int(cell.pointee.namecharge))
-        cell.pointee.namecharge = 0
-        cell.pointee.flags &= ~Int32(LTC_NAMECOPY)
+        guard let n = cell.pointee.name else { return }
+        if UnsafeRawPointer(c.unsafeNameParts.string) != UnsafeRawPointer(text(n)) { setCellName(S, cell, nil) }
     }
 
     // MARK: Destructors
@@ -279,10 +283,10 @@ enum ModuleState {
     /// The cells whose chunk is alive and not in `lua` (the chunks of Lua's own tree).
     private static func outsideCells(_ S: StatePtr, _ lua: Set<UnsafeMutableRawPointer>) -> [Cell] {
         var out: [Cell] = []
-        var cell = S.pointee.cells
+        var cell = ltc_nextcell(S, nil)
         while let c = cell {
             if let body = c.pointee.body, c.pointee.flags & Int32(LTC_ATTACHED) != 0, !lua.contains(body) { out.append(c) }
-            cell = c.pointee.next
+            cell = ltc_nextcell(S, c)
         }
         return out
     }
@@ -293,7 +297,7 @@ enum ModuleState {
     private static func detach(_ f: Frame?, _ S: StatePtr, _ cell: Cell) {
         guard let body = cell.pointee.body else { return }
         let x = TallocContext(unsafePointer: body)
-        if cell.pointee.name != nil {
+        if cell.pointee.name != nil {  // its name may point into the state's interned names: a copy of its own
             let bytes = Names.bytes(x)
             _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
         }
@@ -301,9 +305,8 @@ enum ModuleState {
         if cell.pointee.flags & Int32(LTC_LUADTOR) != 0 { _ = x.unsafeSetDestructor(nil, context: nil) }
         if let f { ltc_clearslot(f.L, f.extra, lua_Integer(cell.pointee.slot)) }
         _ = x.unsafeSetObserver(nil, context: nil, tag: 0)
-        _ = charge(S, -(Int(cell.pointee.charged) + Int(cell.pointee.namecharge)))
+        _ = charge(S, -Int(cell.pointee.charged))
         cell.pointee.charged = 0
-        cell.pointee.namecharge = 0
         cell.pointee.body = nil
         cell.pointee.flags &= ~Int32(LTC_ATTACHED)
         Handles.release(S, cell)

@@ -62,8 +62,8 @@ public enum LuaTallocModule {
         reg("get_type_abort", TallocModule.getTypeAbort),
         reg("parent", TallocModule.parent),
         reg("parent_name", TallocModule.parentName),
-        reg("children", TallocModule.children),
-        reg("_next_child", TallocModule.nextChild, where: [.module, .hidden]),
+        reg("children", TallocModule.children, Int32(LTC_ITERATES)),
+        reg("_next_child", TallocModule.nextChild, where: .hidden),  // the iterator children() returns
         reg("is_parent", TallocModule.isParent),
         reg("find_parent_byname", TallocModule.findParentByName),
         reg("get_size", TallocModule.getSize),
@@ -76,15 +76,15 @@ public enum LuaTallocModule {
         reg("dot", TallocModule.dot),
         reg("pool_map", TallocModule.poolMap),
         reg("is_freed", TallocModule.isFreed, LTC_NOSTATE),
-        // memory access: methods only
-        reg("read", MemoryAccess.read, where: .method),
-        reg("write", MemoryAccess.write, where: .method),
-        reg("fill", MemoryAccess.fill, where: .method),
-        reg("pack", MemoryAccess.pack, LTC_PACKS, where: .method),
-        reg("unpack", MemoryAccess.unpack, LTC_UNPACKS, where: .method),
-        reg("string", MemoryAccess.string, where: .method),
+        // memory access
+        reg("read", MemoryAccess.read),
+        reg("write", MemoryAccess.write),
+        reg("fill", MemoryAccess.fill),
+        reg("pack", MemoryAccess.pack, LTC_PACKS),
+        reg("unpack", MemoryAccess.unpack, LTC_UNPACKS),
+        reg("string", MemoryAccess.string),
         // metamethods
-        reg("__gc", TallocModule.gc, LTC_NOSTATE, where: .metamethod),
+        reg("__gc", TallocModule.gc, LTC_FINALIZES, where: .metamethod),
         reg("__close", TallocModule.close, where: .metamethod),
         reg("__tostring", TallocModule.tostring, LTC_NOSTATE, where: .metamethod),
     ]

@@ -97,6 +97,15 @@ import Testing
         q1, q2 = nil, nil
         collectgarbage(); collectgarbage()
         assert(freed.q1 and not freed.q2 and r:parent():get_name():match("talloc_new"))
+        -- ... across a reparent that moves a reference (the old parent was a referrer): the parent and
+        -- the link stay as they were
+        local a, ref, to = watch(talloc.new(nil, "a"), "a"), talloc.new(nil, "ref"), talloc.new(nil, "to")
+        local rc = talloc.new(a, "rc")
+        talloc.reference(ref, rc)
+        assert(rawequal(talloc.reparent(ref, to, rc), rc))
+        a, ref = nil, nil
+        collectgarbage(); collectgarbage()
+        assert(not freed.a and rc:parent():get_name() == "a", rc:parent() and rc:parent():get_name())
         -- ... across talloc's re-homing: a refusing child moves to its grandparent
         local g = watch(talloc.new(nil, "grandparent"), "grandparent")
         local mid = talloc.new(g, "mid")
@@ -244,8 +253,29 @@ import Testing
         lua("""
         local a = talloc.new()
         local x = talloc.new(a)
+        local freedByFinalizer
         x = nil
-        setmetatable({}, {__gc = function() talloc.free(a) end})
+        setmetatable({}, {__gc = function() freedByFinalizer = talloc.free(a) end})
+        collectgarbage(); collectgarbage()
+        assert(freedByFinalizer == true and talloc.is_freed(a))
+        """)
+    }
+
+    /// A handle whose `__gc` never runs (debug.setmetatable took its metatable away) is collected without
+    /// telling the module: its cell stays until the state closes, so the chunk's free never writes into
+    /// memory Lua gave back.
+    @Test func aHandleWithoutItsMetatableIsHarmless() {
+        lua("""
+        assert(debug and debug.setmetatable, "the debug library is open outside the sandbox")
+        local p = talloc.new(nil, "p")
+        for i = 1, 1000 do local c = talloc.new(p, "c") debug.setmetatable(c, nil) end
+        collectgarbage(); collectgarbage()
+        local n = 0
+        for c in talloc.children(p) do assert(c:get_name() == "c") n = n + 1 end
+        assert(n == 1000 and talloc.free(p) == true)
+        local q = talloc.new(nil, "q")
+        debug.setmetatable(q, nil)
+        q = nil
         collectgarbage(); collectgarbage()
         """)
     }

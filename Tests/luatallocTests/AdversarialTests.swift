@@ -139,6 +139,11 @@ struct AdversarialTests {
         return try runMeasured(ScriptFiles.binary, limitArguments + ["-e", ""], timeout: 60).peakRSS
     }
 
+    @Test("the scripts are found (an unreadable directory would make the test below run none)")
+    func scriptsAreFound() {
+        #expect(AdversarialScripts.names.count >= 16, "\(AdversarialScripts.directory.path)")
+    }
+
     @Test(arguments: AdversarialScripts.names)
     func script(_ name: String) throws {
         let text = try String(contentsOf: AdversarialScripts.directory.appendingPathComponent(name), encoding: .utf8)
@@ -151,7 +156,8 @@ struct AdversarialTests {
         let last = run.stdout.split(separator: "\n").last.map(String.init) ?? ""
         #expect(last == header.stdout, "\(context)")
         #expect(!run.stderr.contains("Fatal error") && !run.stderr.contains("Program crashed"), "\(context)")
-        if header.checksRSS, let limit = AdversarialScripts.limit(header.arguments) {
+        if header.checksRSS {
+            let limit = try #require(AdversarialScripts.limit(header.arguments), "\(name): 'rss: yes' needs --memlimit")
             let base = try Self.baselineRSS(header.arguments)
             let bound = limit + base + AdversarialScripts.rssSlack
             #expect(run.peakRSS <= bound,

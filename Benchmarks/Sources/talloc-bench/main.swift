@@ -4,6 +4,7 @@
 //   talloc-bench --quick          run every workload once with tiny counts (CI); no timing
 //   talloc-bench --list           the row ids
 //   talloc-bench --exec ID --iters N   run one row N iterations and exit (what callgrind runs)
+//   talloc-bench --check | --update-thresholds   instruction counts against Thresholds/ (ThresholdCheck.swift)
 //
 // The report (markdown) goes to stdout, progress to stderr. See ../../README.md.
 // SPDX-License-Identifier: MIT
@@ -21,6 +22,7 @@ func usage() -> Never {
 }
 
 var opt = Options()
+var thresholdMode: Bool?  // --check: false, --update-thresholds: true
 var args = CommandLine.arguments.dropFirst()
 func value() -> String {
     guard let v = args.popFirst() else { usage() }
@@ -40,6 +42,8 @@ while let a = args.popFirst() {
     case "--no-timing": opt.noTiming = true
     case "--peak": opt.peak = true
     case "--w7-depth": opt.w7Depth = Int(value())
+    case "--check": thresholdMode = false
+    case "--update-thresholds": thresholdMode = true
     case "-h", "--help": usage()
     default: log("talloc-bench: unknown option \(a)"); usage()
     }
@@ -48,6 +52,7 @@ while let a = args.popFirst() {
 let cfg = opt.quick ? Config.quick : Config()
 let inputs = Inputs(cfg)
 let groups = makeGroups(cfg, inputs, execMode: opt.execID != nil, w7Depth: opt.w7Depth) + hostGroups(cfg)
+    + luaSuiteGroups(quick: opt.quick)
 
 if opt.list {
     for g in groups { for r in g.rows { print(r.id) } }
@@ -72,6 +77,10 @@ if let id = opt.execID {
 for g in groups { g.rows = g.rows.filter { opt.selects($0.id) } }
 let selected = groups.filter { !$0.rows.isEmpty }
 
+if let update = thresholdMode {
+    exit(thresholdRun(selected.flatMap { $0.rows }, opt, update: update))
+}
+
 if opt.quick {
     for g in selected { quickGroup(g) }
     print("quick: \(selected.reduce(0) { $0 + $1.rows.count }) rows ran")
@@ -90,3 +99,4 @@ if opt.callgrind {
     runCallgrind(selected.flatMap { $0.rows }, opt)
 }
 printReport(selected, opt)
+printLuaTargets(selected)

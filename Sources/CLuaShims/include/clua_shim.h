@@ -120,6 +120,8 @@ typedef struct clua_Outcome {
   int kind;            /* one of the CLUA_ kinds above */
   int arg;             /* argument index for CLUA_ARGERROR */
   void *_Nullable context;  /* what the trampoline already looked up for the body (the module: its state) */
+  const void *_Nullable bytes;  /* bytes the trampoline pushes as the last result (the module's LTC_RETBYTES) */
+  size_t len;
   char message[256];   /* NUL-terminated message for CLUA_ERROR/ARGERROR */
 } clua_Outcome;
 

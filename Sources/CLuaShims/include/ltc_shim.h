@@ -32,13 +32,18 @@
 #define LTC_HIDDEN     0x02  /* the chunk's parent is not Lua's to see (parent() is nil, walks stop here) */
 #define LTC_LENT       0x04  /* the host lent this context */
 #define LTC_REFUSED    0x08  /* the collector tried to free it and a destructor refused: never again */
-#define LTC_NEWPREFIX  0x10  /* the name at free time reads "talloc_new: FILE:LINE" */
-#define LTC_NAMECOPY   0x20  /* the chunk owns a copy of its name, charged to the account */
+#define LTC_NEWPREFIX  0x10  /* the location name reads "talloc_new: FILE:LINE" */
+#define LTC_LOCATION   0x20  /* 'name' is the FILE of a location name ("FILE:LINE", the line in 'line') */
 #define LTC_SIDEREC    0x40  /* the chunk's side record was made for this cell, charged to the account */
 #define LTC_SAVED      0x80  /* the name was saved when the chunk's free began */
 #define LTC_LUADTOR    0x100 /* the chunk's destructor is the module's (a Lua destructor in extra[slot]) */
+#define LTC_INUSE      0x200 /* a live cell (a free cell of a page has none of these flags) */
 
-/* An interned chunk source name ("short_src"), counted: location names ("FILE:LINE") point into it. */
+/*
+** An interned name, counted: the FILE of location names ("FILE:LINE", the chunk source's short_src), and
+** the names scripts give (new, size, set_type): a chunk's name points into one, which its cell counts.
+** One copy per distinct name and state, charged to the account; freed with its last count.
+*/
 typedef struct ltc_Name {
   struct ltc_Name *_Nullable next;  /* the hash chain */
   size_t refs;              /* cells whose chunk is named by it */
@@ -49,21 +54,31 @@ typedef struct ltc_Name {
 
 /*
 ** The record of one chunk Lua has seen (see the header comment).  'uds' userdata point at it and, while
-** LTC_ATTACHED, the chunk does (its TallocCore observer's data); it is freed when neither does.
+** LTC_ATTACHED, the chunk does (its TallocCore observer's data); it is freed when neither does.  Cells
+** live in pages the state owns (ltc_newcell), so making one is a few instructions and costs no malloc
+** header; its slot comes with its place in its page.
 */
 typedef struct ltc_Cell {
   void *_Nullable body;     /* the chunk's body (TallocCore), or NULL once freed */
-  struct ltc_Cell *_Nullable next;  /* every cell of the state, freed at close whatever happened */
-  struct ltc_Cell *_Nullable *_Nullable pprev;
-  ltc_Name *_Nullable name; /* the location its name points into (one count), or NULL */
+  ltc_Name *_Nullable name; /* the interned name its chunk's name points into (one count), or NULL; once
+                               the chunk's free began, the name it had (its first bytes, interned) */
   int slot;                 /* handles[slot] is its userdata (weak), extra[slot] its Lua destructor */
-  unsigned charged;         /* bytes charged to the state's account for this chunk's side record ... */
-  unsigned namecharge;      /* ... and for the copy of its name it owns */
-  int uds;                  /* userdata pointing at this cell */
   int flags;                /* LTC_ATTACHED ... */
+  int uds;                  /* userdata pointing at this cell */
   int line;                 /* the line of a location name */
-  char freed[24];           /* the first bytes of a non-location name, kept when the chunk is freed */
+  unsigned charged;         /* bytes charged to the state's account for this chunk's side record */
+  unsigned reserved;
 } ltc_Cell;
+
+/* A page of cells (malloc'd, charged): the state's cell allocator. */
+#define LTC_PAGECELLS 15  /* a page stays below 1 KiB: glibc consolidates its fast bins for larger requests */
+typedef struct ltc_Page {
+  struct ltc_Page *_Nullable pnext;   /* the pages with free cells */
+  struct ltc_Page *_Nullable *_Nullable pprev;
+  int id;                   /* S->pages[id] is this page; its cells' slots are id * LTC_PAGECELLS + 1 ... */
+  unsigned inuse;           /* bit i: cells[i] is live */
+  ltc_Cell cells[LTC_PAGECELLS];
+} ltc_Page;
 
 /*
 ** Per-state data, a full userdata owned by Lua (freed by lua_close after every finalizer ran, so a late
@@ -97,6 +112,14 @@ static inline void ltc_collectnow (lua_State *L, ltc_Collect *_Nullable c) {
 }
 
 struct ltc_State;
+
+/* A module function: its Swift body and the state, reached in one lookup (its upvalue 1). */
+typedef struct ltc_Fn {
+  clua_Body body;
+  struct ltc_State *S;
+} ltc_Fn;
+#define LTC_MAXFNS 64
+
 /* Charges n bytes (n > 0: may refuse, returning 0) to the state's account, or gives them back (n < 0). */
 typedef int (*ltc_ChargeFn) (struct ltc_State *S, long long n);
 
@@ -115,24 +138,33 @@ typedef struct ltc_State {
   int metaRef, handlesRef, extraRef;  /* registry references of the module's tables */
   int (*_Nullable charge) (struct ltc_State *S, long long n);  /* charges (n > 0) or gives back 'account' bytes */
   void *_Nullable closehook;  /* the module's close procedure (Swift), called by the state's __gc */
-  lua_Integer nextslot;     /* the next never-used slot */
-  lua_Integer *_Nullable freeslots;  /* slots given back, reused first (malloc'd, charged) */
-  size_t nfree, capfree;
-  const void *_Nullable lastSource;  /* a one-entry cache of the interning: Lua's source string last seen ... */
-  ltc_Name *_Nullable lastName;  /* ... and its name (never dereferenced unless 'lastName' is still counted) */
+  ltc_Page *_Nullable *_Nullable pages;  /* every page by id; a released id holds the next released (odd) */
+  int npages, cappages;
+  int freeid;               /* the first released page id + 1, or 0 */
+  ltc_Page *_Nullable partial;  /* the pages with free cells (the newest first) */
+  ltc_Page *_Nullable spare;    /* an empty page kept for the next burst of cells */
+  int ncells;               /* live cells */
+  int inbody;               /* module bodies running now (their frames reach the tables by upvalues) */
+  ltc_Cell *_Nullable quiet;  /* a cell whose move the running body relinks itself (the observer skips it) */
+  ltc_Name *_Nullable lastName;  /* the interned source of the caller last seen (extra[LTC_EXTRA_LASTFN]);
+                                    cleared when its last count goes */
   ltc_Name *_Nullable *_Nullable names;  /* the interned names (hash buckets; malloc'd, charged) */
   size_t nnames, capnames;
-  ltc_Cell *_Nullable cells;  /* every live cell */
-  size_t ncells;
+  ltc_Fn *_Nullable iterfn;  /* the children iterator (in no table: each children() call makes one) */
+  ltc_Fn fns[LTC_MAXFNS];   /* the module's functions (upvalue 1 of each points at its record) */
 } ltc_State;
 
 /* Upvalues shared by every function of the module. */
-#define LTC_UPV_BODY      1   /* the Swift body (light userdata) */
+#define LTC_UPV_BODY      1   /* the function's ltc_Fn (light userdata); a bound host function: its body */
 #define LTC_UPV_META      2   /* the metatable of contexts */
 #define LTC_UPV_HANDLES   3   /* slot -> userdata, weak values */
 #define LTC_UPV_STATE     4   /* the ltc_State userdata */
 #define LTC_UPV_EXTRA     5   /* slot -> destructor function; [0] the pending destructor error; strong */
+#define LTC_EXTRA_LASTFN  (-2)  /* extra[-2]: {the function that called the module last} (weak values) */
 #define LTC_NUPVALUES     5
+/* ... and the children iterator's own two (its closure keeps its state, as string.gmatch's does) */
+#define LTC_UPV_ITERPARENT (LTC_NUPVALUES + 1)  /* the parent's handle */
+#define LTC_UPV_ITERPREV   (LTC_NUPVALUES + 2)  /* the child returned last: nil before the first, false after the last */
 
 /* The state of the running module function. */
 static inline ltc_State *ltc_state (lua_State *L) {
@@ -211,14 +243,16 @@ static inline void ltc_setexisting (lua_State *L, int tableidx, lua_Integer key)
 }
 
 /* What a Swift body asks beyond clua_shim's kinds: raise the string on the top with the caller's position
-   prepended (a message of any length and bytes, NULs included). */
+   prepended (a message of any length and bytes, NULs included); or return, its last result being
+   out->bytes (out->len bytes of a chunk: the trampoline makes the Lua string, after the body). */
 #define LTC_ERRORVALUE 10
+#define LTC_RETBYTES   11
 
 /*
 ** One function of the module: its Swift body, its kind (how the trampoline prepares the call), and where
 ** it goes: the module table, the methods (__index) table, or the metatable.
 */
-#define LTC_PLAIN     0   /* ltc_trampoline */
+#define LTC_PLAIN     0   /* the plain trampoline */
 #define LTC_CREATES   1   /* a new empty handle at index 1, the arguments after it */
 #define LTC_FORMATS   2   /* creates, and the arguments from index 2 formatted as string.format: the
                              result string is pushed on the top before the body runs */
@@ -226,11 +260,14 @@ static inline void ltc_setexisting (lua_State *L, int tableidx, lua_Integer key)
 #define LTC_PACKS     4   /* c:pack(off, fmt, ...): string.pack of the arguments from index 3 on the top */
 #define LTC_NOSTATE   5   /* works on a closed state (is_freed, __gc, __tostring): out->context is NULL then */
 #define LTC_UNPACKS   6   /* c:unpack(off, fmt): the body pushes the bytes; string.unpack runs after it */
+#define LTC_ITERATES  7   /* children(c): the body checks c; the trampoline returns the iterator over it */
+#define LTC_FINALIZES 8   /* __gc: the trampoline decides the common cases; the body frees a last handle's
+                             top-level context (as LTC_NOSTATE) */
 typedef struct ltc_Reg {
   const char *name;
   clua_Body body;
   int kind;       /* LTC_PLAIN ... */
-  int where;      /* bit 1: module function; bit 2: method; bit 4: metamethod; bit 8: extra[-1] */
+  int where;      /* bit 1: module function; bit 2: method; bit 4: metamethod; bit 8: the children iterator */
 } ltc_Reg;
 
 /* Called (from C) when the state userdata is finalized: the module's close procedure (Swift). */
@@ -244,11 +281,8 @@ typedef void (*ltc_CloseHook) (lua_State *L, ltc_State *S);
 int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *_Nullable account,
                  ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_CloseHook hook);
 
-/* The trampoline of plain module functions (and of the host's bound functions, which share the upvalues). */
+/* The trampoline of the host's bound functions: upvalue 1 is their Swift body, 2... the module's. */
 int ltc_trampoline (lua_State *L);
-
-/* [-0, +1, m] pushes the module function of 'body' (closure over the tables at the given indices). */
-void ltc_pushfunction (lua_State *L, clua_Body body, int kind, int meta, int handles, int state, int extra);
 
 /* why: tables and globals may allocate.  Makes the module on the top requirable (and a global); pops it. */
 int ltc_preload (lua_State *L, int setglobal);
@@ -285,14 +319,12 @@ int ltc_rawset (lua_State *L, int idx);
 int ltc_where (lua_State *L, int level);
 
 /*
-** why: lua_getinfo with "S" formats 'short_src' and 'l' computes the line; neither allocates for these
-** options, but the lua_Debug record is a C struct Swift would have to mirror.  Finds the position of the
-** Lua code that called the module (level 1).  Returns 0 when there is none (a C caller such as pcall), 1
-** when it is in the chunk the state's one-entry cache holds (*name is that name), 2 when 'buf' holds its
-** short_src for the caller to intern (*source is Lua's source string, the cache key).
+** why: lua_getinfo's lua_Debug is a C struct Swift would have to mirror.  The position of the Lua code that
+** called the module (level 1): 1 with the line and the chunk's interned source (one count for the caller),
+** 0 when the caller is a C function (e.g. pcall: no position), -1 when memory ran out.  'extra' is the
+** index of the extra table (its LTC_EXTRA_LASTFN entry caches the last caller).  Never raises.
 */
-int ltc_callername (lua_State *L, ltc_State *S, char *buf, size_t buflen, const void *_Nullable *_Nonnull source,
-                    int *line, ltc_Name *_Nullable *_Nonnull name);
+int ltc_callername (lua_State *L, ltc_State *S, int extra, ltc_Name *_Nullable *_Nonnull name, int *line);
 
 /* why: lua_warning is '-', but building "msg" pieces is not; this is the 2-piece form. */
 static inline void ltc_warn (lua_State *L, const char *a, const char *b) {
@@ -309,17 +341,22 @@ static inline size_t ltc_mallocfootprint (size_t n) {
   return m < 32 ? 32 : m;
 }
 
-/* What a cell costs (charged when it is made, given back when it is freed). */
-#define LTC_CELLCOST (ltc_mallocfootprint(sizeof(ltc_Cell)))
-
-/* Cells: a new one is linked into the state (charged; NULL when memory runs out); a cell nothing points
-   at any more is freed with ltc_freecell (its slot, name and charges go back).  Never raise. */
+/* Cells: a new one, zeroed but for its slot and LTC_INUSE (NULL when memory runs out: a new page is
+   charged); a cell nothing points at any more is given back with ltc_freecell (its name and charges go
+   back; an empty page is released).  Never raise. */
 ltc_Cell *_Nullable ltc_newcell (ltc_State *S);
 void ltc_freecell (ltc_State *S, ltc_Cell *_Nullable cell);
-void ltc_giveslot (ltc_State *S, lua_Integer slot);
 
-/* Interned names: a counted name for 'text' (NULL when memory runs out), and dropping a count.  Never raise. */
+/* At close, after every finalizer: frees every page and interned name.  Never raises. */
+void ltc_freeall (ltc_State *S);
+
+/* The live cell after 'cell' (the first with NULL), in page order, or NULL.  Never raises. */
+ltc_Cell *_Nullable ltc_nextcell (ltc_State *S, ltc_Cell *_Nullable cell);
+
+/* Interned names: a counted name for 'text' (up to its first NUL, at most 'len' bytes; NULL when memory
+   runs out), and dropping a count.  Never raise. */
 ltc_Name *_Nullable ltc_internname (ltc_State *S, const char *text);
+ltc_Name *_Nullable ltc_internbytes (ltc_State *S, const char *text, size_t len);
 void ltc_unrefname (ltc_State *S, ltc_Name *_Nullable n);
 
 /*
@@ -327,9 +364,6 @@ void ltc_unrefname (ltc_State *S, ltc_Name *_Nullable n);
 ** luaL_checklstring does); returns the status (error object on the top on failure).  A collection may run.
 */
 int ltc_tostringinplace (lua_State *L, int idx);
-
-/* A slot for a new cell (the state's free list first). */
-lua_Integer ltc_takeslot_public (ltc_State *S);
 
 /* Asks for a collection at the next safe point (the next module call, or a pcall that caught an error
    in a runtime that wraps pcall). */

@@ -45,6 +45,10 @@ int ltc_strformat (lua_State *L, int fmt);
 */
 int ltc_strpack (lua_State *L, int fmt);
 
+/* The same into 'b' (initialised here), without making a Lua string: the caller reads luaL_buffaddr(b)
+   and luaL_bufflen(b) and leaves the stack above the values as it is until it has copied them. */
+void ltc_strpackbuffer (lua_State *L, int fmt, luaL_Buffer *b);
+
 /*
 ** string.unpack(fmt, data, pos), with the format at 'fmt', the data string at 'data' and the
 ** 1-based position 'pos' (negative: from the end, as string.unpack).
@@ -53,6 +57,13 @@ int ltc_strpack (lua_State *L, int fmt);
 ** 'data'; "initial position out of string" names data + 1 (where string.unpack has the position).
 */
 int ltc_strunpack (lua_State *L, int fmt, int data, lua_Integer pos);
+
+/*
+** The same on 'ld' bytes at 'data' that are not a Lua string ('data' only names them in errors).  Only for
+** formats without the string options c, s and z: numbers are pushed without allocating, so no collection
+** (no finalizer) runs while the bytes are read, and no 'z' reads past bytes without a terminating NUL.
+*/
+int ltc_strunpackbytes (lua_State *L, int fmt, const char *data, size_t ld, int dataarg, lua_Integer pos);
 
 /* A lua_CFunction equal to string.format (ltc_strformat(L, 1)), for tests and hosts. */
 int ltc_format_function (lua_State *_Null_unspecified L);
