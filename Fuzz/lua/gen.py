@@ -163,7 +163,7 @@ class Gen:
             "getmetatable(%s).__index = nil" % a, "setmetatable(%s, nil)" % a,
             "debug.setmetatable(%s, nil)" % a,
             "getmetatable(%s).__gc(%s)" % (a, self.pick(JUNK)),
-            "talloc._next_child(%s, %s)" % (a, b),
+            "local nxt = talloc.children(%s); nxt(); nxt(%s)" % (a, b),
             "talloc[%s](%s, %s)" % (self.r.choice(["'free'", "'steal'", "'new'", "'size'", "'reference'", "'dot'"]), self.pick(JUNK), self.pick(JUNK)),
         ]
         return self.pick(ops)

@@ -139,8 +139,8 @@ extension LuaRuntime {
         public var bytesBefore: Int
         /// The same when the call ended.
         public var bytesAfter: Int
-        /// The highest charge seen during the call: sampled at each of Lua's allocations and at the end
-        /// (a context made and freed with no Lua allocation in between is not seen).
+        /// The highest charge during the call, exact: the root's memory-limit record keeps its peak at
+        /// every charge (`TallocContext.memoryLimitPeak`).
         public var peakBytes: Int
         /// Bytes Lua's heap allocated during the call, every growth summed (a table made and collected
         /// counts): the call's allocation work, exact.
@@ -170,26 +170,29 @@ extension LuaRuntime {
     public func measuringMemory<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> (result: R, usage: MemoryUsage) {
         if root.memoryLimit == nil { try? root.setMemoryLimit(0) }
         let hs = heapState
-        let saved = (hs.pointee.tracking, hs.pointee.allocated, hs.pointee.peak, hs.pointee.peakTotal)
+        let saved = (hs.pointee.tracking, hs.pointee.allocated, hs.pointee.peak)
+        let outerPeak = root.memoryLimitPeak ?? 0  // the root's limit keeps its peak exactly
         let before = rootCharge
         hs.pointee.tracking = 1
         hs.pointee.allocated = 0
         hs.pointee.peak = heap.size
-        hs.pointee.peakTotal = before
+        root.resetMemoryLimitPeak()
+        var innerPeak = before
         defer {
-            let (t, a, p, pt) = saved
+            let (t, a, p) = saved
             if t != 0 {
                 // the outer measurement goes on, and includes what this one saw
                 hs.pointee.allocated = a + hs.pointee.allocated
                 hs.pointee.peak = Swift.max(p, hs.pointee.peak)
-                hs.pointee.peakTotal = Swift.max(pt, hs.pointee.peakTotal)
             }
+            root.resetMemoryLimitPeak(to: Swift.max(outerPeak, innerPeak))
             hs.pointee.tracking = t
         }
         let result = try body()
         let after = rootCharge
+        innerPeak = root.memoryLimitPeak ?? after
         let usage = MemoryUsage(bytesBefore: before, bytesAfter: after,
-                                peakBytes: Swift.max(Int(hs.pointee.peakTotal), after, before),  // (sampled)
+                                peakBytes: Swift.max(innerPeak, after, before),
                                 luaHeapAllocated: Int(hs.pointee.allocated), luaHeapPeak: Int(hs.pointee.peak))
         return (result, usage)
     }
@@ -202,8 +205,5 @@ extension LuaRuntime {
         if delta > 0 { hs.pointee.allocated += delta }
         let size = heap.size
         if size > hs.pointee.peak { hs.pointee.peak = size }
-        if let total = TallocContext(unsafePointer: hs.pointee.root).memoryLimit?.current, total > hs.pointee.peakTotal {
-            hs.pointee.peakTotal = total
-        }
     }
 }

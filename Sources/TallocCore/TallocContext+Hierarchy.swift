@@ -423,6 +423,22 @@ extension TallocContext {
         guard tc.pointee.flags & _Flag.hasLimit != 0, let e = tc.pointee.extra else { return nil }
         return (e.pointee.limitMax, e.pointee.limitCurrent)
     }
+
+    /// The most bytes charged to the limit this context owns since the limit was set or since
+    /// `resetMemoryLimitPeak()`, or nil without a limit. Exact: kept at every charge. (Not in talloc.)
+    public var memoryLimitPeak: Int? {
+        let tc = chunk
+        guard tc.pointee.flags & _Flag.hasLimit != 0, let e = tc.pointee.extra else { return nil }
+        return e.pointee.limitPeak
+    }
+
+    /// Starts a new peak of the limit this context owns at its current charge (`peak`: at a given value
+    /// at least the current one, to resume an outer measurement). Does nothing without a limit.
+    public func resetMemoryLimitPeak(to peak: Int? = nil) {
+        let tc = chunk
+        guard tc.pointee.flags & _Flag.hasLimit != 0, let e = tc.pointee.extra else { return }
+        e.pointee.limitPeak = Swift.max(e.pointee.limitCurrent, peak ?? 0)
+    }
 }
 
 /// `TallocContext.steal` with its checks: a loop, a free in progress, references (logged, as talloc does).

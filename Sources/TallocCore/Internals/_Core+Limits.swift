@@ -59,6 +59,7 @@ extension _Core {
             if f & _Flag.hasLimit != 0, let e = x.pointee.extra {
                 e.pointee.limitCurrent += delta
                 if e.pointee.limitCurrent < 0 { e.pointee.limitCurrent = 0 }
+                if e.pointee.limitCurrent > e.pointee.limitPeak { e.pointee.limitPeak = e.pointee.limitCurrent }
             }
             if f & _Flag.underLimit == 0 { break }
             c = x.pointee.parent
@@ -170,6 +171,7 @@ extension _Core {
         let current = subtreeCharge(tc, markUnderLimit: tc.pointee.flags & _Flag.underLimit != 0)
         e.pointee.limitMax = max
         e.pointee.limitCurrent = current
+        e.pointee.limitPeak = current
         return true
     }
 }

@@ -54,6 +54,8 @@ struct _Extra {
     @usableFromInline var limitMax: Int = 0
     /// Bytes currently charged to that limit.
     @usableFromInline var limitCurrent: Int = 0
+    /// The highest `limitCurrent` since the limit was set or its peak last reset.
+    @usableFromInline var limitPeak: Int = 0
     /// Freed pools whose blocks stolen members keep alive and whose charge this limit carries (see
     /// `_Core.pin`), linked through their headers.
     @usableFromInline var pinnedPools: _Chunk? = nil
