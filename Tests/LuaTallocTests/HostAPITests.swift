@@ -359,4 +359,36 @@ import Testing
         #expect(throws: LuaRuntime.RuntimeError.self) { try bare.run("print(1)") }
         #expect(try bare.run("return talloc ~= nil") == [true])
     }
+
+    @Test("reports and DOT text of a script's tree are bounded: an error past maxBytes, never the whole text (F4)")
+    func reportsAreBounded() throws {
+        let lua = try LuaRuntime(options: .sandbox(memoryLimit: 16 << 20, instructionLimit: 10_000_000))
+        #expect(lua.reportByteLimit == 16 << 20)
+        #expect(try LuaRuntime().reportByteLimit == 256 << 20)
+        #expect(try LuaRuntime(options: .init(memoryLimit: 1000, openLibrariesNow: false)).reportByteLimit == 1 << 20)
+        let deep = try lua.run("local r = talloc.new(nil, 'r') local c = r for i = 1, 20000 do c = talloc.new(c, '') end return r")[0]
+        let root = try #require(deep.contextValue)
+        do {
+            _ = try lua.report(of: root, addresses: false)
+            Issue.record("an 800 MB report was built")
+        } catch {
+            #expect(error.kind == .memory && error.message == "report: the text is longer than 16777216 bytes")
+        }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.reportFull(addresses: false) }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.dot(of: root, maxBytes: 10_000) }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.dot(maxBytes: 10_000) }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.report(maxBytes: 10) }
+        // a small tree: the whole text, the same as TallocCore's, and exactly maxBytes is enough
+        let small = try #require(try lua.run("local t = talloc.new(nil, 'tree') talloc.strdup(t, 'leaf') return t")[0].contextValue)
+        let full = small.reportFull(addresses: false)
+        #expect(try lua.report(of: small, addresses: false) == full)
+        #expect(try lua.report(of: small, addresses: false, maxBytes: full.utf8.count) == full)
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.report(of: small, addresses: false, maxBytes: full.utf8.count - 1) }
+        #expect(small.reportFull(addresses: false, maxBytes: full.utf8.count) == full)
+        #expect(small.reportFull(addresses: false, maxBytes: full.utf8.count - 1) == nil)
+        #expect(small.report(addresses: false, maxBytes: 1 << 20) == small.report(addresses: false))
+        #expect(small.dot(maxBytes: 1 << 20) == small.dot())
+        #expect(small.dot(maxBytes: 10) == nil)
+        #expect(try lua.dot(of: small) == small.dot())
+    }
 }
