@@ -88,7 +88,8 @@ public final class LuaRuntime {
     /// - Throws: `RuntimeError` of kind `.memory`, or the error of opening the libraries.
     public init(options: Options = Options()) throws(RuntimeError) {
         do {
-            root = try TallocContext.new(parent: nil, name: "luatalloc runtime")
+            // (never under the calling thread's null context: the runtime may go to another thread)
+            root = try TallocContext.newDetached(name: "luatalloc runtime")
             contexts = try TallocContext.new(parent: root, name: "lua contexts")
             heap = try TallocContext.newExternal(parent: root, name: "lua heap")
         } catch {

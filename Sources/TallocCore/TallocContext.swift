@@ -174,6 +174,29 @@ extension TallocContext {
         return TallocContext(chunk: tc)
     }
 
+    /// A new empty top-level context with a constant name that has no parent even when the calling
+    /// thread has null tracking on (where `new(parent: nil, ...)`, as `talloc_new(NULL)`, hangs the new
+    /// context under the thread's null context).
+    ///
+    /// For a tree that must not belong to the calling thread's null context: one handed to another
+    /// thread, or kept out of `Talloc.reportNull()` and the leak report (a `LuaRuntime`'s root is one).
+    /// talloc has no such function (its null context is process-wide); the closest is
+    /// `talloc_named_const(NULL, 0, name)` with null tracking off.
+    public static func newDetached(name: StaticString) throws(TallocError) -> TallocContext {
+        guard let tc = _Core.allocate(nil, size: 0) else { throw .outOfMemory }
+        if let null = tc.pointee.parent {
+            // made under the null context: taken out again (and out of a limit the null context may have)
+            _Core.detachFromSiblings(tc)
+            if tc.pointee.flags & _Flag.underLimit != 0 {
+                tc.pointee.flags &= ~_Flag.underLimit
+                _Core.limitShrink(null, _Core.chargeOf(tc))
+            }
+            _Core.linkAsNewest(tc, under: nil)
+        }
+        tc.pointee.name = UnsafeRawPointer(name.utf8Start)
+        return TallocContext(chunk: tc)
+    }
+
     /// Bytes named with a copy of `name`, kept in a ".name" child as `talloc_set_name` does.
     ///
     /// The corresponding talloc function is `talloc_named()`.
