@@ -89,6 +89,11 @@ extension _Core {
                         return (tc, true, .tooLarge)
                     }
                     memmove(dst, tc, _headerSize + oldSize)
+                    // A copy of the old handle must not read as live: stamp the old header freed where it
+                    // is not now inside the moved chunk.
+                    if UnsafeRawPointer(tc) >= UnsafeRawPointer(dst) + _headerSize + size {
+                        tc.pointee.flags = (tc.pointee.flags & _Flag.mask) | _Flag.free | _magicFree
+                    }
                     dst.pointee.poolOffset = UInt32(start)
                     hdr.resizeLast(offset: start, span: newSpan)
                     return (fixupAfterMove(from: tc, to: dst, size: size, oldSize: oldSize), true, .tooLarge)
@@ -132,8 +137,15 @@ extension _Core {
         if limited, size > oldSize, !limitAllows(tc, size - oldSize) {
             return (nil, false, .outOfMemory)
         }
-        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else { return (nil, false, .outOfMemory) }
+        // Stamped freed first: when realloc() moves the block, a copy of the old handle then reads as freed
+        // (until malloc reuses the address), not as a live chunk with the old contents.
+        tc.pointee.flags = (flags0 & _Flag.mask) | _Flag.free | _magicFree
+        guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else {
+            tc.pointee.flags = flags0
+            return (nil, false, .outOfMemory)
+        }
         newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
+        newTC.pointee.flags = flags0
         let moved = fixupAfterMove(from: tc, to: newTC, size: size, oldSize: oldSize)
         if limited {
             if size > oldSize { limitGrow(moved, size - oldSize) } else { limitShrink(moved, oldSize - size) }
