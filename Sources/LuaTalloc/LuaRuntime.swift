@@ -523,7 +523,9 @@ public final class LuaRuntime {
     /// The full report of the runtime: Lua's heap and every context.
     ///
     /// The corresponding talloc function is `talloc_report_full()` (on the runtime's root).
-    /// - Parameter maxBytes: the most text to build (default `reportByteLimit`).
+    /// - Parameters:
+    ///   - addresses: false drops the `%p` column, for deterministic output.
+    ///   - maxBytes: the most text to build (default `reportByteLimit`).
     /// - Throws: `RuntimeError` of kind `.memory` when the text would be longer (nothing past `maxBytes`
     ///   is built). To have any length, stream it: `root.writeReport(depth:maxDepth:addresses:to:)`.
     public func reportFull(addresses: Bool = true, maxBytes: Int? = nil) throws(RuntimeError) -> String {
@@ -552,7 +554,9 @@ public final class LuaRuntime {
     ///
     /// The corresponding talloc functions are `talloc_report_full()` (`full`) and `talloc_report()`.
     /// - Parameters:
+    ///   - context: the context whose tree is reported (a `.context` value read from Lua, or a lent one).
     ///   - full: the whole tree (true) or one level.
+    ///   - addresses: false drops the `%p` column, for deterministic output.
     ///   - maxBytes: the most text to build (default `reportByteLimit`).
     /// - Throws: `RuntimeError` of kind `.memory` when the text would be longer; `.runtime` for a freed
     ///   context.

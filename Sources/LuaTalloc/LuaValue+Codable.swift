@@ -24,6 +24,7 @@ public struct LuaValueEncoder {
     /// Passed to `encode(to:)` implementations as `encoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: Any] = [:]
 
+    /// An encoder.
     public init() {}
 
     /// The Lua value of `value`.
@@ -46,6 +47,7 @@ public struct LuaValueDecoder {
     /// Passed to `init(from:)` implementations as `decoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: Any] = [:]
 
+    /// A decoder.
     public init() {}
 
     /// `value` as a `T`.

@@ -68,8 +68,15 @@ extension LuaValue: Sendable {}
 /// A Lua value the runtime cannot copy into Swift: its kind and the address Lua gives it
 /// (`lua_topointer`), which tells two such values apart while they live. It cannot be passed back.
 public struct LuaOpaque: Hashable, Sendable, CustomStringConvertible {
+    /// What kind of Lua value it is (`lua_type`).
     public enum Kind: String, Sendable {
-        case function, thread, userdata
+        /// A function read where no runtime can hold it (`LUA_TFUNCTION`).
+        case function
+        /// A coroutine (`LUA_TTHREAD`).
+        case thread
+        /// A full userdata that is not a `talloc.context` (`LUA_TUSERDATA`).
+        case userdata
+        /// A light userdata (`LUA_TLIGHTUSERDATA`).
         case lightUserdata = "light userdata"
         /// A `talloc.context` handle whose context was freed (Lua's `talloc.is_freed(c)` is true).
         case freedContext = "freed talloc.context"
@@ -83,11 +90,13 @@ public struct LuaOpaque: Hashable, Sendable, CustomStringConvertible {
     /// Its address (`lua_topointer`); 0 for a freed context.
     public var address: UInt
 
+    /// A marker of a value of kind `kind` at `address`.
     public init(kind: Kind, address: UInt) {
         self.kind = kind
         self.address = address
     }
 
+    /// `"thread: 0x..."`, as Lua's `tostring` writes such values.
     public var description: String { "\(kind.rawValue): 0x\(String(address, radix: 16))" }
 }
 
@@ -299,13 +308,19 @@ extension LuaValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expres
     ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByStringInterpolation,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
+    /// `nil`.
     public init(nilLiteral: ()) { self = .nil }
+    /// `true` or `false`.
     public init(booleanLiteral value: Bool) { self = .boolean(value) }
+    /// An integer (`lua_pushinteger`).
     public init(integerLiteral value: Int) { self = .integer(value) }
+    /// A float (`lua_pushnumber`).
     public init(floatLiteral value: Double) { self = .number(value) }
+    /// A string (also with interpolation: `"item \(n)"`).
     public init(stringLiteral value: String) { self = .string(value) }
     /// A sequence: keys 1, 2, ...
     public init(arrayLiteral elements: LuaValue...) { self = .array(elements) }
+    /// A table with these keys and values (`["depth": 3, 1: "first"]`); nil values are left out, as in Lua.
     public init(dictionaryLiteral elements: (LuaValue, LuaValue)...) {
         var t: [LuaValue: LuaValue] = [:]
         for (k, v) in elements where !v.isNil { t[k] = v }

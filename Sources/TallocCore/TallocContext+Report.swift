@@ -68,6 +68,9 @@ extension TallocContext {
     /// bytes per listed level, and a 4 KiB text buffer, announced to `accountant` first.
     ///
     /// - Parameters:
+    ///   - depth: The depth the report starts at (0: this context's header line, as talloc).
+    ///   - maxDepth: The deepest level listed; negative: all of them ("full").
+    ///   - addresses: False drops the `%p` column, for deterministic output.
     ///   - accountant: Called with `+n` before `n` bytes of working memory are allocated (return false
     ///     to refuse: nothing is written and the result is false), and with `-n` when they are freed.
     ///   - sink: Receives the text in pieces (each valid only during the call); return false to stop.

@@ -103,8 +103,11 @@ extension TallocContext {
     /// A new empty context, named `"talloc_new: FILE:LINE"` after the caller.
     ///
     /// The corresponding talloc function is `talloc_new()`.
-    /// - Parameter parent: The new context's parent; `nil` makes a top-level context (a child of the
-    ///   calling thread's null context when it has null tracking on).
+    /// - Parameters:
+    ///   - parent: The new context's parent; `nil` makes a top-level context (a child of the calling
+    ///     thread's null context when it has null tracking on).
+    ///   - file: The caller's file (talloc's `__location__`), by default.
+    ///   - line: The caller's line, by default.
     @inlinable
     public static func new(
         parent: TallocContext? = nil, file: StaticString = #fileID, line: UInt = #line
