@@ -9,16 +9,30 @@ import LuaTalloc
 import Testing
 
 /// Runs `body` on a new thread with a stack of `bytes` (a recursion per level overflows it and the
-/// process dies: the test fails loudly).
+/// process dies: the test fails loudly), and joins it. What `body` captures is released by the caller,
+/// after the join: a deep value's destruction (which recurses) never lands on the small stack.
 func onThread(stack bytes: Int, _ body: @escaping () -> Void) {
-    let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
-        body()
-        done.signal()
+    final class Box {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
     }
-    thread.stackSize = bytes
-    thread.start()
-    done.wait()
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    defer { pthread_attr_destroy(&attr) }
+    pthread_attr_setstacksize(&attr, bytes)
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    let rc = pthread_create(&thread, &attr, { p in
+        Unmanaged<Box>.fromOpaque(p!).takeRetainedValue().body()
+        return nil
+    }, box)
+    guard rc == 0 else {
+        Unmanaged<Box>.fromOpaque(box).release()
+        Issue.record("pthread_create: \(rc)")
+        return
+    }
+    pthread_join(thread, nil)
+    withExtendedLifetime(body) {}
 }
 
 /// Lua code that returns a table `n` levels deep: `{{{...{}...}}}`.
@@ -109,21 +123,24 @@ struct ValueShapeTests {
 
     @Test("writing a deep value back to Lua uses no Swift stack per level")
     func writerIsIterative() {
-        // 20,000 levels: the recursive writer needed ~200 bytes a level (4 MB); destroying the value
-        // needs ~100 a level, so it is built and dropped outside the small thread
-        var v: LuaValue = "leaf"
-        for _ in 0..<20_000 { v = .table([1: v]) }
-        let value = v
-        onThread(stack: 256 << 10) {
-            do {
-                let rt = try LuaRuntime()
-                try rt.setGlobal("deep", value)
-                #expect(try rt.run("local n, t = 0, deep while type(t) == 'table' do n = n + 1 t = t[1] end return n")
-                        == [20_000])
-                #expect(value.description.count == 2 * 20_000 + 6)
-                #expect(value == value)
-            } catch {
-                Issue.record("\(error)")
+        // 20,000 levels: the recursive writer needed ~200 bytes a level (4 MB). Destroying the value
+        // needs ~100 a level, so it is built and dropped on a thread with a big stack (a test's own thread
+        // may have a small one), and written from a small one.
+        onThread(stack: 64 << 20) {
+            var v: LuaValue = "leaf"
+            for _ in 0..<20_000 { v = .table([1: v]) }
+            let value = v
+            onThread(stack: 256 << 10) {
+                do {
+                    let rt = try LuaRuntime()
+                    try rt.setGlobal("deep", value)
+                    #expect(try rt.run("local n, t = 0, deep while type(t) == 'table' do n = n + 1 t = t[1] end return n")
+                            == [20_000])
+                    #expect(value.description.count == 2 * 20_000 + 6)
+                    #expect(value == value)
+                } catch {
+                    Issue.record("\(error)")
+                }
             }
         }
     }
