@@ -27,6 +27,11 @@ let package = Package(
         // (Fuzz/Package.swift) can share it with the tests. Nothing users or packagers build depends on it.
         .library(name: "TallocDifferential", targets: ["TallocDifferential"]),
     ],
+    dependencies: [
+        // Documentation only: `swift package generate-documentation` (DocC catalogs in Sources/*/*.docc).
+        // A plugin: nothing is linked into the products; SwiftPM fetches it with the package.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+    ],
     targets: [
         // Debian's Lua 5.4 (liblua5.4-dev), through pkg-config: the headers and the library.
         .systemLibrary(

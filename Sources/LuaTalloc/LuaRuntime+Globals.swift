@@ -25,7 +25,9 @@ final class _FunctionBox {
 public struct LuaError: Error, CustomStringConvertible {
     /// The message, after which Lua adds nothing but the caller's position.
     public var message: String
+    /// An error whose message Lua sees as it is (as `luaL_error` with `"%s"`).
     public init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 

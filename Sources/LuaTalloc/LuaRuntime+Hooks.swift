@@ -164,8 +164,11 @@ extension LuaRuntime {
     ///     metrics.record(usage.luaHeapAllocated, usage.peakBytes)
     ///
     /// The root's charge is kept by a memory-limit record: a runtime made without `memoryLimit` gets one
-    /// that never refuses (limit 0, as talloc's "no limit") the first time, and its report then shows the
-    /// root as a memlimit context. Measuring costs a little on each of Lua's allocations while it runs.
+    /// that never refuses (limit 0, as talloc's "no limit") the first time, and keeps it (TallocCore
+    /// cannot drop a limit record): from then on its reports show the root as a memlimit context with
+    /// `max_size = 0`, and `dot()` draws the limit. A runtime with a `memoryLimit` is measured with its own
+    /// record, and nothing about it changes. Measuring costs a little on each of Lua's allocations while it
+    /// runs.
     /// Measurements nest: an inner one sees its own part.
     public func measuringMemory<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> (result: R, usage: MemoryUsage) {
         if root.memoryLimit == nil { try? root.setMemoryLimit(0) }

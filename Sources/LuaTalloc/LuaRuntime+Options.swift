@@ -66,7 +66,21 @@ extension LuaRuntime {
         /// locked. (Lua code run by the collector runs with hooks off, beyond any budget.)
         public var sandboxed: Bool
         /// How deeply nested a table may be to be copied into Swift (deeper: an error, not a crash).
-        public var maxTableDepth: Int
+        /// At most `Options.maximumTableDepth`: a larger setting is taken as that (and a negative one as 0).
+        ///
+        /// Everything `LuaTalloc` does with a value — reading it, `==`, hashing, `description`, passing it
+        /// back to Lua, encoding it — is iterative, whatever its depth. What is not: Swift destroying a
+        /// nested value (one stack frame a level, about 100 bytes), and your own recursive code, such as
+        /// a recursive `Decodable` type (a few hundred bytes a level). At the maximum that is well under
+        /// the 512 KiB of the smallest thread stacks; the default, 200, is far from it.
+        public var maxTableDepth: Int {
+            didSet { maxTableDepth = Options.clampedDepth(maxTableDepth) }
+        }
+
+        /// The largest `maxTableDepth` (see there).
+        public static let maximumTableDepth = 1_000
+
+        static func clampedDepth(_ d: Int) -> Int { Swift.min(Swift.max(d, 0), maximumTableDepth) }
 
         /// Open the standard libraries: all of them (true) or none (false).
         public var openStandardLibraries: Bool {
@@ -92,7 +106,7 @@ extension LuaRuntime {
             self.instructionLimit = instructionLimit
             self.timeLimit = timeLimit
             self.sandboxed = sandboxed
-            self.maxTableDepth = maxTableDepth
+            self.maxTableDepth = Options.clampedDepth(maxTableDepth)
         }
 
         /// A runtime for untrusted scripts: the `safe` libraries (no `io`, `os`, `package`, `debug`),

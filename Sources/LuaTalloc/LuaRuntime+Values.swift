@@ -391,8 +391,8 @@ struct _LuaWriter {
         return false
     }
 
-    private mutating func pushValue(_ value: LuaValue) -> Bool {
-        guard lua_checkstack(L, 4) != 0 else { return fail("stack overflow (value too deep)") }
+    /// Pushes anything but a table.
+    private mutating func pushLeaf(_ value: LuaValue) -> Bool {
         switch value {
         case .nil: lua_pushnil(L)
         case .boolean(let b): lua_pushboolean(L, b ? 1 : 0)
@@ -413,17 +413,155 @@ struct _LuaWriter {
             lua_rawgeti(L, refs, lua_Integer(fn.ref))
         case .context(let c):
             return pushContext(c)
-        case .table(let t):
+        case .table:
+            return fail("internal error: a table pushed as a leaf")
+        }
+        return true
+    }
+
+    /// A table being built: its stack index, what is left of its entries, and what is on the stack above
+    /// it for the entry in progress.
+    private struct Building {
+        let index: Int32
+        /// Its place in `building` (what cycle markers count from).
+        let position: Int
+        /// Its storage, when the value holds it more than once (it is then written once, and reused).
+        let shared: UInt?
+        var entries: Dictionary<LuaValue, LuaValue>.Iterator
+        /// The value of the entry in progress (its key is being pushed, or is on the top).
+        var value: LuaValue = .nil
+        /// 0: between entries; 1: a table key is being built; 2: the key is on the top, a table value is
+        /// being built.
+        var stage = 0
+        /// The lowest place in `building` a cycle marker inside refers to (Int.max: none).
+        var lowestReference = Int.max
+    }
+
+    /// The storages of the nested tables `root` holds more than once (none: nothing to remember).
+    private static func sharedTables(_ root: [LuaValue: LuaValue]) -> Set<UInt> {
+        var reached: Set<UInt> = []
+        var shared: Set<UInt> = []
+        var pending: [[LuaValue: LuaValue]] = []
+        func visit(_ v: LuaValue) {
+            guard case .table(let t) = v, !t.isEmpty, let id = LuaValue.storageIdentity(t) else { return }
+            if reached.insert(id).inserted { pending.append(t) } else { shared.insert(id) }
+        }
+        for (k, v) in root { visit(k); visit(v) }
+        while let t = pending.popLast() {
+            for (k, v) in t { visit(k); visit(v) }
+        }
+        return shared
+    }
+
+    /// Pushes `value` without recursion: nested tables are built from an explicit stack, so a value of
+    /// any depth is pushed or refused with "stack overflow" (Lua's stack limit), never a crash. A table
+    /// the value holds more than once (shared Swift storage, as a table Lua had shared comes out) is
+    /// written once and the same Lua table used at each place, so a shared graph is written in time
+    /// linear in its stored size (unless cycle markers inside it point above it: those are per place).
+    private mutating func pushValue(_ value: LuaValue) -> Bool {
+        guard lua_checkstack(L, 4) != 0 else { return fail("stack overflow (value too deep)") }
+        guard case .table(let root) = value else { return pushLeaf(value) }
+        let shared = _LuaWriter.sharedTables(root)
+        var memo: Int32 = 0  // the Lua table of the shared tables written: storage -> table
+        if !shared.isEmpty {
+            guard clua_createtable(L, 0, Int32(clamping: shared.count)) == LUA_OK else { return false }
+            memo = lua_gettop(L)
+        }
+        var frames: [Building] = []
+        defer { building.removeAll() }
+
+        /// The table on the top is done: it becomes the key or the value of its parent's entry.
+        func attach(_ lowest: Int, _ me: inout _LuaWriter) -> Bool {
+            guard var parent = frames.popLast() else { return true }
+            parent.lowestReference = Swift.min(parent.lowestReference, lowest)
+            if parent.stage == 1 {
+                parent.stage = 2
+            } else {
+                guard ltc_rawset(me.L, parent.index) == LUA_OK else { return false }
+                parent.stage = 0
+                parent.value = .nil
+            }
+            frames.append(parent)
+            return true
+        }
+        /// Pushes the table of `t`: one written before, or a new one that becomes the current frame.
+        /// `reused` says which.
+        func open(_ t: [LuaValue: LuaValue], _ me: inout _LuaWriter, reused: inout Bool) -> Bool {
+            // the table, a key and a value above it
+            guard lua_checkstack(me.L, 4) != 0 else { return me.fail("stack overflow (value too deep)") }
+            let id = memo != 0 ? LuaValue.storageIdentity(t).flatMap { shared.contains($0) ? $0 : nil } : nil
+            if let id {
+                lua_pushinteger(me.L, lua_Integer(Int(bitPattern: id)))
+                if lua_rawget(me.L, memo) != LUA_TNIL {
+                    reused = true
+                    return true
+                }
+                clua_pop(me.L, 1)
+            }
+            reused = false
             let narr = t.keys.reduce(0) { n, k in if case .integer(let i) = k, i >= 1, i <= t.count { return n + 1 }; return n }
-            guard clua_createtable(L, Int32(clamping: narr), Int32(clamping: t.count - narr)) == LUA_OK else { return false }
-            let idx = lua_gettop(L)
-            building.append(idx)
-            defer { building.removeLast() }
-            for (k, v) in t where !v.isNil {
+            guard clua_createtable(me.L, Int32(clamping: narr), Int32(clamping: t.count - narr)) == LUA_OK else { return false }
+            let idx = lua_gettop(me.L)
+            frames.append(Building(index: idx, position: me.building.count, shared: id, entries: t.makeIterator()))
+            me.building.append(idx)
+            return true
+        }
+        /// Opens a child table of the current frame (pushed back first, at `stage`).
+        func child(_ t: [LuaValue: LuaValue], of f: Building, _ me: inout _LuaWriter) -> Bool {
+            frames.append(f)
+            var reused = false
+            guard open(t, &me, reused: &reused) else { return false }
+            return reused ? attach(Int.max, &me) : true
+        }
+
+        var reused = false
+        guard open(root, &self, reused: &reused) else { return false }
+        while var f = frames.popLast() {
+            switch f.stage {
+            case 0:
+                guard let (k, v) = f.entries.next() else {
+                    // the table is done, on the top
+                    building.removeLast()
+                    if let id = f.shared, f.lowestReference >= f.position {
+                        // remembered where it is the same at every place: no marker inside points above it
+                        lua_pushinteger(L, lua_Integer(Int(bitPattern: id)))
+                        lua_pushvalue(L, -2)
+                        guard ltc_rawset(L, memo) == LUA_OK else { return false }
+                    }
+                    if frames.isEmpty {
+                        if memo != 0 { clua_remove(L, memo) }
+                        return true
+                    }
+                    guard attach(f.lowestReference, &self) else { return false }
+                    continue
+                }
+                if v.isNil { frames.append(f); continue }
                 if k.isNil { return fail("table index is nil") }
-                guard pushValue(k) else { return false }
-                guard pushValue(v) else { return false }
-                guard ltc_rawset(L, idx) == LUA_OK else { return false }
+                f.value = v
+                if case .table(let kt) = k {
+                    f.stage = 1
+                    guard child(kt, of: f, &self) else { return false }
+                    continue
+                }
+                if case .cycle(let n) = k { f.lowestReference = Swift.min(f.lowestReference, building.count - n) }
+                guard pushLeaf(k) else { return false }
+                f.stage = 2
+                fallthrough
+            case 2:
+                // the key is on the top: the value
+                if case .table(let vt) = f.value {
+                    guard child(vt, of: f, &self) else { return false }  // (stage 2: the child's end sets the pair)
+                    continue
+                }
+                if case .cycle(let n) = f.value { f.lowestReference = Swift.min(f.lowestReference, building.count - n) }
+                guard pushLeaf(f.value) else { return false }
+                guard ltc_rawset(L, f.index) == LUA_OK else { return false }
+                f.stage = 0
+                f.value = .nil
+                frames.append(f)
+            default:
+                // stage 1 frames are below their key's frame, never popped here
+                return fail("internal error: table writer out of step")
             }
         }
         return true

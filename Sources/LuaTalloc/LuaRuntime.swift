@@ -88,7 +88,8 @@ public final class LuaRuntime {
     /// - Throws: `RuntimeError` of kind `.memory`, or the error of opening the libraries.
     public init(options: Options = Options()) throws(RuntimeError) {
         do {
-            root = try TallocContext.new(parent: nil, name: "luatalloc runtime")
+            // (never under the calling thread's null context: the runtime may go to another thread)
+            root = try TallocContext.newDetached(name: "luatalloc runtime")
             contexts = try TallocContext.new(parent: root, name: "lua contexts")
             heap = try TallocContext.newExternal(parent: root, name: "lua heap")
         } catch {
@@ -511,18 +512,74 @@ public final class LuaRuntime {
     /// counts; `collectgarbage("count")` is Lua's count of the same blocks without them).
     public var luaHeapSize: Int { heap.size }
 
+    /// The most text `report`, `reportFull` and `dot` return when not told otherwise: the memory limit
+    /// (at least 1 MiB), or 256 MiB for a runtime without one. The text of a tree is not bounded by the
+    /// tree's size — a full report grows with the square of its depth (a 20,000-deep chain a script
+    /// builds in 2 MB is 800 MB of report) — so a report of what a script made is always bounded.
+    public var reportByteLimit: Int {
+        options.memoryLimit.map { Swift.max($0, 1 << 20) } ?? (256 << 20)
+    }
+
     /// The full report of the runtime: Lua's heap and every context.
     ///
     /// The corresponding talloc function is `talloc_report_full()` (on the runtime's root).
-    public func reportFull(addresses: Bool = true) -> String { root.reportFull(addresses: addresses) }
+    /// - Parameters:
+    ///   - addresses: false drops the `%p` column, for deterministic output.
+    ///   - maxBytes: the most text to build (default `reportByteLimit`).
+    /// - Throws: `RuntimeError` of kind `.memory` when the text would be longer (nothing past `maxBytes`
+    ///   is built). To have any length, stream it: `root.writeReport(depth:maxDepth:addresses:to:)`.
+    public func reportFull(addresses: Bool = true, maxBytes: Int? = nil) throws(RuntimeError) -> String {
+        try report(of: root, full: true, addresses: addresses, maxBytes: maxBytes)
+    }
 
     /// The report of the runtime's root: Lua's heap and the scripts' contexts, one level.
     ///
     /// The corresponding talloc function is `talloc_report()`.
-    public func report(addresses: Bool = true) -> String { root.report(addresses: addresses) }
+    /// - Throws: as `reportFull`.
+    public func report(addresses: Bool = true, maxBytes: Int? = nil) throws(RuntimeError) -> String {
+        try report(of: root, full: false, addresses: addresses, maxBytes: maxBytes)
+    }
 
     /// Graphviz source of the runtime's tree (as Lua's `talloc.dot()`).
-    public func dot() -> String { root.dot() }
+    /// - Throws: as `reportFull` (stream it with `root.writeDot(to:)`).
+    public func dot(maxBytes: Int? = nil) throws(RuntimeError) -> String {
+        try dot(of: root, maxBytes: maxBytes)
+    }
+
+    /// The report of a context (a script's, or one you lent), bounded: what a host should use for a tree
+    /// a script built, instead of the context's unbounded `reportFull()`.
+    ///
+    ///     let tree = try lua.call("build")[0]
+    ///     print(try lua.report(of: tree.contextValue!, addresses: false))
+    ///
+    /// The corresponding talloc functions are `talloc_report_full()` (`full`) and `talloc_report()`.
+    /// - Parameters:
+    ///   - context: the context whose tree is reported (a `.context` value read from Lua, or a lent one).
+    ///   - full: the whole tree (true) or one level.
+    ///   - addresses: false drops the `%p` column, for deterministic output.
+    ///   - maxBytes: the most text to build (default `reportByteLimit`).
+    /// - Throws: `RuntimeError` of kind `.memory` when the text would be longer; `.runtime` for a freed
+    ///   context.
+    public func report(of context: TallocContext, full: Bool = true, addresses: Bool = true,
+                       maxBytes: Int? = nil) throws(RuntimeError) -> String {
+        guard context.isValid else { throw RuntimeError(.runtime, "report: the context was freed") }
+        let limit = maxBytes ?? reportByteLimit
+        guard let text = context.report(depth: 0, maxDepth: full ? -1 : 1, addresses: addresses, maxBytes: limit) else {
+            throw RuntimeError(.memory, "report: the text is longer than \(limit) bytes")
+        }
+        return text
+    }
+
+    /// Graphviz source of a context's tree, bounded as `report(of:)`.
+    /// - Throws: as `report(of:)`.
+    public func dot(of context: TallocContext, maxBytes: Int? = nil) throws(RuntimeError) -> String {
+        guard context.isValid else { throw RuntimeError(.runtime, "dot: the context was freed") }
+        let limit = maxBytes ?? reportByteLimit
+        guard let text = context.dot(maxBytes: limit) else {
+            throw RuntimeError(.memory, "dot: the text is longer than \(limit) bytes")
+        }
+        return text
+    }
 }
 
 /// A runtime is used by one thread at a time: it is handed over (`sending`), never shared.

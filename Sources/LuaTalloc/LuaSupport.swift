@@ -10,6 +10,7 @@ import CLuaShims
 import Glibc
 import TallocCore
 
+/// A `lua_State *` of Lua's C API (`LuaRuntime.state`), for the functions that cannot raise.
 public typealias LuaState = OpaquePointer
 typealias Out = UnsafeMutablePointer<clua_Outcome>
 

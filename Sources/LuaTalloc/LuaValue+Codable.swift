@@ -24,6 +24,7 @@ public struct LuaValueEncoder {
     /// Passed to `encode(to:)` implementations as `encoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: Any] = [:]
 
+    /// An encoder.
     public init() {}
 
     /// The Lua value of `value`.
@@ -46,6 +47,7 @@ public struct LuaValueDecoder {
     /// Passed to `init(from:)` implementations as `decoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: Any] = [:]
 
+    /// A decoder.
     public init() {}
 
     /// `value` as a `T`.
@@ -71,15 +73,40 @@ extension LuaValue {
 
 // MARK: - LuaValue is Codable
 
+/// Whether the value being encoded by another encoder was checked already (its outermost table was).
+enum _LuaValueEncoding {
+    @TaskLocal static var checked = false
+}
+
 extension LuaValue: Codable {
     /// With `LuaValueEncoder` the value goes in as it is. With other encoders (JSON, ...): nil, booleans,
     /// numbers and strings as themselves, a sequence as an array, a table with string keys as an object;
-    /// anything else is an `EncodingError.invalidValue`.
+    /// anything else is an `EncodingError.invalidValue`. Such an encoder knows no sharing: a table
+    /// reached twice is written twice, so a value whose shared tables unfold to more than
+    /// `LuaValue.maxUnfoldedCount` values (`t = {t, t}` forty times is 2^40) is an
+    /// `EncodingError.invalidValue` too, found in time linear in the stored value.
     public func encode(to encoder: any Encoder) throws {
         if let e = encoder as? _LuaEncoder {
             e.node.set(self)
             return
         }
+        if case .table = self, !_LuaValueEncoding.checked {
+            let n = unfoldedCount(limit: LuaValue.maxUnfoldedCount)
+            if n > LuaValue.maxUnfoldedCount {
+                throw EncodingError.invalidValue(self, .init(codingPath: encoder.codingPath,
+                    debugDescription: "a Lua table whose shared tables unfold to more than \(LuaValue.maxUnfoldedCount) values"))
+            }
+            try _LuaValueEncoding.$checked.withValue(true) { try encodeContents(to: encoder) }
+            return
+        }
+        try encodeContents(to: encoder)
+    }
+
+    /// The most values a table may unfold to (shared tables counted at each place) to be encoded by an
+    /// encoder other than `LuaValueEncoder`.
+    public static let maxUnfoldedCount = 1 << 20
+
+    private func encodeContents(to encoder: any Encoder) throws {
         switch self {
         case .nil:
             var c = encoder.singleValueContainer()
@@ -380,7 +407,7 @@ struct _LuaDecoder: Decoder {
 
 /// "expected X, found a Lua string".
 private func mismatch(_ expected: String, _ value: LuaValue, _ path: [any CodingKey]) -> DecodingError.Context {
-    .init(codingPath: path, debugDescription: "expected \(expected), found \(value.isNil ? "nil" : "a Lua \(value.typeName)") (\(value))")
+    .init(codingPath: path, debugDescription: "expected \(expected), found \(value.isNil ? "nil" : "a Lua \(value.typeName)") (\(value.render(limit: 200)))")
 }
 
 /// `value` as a `T`: scalars directly, anything else through `T(from:)`.

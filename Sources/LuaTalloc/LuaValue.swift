@@ -24,9 +24,17 @@ import TallocCore
 /// (`t.self = t` gives `["self": .cycle(levelsUp: 1)]`), and passing the value back to Lua rebuilds
 /// the same cycle. A table reached twice without a cycle (shared, not recursive) is copied twice, in
 /// Swift as copy-on-write storage that is shared, so a graph with much sharing stays cheap to convert.
+/// Everything this type does with a value — `==`, hashing, `description`, passing it back to Lua,
+/// encoding it — is linear in the *stored* graph (a shared table is visited once), and none of it
+/// recurses per level of nesting (see `LuaRuntime.Options.maxTableDepth` for the one exception: Swift's
+/// own destruction of a deeply nested value).
 ///
-/// As a dictionary key, a value hashes as Lua compares keys for everything but floats: Lua turns a
-/// float key with an integral value into an integer key, so `1.0` arrives from Lua as `.integer(1)`.
+/// Equality and hashing follow Lua's keys: strings compare as **bytes** (`.string` and `.bytes` with the
+/// same bytes are one key; two strings that Swift's `String ==` calls canonically equivalent but whose
+/// bytes differ, such as `"\u{E9}"` and `"e\u{301}"`, are two keys, as in Lua). Lua turns a float key
+/// with an integral value into an integer key, so `1.0` arrives from Lua as `.integer(1)`; in Swift
+/// `.number(1.0)` and `.integer(1)` stay different values. Tables compare by contents (two equal
+/// graphs are equal however they share their parts).
 public enum LuaValue: Hashable {
     /// `nil` (also what a missing value reads as).
     case `nil`
@@ -36,7 +44,8 @@ public enum LuaValue: Hashable {
     case integer(Int)
     /// A float (a Lua number with a float subtype).
     case number(Double)
-    /// A string that is valid UTF-8.
+    /// A string that is valid UTF-8 (its bytes are the string's UTF-8, exactly as Lua has them: no
+    /// normalisation; `==` compares them byte for byte).
     case string(String)
     /// A string that is not valid UTF-8: the bytes as they are (Lua strings are byte strings).
     case bytes([UInt8])
@@ -59,8 +68,15 @@ extension LuaValue: Sendable {}
 /// A Lua value the runtime cannot copy into Swift: its kind and the address Lua gives it
 /// (`lua_topointer`), which tells two such values apart while they live. It cannot be passed back.
 public struct LuaOpaque: Hashable, Sendable, CustomStringConvertible {
+    /// What kind of Lua value it is (`lua_type`).
     public enum Kind: String, Sendable {
-        case function, thread, userdata
+        /// A function read where no runtime can hold it (`LUA_TFUNCTION`).
+        case function
+        /// A coroutine (`LUA_TTHREAD`).
+        case thread
+        /// A full userdata that is not a `talloc.context` (`LUA_TUSERDATA`).
+        case userdata
+        /// A light userdata (`LUA_TLIGHTUSERDATA`).
         case lightUserdata = "light userdata"
         /// A `talloc.context` handle whose context was freed (Lua's `talloc.is_freed(c)` is true).
         case freedContext = "freed talloc.context"
@@ -74,11 +90,13 @@ public struct LuaOpaque: Hashable, Sendable, CustomStringConvertible {
     /// Its address (`lua_topointer`); 0 for a freed context.
     public var address: UInt
 
+    /// A marker of a value of kind `kind` at `address`.
     public init(kind: Kind, address: UInt) {
         self.kind = kind
         self.address = address
     }
 
+    /// `"thread: 0x..."`, as Lua's `tostring` writes such values.
     public var description: String { "\(kind.rawValue): 0x\(String(address, radix: 16))" }
 }
 
@@ -144,7 +162,12 @@ extension LuaValue {
         return out
     }
 
-    /// The fields with string keys, for `.table` (other keys are left out).
+    /// The fields with string keys, for `.table` (other keys are left out, and so are keys that are not
+    /// valid UTF-8).
+    ///
+    /// - warning: Swift's `String` keys compare by canonical equivalence, Lua's by bytes: two Lua keys
+    ///   that differ only in Unicode normalisation (`"\u{E9}"`, `"e\u{301}"`) are one key here, and one
+    ///   of their values is dropped. `tableValue` (keyed by `LuaValue`, compared by bytes) keeps both.
     public var dictionaryValue: [String: LuaValue]? {
         guard case .table(let t) = self else { return nil }
         var out: [String: LuaValue] = [:]
@@ -285,47 +308,22 @@ extension LuaValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expres
     ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByStringInterpolation,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
+    /// `nil`.
     public init(nilLiteral: ()) { self = .nil }
+    /// `true` or `false`.
     public init(booleanLiteral value: Bool) { self = .boolean(value) }
+    /// An integer (`lua_pushinteger`).
     public init(integerLiteral value: Int) { self = .integer(value) }
+    /// A float (`lua_pushnumber`).
     public init(floatLiteral value: Double) { self = .number(value) }
+    /// A string (also with interpolation: `"item \(n)"`).
     public init(stringLiteral value: String) { self = .string(value) }
     /// A sequence: keys 1, 2, ...
     public init(arrayLiteral elements: LuaValue...) { self = .array(elements) }
+    /// A table with these keys and values (`["depth": 3, 1: "first"]`); nil values are left out, as in Lua.
     public init(dictionaryLiteral elements: (LuaValue, LuaValue)...) {
         var t: [LuaValue: LuaValue] = [:]
         for (k, v) in elements where !v.isNil { t[k] = v }
         self = .table(t)
-    }
-}
-
-extension LuaValue: CustomStringConvertible {
-    /// A Lua-like rendering, keys sorted for stable output (`{1, 2, x = "y"}`).
-    public var description: String {
-        switch self {
-        case .nil: return "nil"
-        case .boolean(let b): return b ? "true" : "false"
-        case .integer(let i): return String(i)
-        case .number(let d): return Lua.formatNumber(d)
-        case .string(let s): return "\"" + s + "\""
-        case .bytes(let b): return "<\(b.count) bytes>"
-        case .cycle(let n): return "<cycle \(n) up>"
-        case .context(let c): return "talloc.context '\(c.name)'"
-        case .function(let f): return "<\(f)>"
-        case .opaque(let o): return "<\(o)>"
-        case .table(let t):
-            var parts: [String] = []
-            let seq = LuaValue.table(t).arrayValue ?? []
-            parts += seq.map { $0.description }
-            let rest = t.filter { k, _ in
-                if case .integer(let i) = k, i >= 1, i <= seq.count { return false }
-                return true
-            }
-            parts += rest.map { k, v -> String in
-                if case .string(let s) = k { return "\(s) = \(v)" }
-                return "[\(k)] = \(v)"
-            }.sorted()
-            return "{" + parts.joined(separator: ", ") + "}"
-        }
     }
 }

@@ -8,6 +8,8 @@ import CLua
 import CLuaShims
 import TallocCore
 
+/// The `talloc` Lua module itself: what `require "talloc"` (`luaopen_talloc`) and a `LuaRuntime` open in a
+/// Lua state. Hosts use it through `LuaRuntime`; `open` is for a program that makes its own `lua_State`.
 public enum LuaTallocModule {
     /// Where a function of the module goes (`ltc_Reg.where`, read by ltc_openlib): the module table, the
     /// methods of contexts (`__index`), the metatable, or the module's hidden helpers (`extra[-1]`).

@@ -149,7 +149,8 @@ public enum Talloc {
     /// how it crashes later. The corresponding talloc function is `talloc_set_abort_fn()`.
     public static func setAbortHandler(_ handler: ((String) -> Void)?) { _Globals.abortHandler = handler }
 
-    /// talloc's version this implementation follows.
+    /// The major version of talloc this implementation follows (`talloc_version_major()`).
     public static let versionMajor = 2
+    /// The minor version of talloc this implementation follows (`talloc_version_minor()`).
     public static let versionMinor = 4
 }

@@ -18,6 +18,7 @@ public struct TallocPoolInfo: Hashable, Sendable {
 
 /// One region of a pool's bytes, in address order (see `TallocContext.poolLayout`).
 public struct TallocPoolSegment: Hashable {  // not Sendable: it names a member of a tree
+    /// What a region of a pool's bytes holds (what `talloc.pool_map` draws as `H`, `#`, `.` and `_`).
     public enum Kind: Hashable, Sendable {
         /// The pool's own header and, for a pooled object, the object's body.
         case pool
@@ -30,8 +31,11 @@ public struct TallocPoolSegment: Hashable {  // not Sendable: it names a member 
         /// The bump space still free at the end.
         case free
     }
+    /// What the region holds.
     public var kind: Kind
+    /// Where it starts, in bytes from the start of the pool's block.
     public var offset: Int
+    /// Its length in bytes.
     public var length: Int
     /// For `.header`/`.live`: the member.
     public var member: TallocContext?

@@ -12,9 +12,39 @@ extension TallocContext {
 
     /// talloc_report_full's text: the whole tree ("full talloc report on ...").
     ///
+    /// - warning: The text is held whole, and it grows with the square of the tree's depth (4 spaces of
+    ///   indentation a level): a 20,000-deep chain, which fits in a few megabytes, writes 800 MB. For a
+    ///   tree you did not build yourself (a script's), use `reportFull(addresses:maxBytes:)` or stream it
+    ///   with `writeReport(depth:maxDepth:addresses:accountant:to:)`.
     /// The corresponding talloc function is `talloc_report_full()`.
     public func reportFull(addresses: Bool = true) -> String {
         report(depth: 0, maxDepth: -1, addresses: addresses)
+    }
+
+    /// talloc_report_full's text, or nil when it is longer than `maxBytes`: writing stops there, so no
+    /// more than `maxBytes` of text (and the walk's working memory, see `writeReport`) is ever held.
+    ///
+    /// The corresponding talloc function is `talloc_report_full()`.
+    public func reportFull(addresses: Bool = true, maxBytes: Int) -> String? {
+        report(depth: 0, maxDepth: -1, addresses: addresses, maxBytes: maxBytes)
+    }
+
+    /// talloc_report's text (one level), or nil when it is longer than `maxBytes` (see
+    /// `reportFull(addresses:maxBytes:)`).
+    ///
+    /// The corresponding talloc function is `talloc_report()`.
+    public func report(addresses: Bool = true, maxBytes: Int) -> String? {
+        report(depth: 0, maxDepth: 1, addresses: addresses, maxBytes: maxBytes)
+    }
+
+    /// talloc_report_depth_file's text, or nil when it is longer than `maxBytes` (see
+    /// `reportFull(addresses:maxBytes:)`).
+    ///
+    /// The corresponding talloc function is `talloc_report_depth_file()`.
+    public func report(depth: Int, maxDepth: Int, addresses: Bool = true, maxBytes: Int) -> String? {
+        TallocContext.collect(maxBytes: maxBytes) { sink in
+            writeReport(depth: depth, maxDepth: maxDepth, addresses: addresses, to: sink)
+        }
     }
 
     /// talloc_report_depth_file's text, starting at `depth` and listing children down to `maxDepth`
@@ -38,6 +68,9 @@ extension TallocContext {
     /// bytes per listed level, and a 4 KiB text buffer, announced to `accountant` first.
     ///
     /// - Parameters:
+    ///   - depth: The depth the report starts at (0: this context's header line, as talloc).
+    ///   - maxDepth: The deepest level listed; negative: all of them ("full").
+    ///   - addresses: False drops the `%p` column, for deterministic output.
     ///   - accountant: Called with `+n` before `n` bytes of working memory are allocated (return false
     ///     to refuse: nothing is written and the result is false), and with `-n` when they are freed.
     ///   - sink: Receives the text in pieces (each valid only during the call); return false to stop.
@@ -62,8 +95,17 @@ extension TallocContext {
     /// "limit CURRENT/MAX bytes" line; solid edges for ownership, dashed purple "ref" edges for
     /// references (a dashed grey box for a target outside the tree). Deterministic: the same tree gives
     /// the same text. The whole text is built in memory; `writeDot` streams it.
+    ///
+    /// - warning: The text is held whole: for a tree you did not build yourself, use `dot(maxBytes:)` or
+    ///   stream it with `writeDot(accountant:to:)`.
     public func dot() -> String {
         TallocContext.collect { sink in writeDot(to: sink) }
+    }
+
+    /// `dot()`'s text, or nil when it is longer than `maxBytes`: writing stops there, so no more than
+    /// `maxBytes` of text (and the walk's working memory, see `writeDot`) is ever held.
+    public func dot(maxBytes: Int) -> String? {
+        TallocContext.collect(maxBytes: maxBytes) { sink in writeDot(to: sink) }
     }
 
     /// DOT source of several trees in one graph (a chunk under two roots is one node).
@@ -96,6 +138,23 @@ extension TallocContext {
         to sink: (UnsafeRawBufferPointer) -> Bool
     ) -> Bool {
         _Walk.writeDot(roots.map { $0.chunk }, accountant: accountant, to: sink)
+    }
+
+    /// The text a streaming writer produces, as a String (invalid UTF-8 repaired), or nil once it is
+    /// longer than `maxBytes` (the writer is stopped there).
+    static func collect(maxBytes: Int, _ write: ((UnsafeRawBufferPointer) -> Bool) -> Bool) -> String? {
+        var bytes: [UInt8] = []
+        var over = false
+        let done = write { piece in
+            if piece.count > maxBytes - bytes.count {
+                over = true
+                return false
+            }
+            bytes.append(contentsOf: piece)
+            return true
+        }
+        guard done, !over else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The text a streaming writer produces, as a String (invalid UTF-8 repaired).

@@ -19,6 +19,15 @@ import Darwin
 /// callers that must not trap use the throwing twin `validate()` first, or keep their own record of
 /// what they freed (the Lua binding does).
 ///
+/// **Moves.** `reallocate`, `resize` and the string appenders (`strdupAppend`, ...) may move the chunk, as
+/// `talloc_realloc` does: they update the handle they are called on (`mutating`), and return nothing
+/// else to keep. Any *other* copy of the handle then names the old address: it is stale. TallocCore
+/// stamps the header it leaves behind as freed, so such a copy reads as freed (`validate()` throws
+/// `accessAfterFree`; using it traps as talloc aborts) — never as the moved chunk with its old contents —
+/// until malloc or the pool reuses that memory for another chunk, which the copy would then name. So
+/// after a move keep only the updated handle (compare it with the old one to know whether it moved), or
+/// keep a stable handle of your own (the Lua binding keeps one cell per context, updated on moves).
+///
 /// Like talloc, a tree is not thread-safe: one tree belongs to one thread at a time (hand it over with
 /// your own synchronisation). Different threads may use different trees at once: null tracking is per
 /// thread (see `Talloc`), and the little process-wide state (the log and abort handlers, the autofree
@@ -118,8 +127,11 @@ extension TallocContext {
     /// A new empty context, named `"talloc_new: FILE:LINE"` after the caller.
     ///
     /// The corresponding talloc function is `talloc_new()`.
-    /// - Parameter parent: The new context's parent; `nil` makes a top-level context (a child of the
-    ///   calling thread's null context when it has null tracking on).
+    /// - Parameters:
+    ///   - parent: The new context's parent; `nil` makes a top-level context (a child of the calling
+    ///     thread's null context when it has null tracking on).
+    ///   - file: The caller's file (talloc's `__location__`), by default.
+    ///   - line: The caller's line, by default.
     @inlinable
     public static func new(
         parent: TallocContext? = nil, file: StaticString = #fileID, line: UInt = #line
@@ -196,6 +208,80 @@ extension TallocContext {
         tc.pointee.name = UnsafeRawPointer(_InternedNames.cString(String(describing: type)))
         if zeroed { memset(tc.body, 0, stride * count) }
         return TallocContext(chunk: tc)
+    }
+
+    /// A new empty top-level context with a constant name that has no parent even when the calling
+    /// thread has null tracking on (where `new(parent: nil, ...)`, as `talloc_new(NULL)`, hangs the new
+    /// context under the thread's null context).
+    ///
+    /// For a tree that must not belong to the calling thread's null context: one handed to another
+    /// thread, or kept out of `Talloc.reportNull()` and the leak report (a `LuaRuntime`'s root is one).
+    /// talloc has no such function (its null context is process-wide); the closest is
+    /// `talloc_named_const(NULL, 0, name)` with null tracking off.
+    public static func newDetached(name: StaticString) throws(TallocError) -> TallocContext {
+        guard let tc = _Core.allocate(nil, size: 0) else { throw .outOfMemory }
+        if let null = tc.pointee.parent {
+            // made under the null context: taken out again (and out of a limit the null context may have)
+            _Core.detachFromSiblings(tc)
+            if tc.pointee.flags & _Flag.underLimit != 0 {
+                tc.pointee.flags &= ~_Flag.underLimit
+                _Core.limitShrink(null, _Core.chargeOf(tc))
+            }
+            _Core.linkAsNewest(tc, under: nil)
+        }
+        tc.pointee.name = UnsafeRawPointer(name.utf8Start)
+        return TallocContext(chunk: tc)
+    }
+
+    /// `count` values of `T`, each initialised to `value`, named after the type as `allocate(parent:of:)`.
+    ///
+    /// For a type that is not trivial (a class, or a struct or enum that holds a reference: what
+    /// `_isPOD` calls non-POD), a destructor is installed that deinitialises the values when the context
+    /// is freed (by itself or with its parent): their `deinit`s run, their references are released. A
+    /// trivial type (`Int`, a struct of numbers, ...) gets no destructor and costs what `allocate` costs.
+    ///
+    ///     let nodes = try TallocContext.allocate(parent: root, repeating: Node(), count: 16)
+    ///     nodes.withMemory(as: Node.self) { $0[3].name = "x" }
+    ///     try root.free()                        // the 16 nodes are deinitialised
+    ///
+    /// - warning: The destructor deinitialises `min(count, size / stride)` values: resizing the context
+    ///   (`reallocate`, `resize`) leaves added memory uninitialised and shrinking drops values without
+    ///   deinitialising them; replacing the destructor (`setDestructor`) leaves them all alive (a leak).
+    ///   A trivial type has neither concern.
+    /// The corresponding talloc macros are `talloc()`, `talloc_array()` (which leave the memory
+    /// uninitialised: C has nothing to deinitialise).
+    /// - Throws: `TallocError.sizeTooLarge`, `TallocError.outOfMemory` (also when the destructor's side
+    ///   record cannot be allocated: then nothing is left allocated).
+    public static func allocate<T>(parent: TallocContext?, repeating value: T, count: Int = 1) throws(TallocError) -> TallocContext {
+        let c = try allocate(parent: parent, of: T.self, count: count)
+        let values = c.unsafePointer.bindMemory(to: T.self, capacity: count)
+        values.initialize(repeating: value, count: count)
+        if _isPOD(T.self) { return c }
+        c.setDestructor { c in
+            let n = Swift.min(count, c.size / Swift.max(MemoryLayout<T>.stride, 1))
+            c.unsafePointer.assumingMemoryBound(to: T.self).deinitialize(count: n)
+            return .allow
+        }
+        if !c.hasDestructor {
+            values.deinitialize(count: count)
+            _ = _Core.free(c.chunk)
+            throw .outOfMemory
+        }
+        return c
+    }
+
+    /// Calls `body` with the chunk's memory as values of `T` (`size / stride` of them, as
+    /// `arrayLength(of:)`): initialised values for a context from `allocate(parent:repeating:count:)`.
+    ///
+    /// - warning: Do not escape the buffer from the closure; a context that moves (`reallocate`) has new
+    ///   memory.
+    /// The corresponding talloc macros are `talloc_get_type()` / `talloc_array_length()` (unchecked).
+    public func withMemory<T, R, E: Error>(
+        as type: T.Type, _ body: (UnsafeMutableBufferPointer<T>) throws(E) -> R
+    ) throws(E) -> R {
+        let tc = chunk
+        let n = Int(tc.pointee.size) / Swift.max(MemoryLayout<T>.stride, 1)
+        return try body(UnsafeMutableBufferPointer(start: tc.body.assumingMemoryBound(to: T.self), count: n))
     }
 
     /// Bytes named with a copy of `name`, kept in a ".name" child as `talloc_set_name` does.

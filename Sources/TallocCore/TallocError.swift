@@ -48,6 +48,8 @@ public enum TallocError: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// What a destructor decides: talloc's 0 (allow the free) or -1 (refuse it).
 public enum TallocDestructorVerdict: Sendable {
+    /// Free the context: a talloc destructor's `return 0`.
     case allow
+    /// Keep the context: a talloc destructor's `return -1` (`talloc_free` then fails).
     case refuse
 }

@@ -11,6 +11,8 @@
 // The policy defines a global function `build(entries)`; `entries` is a sequence of
 // `{path = "a/b/c.txt", size = 123, parts = {"a", "b", "c.txt"}}`; `build` returns the root context of
 // the tree it made. It may call `note(...)` or `print(...)`, which the host prints on standard error.
+// The report (and the DOT text) of the tree is bounded by the memory limit: a policy whose tree would
+// write more (a deep chain's report grows with the square of its depth) fails with an error.
 //
 // What it shows of the host API (docs/EMBEDDING.md): a pool of sandboxed runtimes, one per worker
 // (--jobs), each reset between lists so that no list sees what the policy left from another; the
@@ -161,8 +163,10 @@ func build(_ entries: [Entry], in lua: LuaRuntime, _ args: Arguments) -> Outcome
             outcome.error = "build(entries) must return a talloc context, got \(results.first?.typeName ?? "nothing")"
             return outcome
         }
-        outcome.report = tree.reportFull(addresses: args.addresses)
-        if args.dotPath != nil { outcome.dot = tree.dot() }
+        // The tree is the script's: its text is bounded (a full report grows with the square of the
+        // depth, far beyond the memory the tree takes), by the runtime's memory limit.
+        outcome.report = try lua.report(of: tree, addresses: args.addresses)
+        if args.dotPath != nil { outcome.dot = try lua.dot(of: tree) }
         outcome.usage = usage
     } catch let error as LuaRuntime.RuntimeError {
         outcome.error = error.description  // the message, then Lua's traceback
@@ -204,6 +208,7 @@ func main() -> Int32 {
                                   options: .sandbox(memoryLimit: args.memoryLimit, instructionLimit: args.instructionLimit),
                                   resetBetweenUses: true) { lua in
             try lua.register("note") { values in
+                // (a value's description is linear in what Lua holds: shared tables are written once)
                 warn(values.map { $0.stringValue ?? $0.description }.joined(separator: "\t"))
                 return []
             }

@@ -28,7 +28,7 @@ struct DocExampleTests {
         #expect(try check(LuaValue(encoding: Request(path: "/b", size: 5000))) == [false, "too big"])
 
         let tree = try lua.run("local t = talloc.new(nil, 'tree'); talloc.strdup(t, 'leaf'); return t")[0]
-        #expect(tree.contextValue!.reportFull(addresses: false).hasPrefix("full talloc report on 'tree'"))
+        #expect(try lua.report(of: tree.contextValue!, addresses: false).hasPrefix("full talloc report on 'tree'"))
 
         let root = try TallocContext.new(parent: nil, name: "root")
         defer { try? root.free() }

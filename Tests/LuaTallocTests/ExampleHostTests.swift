@@ -29,9 +29,9 @@ enum TreePolicy {
         var status: Int32
     }
 
-    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+    static func run(_ arguments: [String], stdin: String? = nil, executable: String? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable ?? binary)
         process.arguments = arguments
         process.currentDirectoryURL = repository
         let out = Pipe(), err = Pipe(), input = Pipe()
@@ -184,5 +184,53 @@ enum TreePolicy {
         #expect(r3.status == 1 && r3.stderr.contains("line 1: expected 'path size'"), "\(r3.stderr)")
         let r4 = try TreePolicy.run([])
         #expect(r4.status == 2 && r4.stderr.contains("usage: tree-policy"))
+    }
+
+    // MARK: Adversarial policies (F4, F13)
+
+    /// Runs tree-policy under GNU time: the result and the peak RSS in KB.
+    static func measured(_ arguments: [String], stdin: String) throws -> (TreePolicy.Result, Int) {
+        let marker = "PEAK-RSS-KB "
+        let r = try TreePolicy.run(["-f", marker + "%M", TreePolicy.binary] + arguments, stdin: stdin, executable: "/usr/bin/time")
+        guard let line = r.stderr.split(separator: "\n").last(where: { $0.hasPrefix(marker) }),
+              let kb = Int(line.dropFirst(marker.count)) else { return (r, -1) }
+        return (r, kb)
+    }
+
+    @Test("a policy whose tree's report would be 800 MB fails with a clear error, within its memory (F4)",
+          .timeLimit(.minutes(2)))
+    func aDeepTreesReportIsBounded() throws {
+        let policy = try TreePolicy.policy("""
+            function build(entries)
+              local root = talloc.new(nil, "r")
+              local c = root
+              for i = 1, 20000 do c = talloc.new(c, "") end
+              return root
+            end
+            """)
+        let (r, kb) = try Self.measured([policy], stdin: Self.list)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("report: the text is longer than 16777216 bytes"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+        // was 1.6 GB; the 16 MiB limit, the text up to its bound (twice, as bytes and as a String) and the
+        // program itself
+        #expect(kb > 0 && kb < 150_000, "peak \(kb) KB")
+    }
+
+    @Test("note() of a table of 2^40 paths prints at once (F13)", .timeLimit(.minutes(1)))
+    func noteOfASharedGraphIsLinear() throws {
+        let policy = try TreePolicy.policy("""
+            function build(entries)
+              local t = {"leaf"}
+              for i = 1, 40 do t = {t, t} end
+              note(t)
+              return talloc.new(nil, "done")
+            end
+            """)
+        let r = try TreePolicy.run([policy], stdin: Self.list)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("{&1 {&2 {"), "\(r.stderr.prefix(200))")
+        #expect(r.stderr.utf8.count < 1_000)
+        #expect(r.stdout.hasPrefix("full talloc report on 'done'"))
     }
 }

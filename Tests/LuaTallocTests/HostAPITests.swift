@@ -359,4 +359,92 @@ import Testing
         #expect(throws: LuaRuntime.RuntimeError.self) { try bare.run("print(1)") }
         #expect(try bare.run("return talloc ~= nil") == [true])
     }
+
+    @Test("reports and DOT text of a script's tree are bounded: an error past maxBytes, never the whole text (F4)")
+    func reportsAreBounded() throws {
+        let lua = try LuaRuntime(options: .sandbox(memoryLimit: 16 << 20, instructionLimit: 10_000_000))
+        #expect(lua.reportByteLimit == 16 << 20)
+        #expect(try LuaRuntime().reportByteLimit == 256 << 20)
+        #expect(try LuaRuntime(options: .init(memoryLimit: 1000, openLibrariesNow: false)).reportByteLimit == 1 << 20)
+        let deep = try lua.run("local r = talloc.new(nil, 'r') local c = r for i = 1, 20000 do c = talloc.new(c, '') end return r")[0]
+        let root = try #require(deep.contextValue)
+        do {
+            _ = try lua.report(of: root, addresses: false)
+            Issue.record("an 800 MB report was built")
+        } catch {
+            #expect(error.kind == .memory && error.message == "report: the text is longer than 16777216 bytes")
+        }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.reportFull(addresses: false) }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.dot(of: root, maxBytes: 10_000) }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.dot(maxBytes: 10_000) }
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.report(maxBytes: 10) }
+        // a small tree: the whole text, the same as TallocCore's, and exactly maxBytes is enough
+        let small = try #require(try lua.run("local t = talloc.new(nil, 'tree') talloc.strdup(t, 'leaf') return t")[0].contextValue)
+        let full = small.reportFull(addresses: false)
+        #expect(try lua.report(of: small, addresses: false) == full)
+        #expect(try lua.report(of: small, addresses: false, maxBytes: full.utf8.count) == full)
+        #expect(throws: LuaRuntime.RuntimeError.self) { try lua.report(of: small, addresses: false, maxBytes: full.utf8.count - 1) }
+        #expect(small.reportFull(addresses: false, maxBytes: full.utf8.count) == full)
+        #expect(small.reportFull(addresses: false, maxBytes: full.utf8.count - 1) == nil)
+        #expect(small.report(addresses: false, maxBytes: 1 << 20) == small.report(addresses: false))
+        #expect(small.dot(maxBytes: 1 << 20) == small.dot())
+        #expect(small.dot(maxBytes: 10) == nil)
+        #expect(try lua.dot(of: small) == small.dot())
+    }
+
+    @Test("a runtime made on a thread with null tracking on is not under that thread's null context")
+    func runtimeIgnoresNullTracking() {
+        onThread(stack: 8 << 20) {
+            Talloc.enableNullTrackingNoAutofree()
+            defer { Talloc.disableNullTracking() }
+            do {
+                let null = try #require(Talloc.nullContext)
+                try null.setMemoryLimit(1 << 30)
+                let before = null.memoryLimit?.current
+                let rt = try LuaRuntime()
+                #expect(rt.root.parent == nil)
+                #expect(!Talloc.reportNull(full: true, addresses: false).contains("luatalloc runtime"))
+                #expect(null.memoryLimit?.current == before)
+                #expect(try rt.run("local c = talloc.new() return talloc.parent(c) == nil") == [true])
+                // TallocCore: talloc_new(NULL) goes under the null context, newDetached does not
+                let plain = try TallocContext.new(parent: nil, name: "plain")
+                #expect(plain.parent == null)
+                let withPlain = null.memoryLimit?.current
+                #expect(withPlain != before)
+                let detached = try TallocContext.newDetached(name: "detached")
+                #expect(detached.parent == nil && detached.name == "detached")
+                #expect(null.memoryLimit?.current == withPlain)
+                _ = try TallocContext.new(parent: detached, name: "child")
+                #expect(detached.totalBlocks == 2)
+                try detached.free()
+                try plain.free()
+                rt.close()
+                #expect(null.memoryLimit?.current == before)
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+    }
+
+    @Test("measuring a runtime without a memory limit: what the never-refusing record it installs shows, and what not")
+    func measuringWithoutALimit() throws {
+        let rt = try LuaRuntime()
+        #expect(rt.root.memoryLimit == nil)
+        #expect(try !rt.dot().contains("limit "))
+        let (_, usage) = try rt.measuringMemory { try rt.run("local t = {} for i = 1, 100 do t[i] = {} end return #t") }
+        #expect(usage.luaHeapAllocated > 0 && usage.bytesBefore > 0)
+        // the record: limit 0 (talloc's "no limit"), nothing refused
+        #expect(rt.root.memoryLimit?.max == 0)
+        #expect(try rt.run("local s = string.rep('x', 1 << 20) return #s") == [.integer(1 << 20)])
+        // reports and the DOT picture show it, as any limit (documented: give the runtime a memoryLimit
+        // to have the same text before and after measuring)
+        #expect(try rt.reportFull(addresses: false).contains("luatalloc runtime              is a memlimit context (max_size = 0 bytes"))
+        #expect(try rt.run("return talloc.report_full(nil, {addresses = false}):find('is a memlimit context (max_size = 0 bytes', 1, true) ~= nil") == [true])
+        #expect(try rt.dot().contains("limit "))
+        // with a limit of its own, measuring changes nothing
+        let limited = try LuaRuntime(options: .init(memoryLimit: 64 << 20))
+        let before = try limited.reportFull(addresses: false)
+        _ = limited.measuringMemory { 0 }
+        #expect(try limited.reportFull(addresses: false) == before)
+    }
 }

@@ -80,6 +80,11 @@ extension _Core {
                 let dst = pool.header(at: start)
                 _Invariants.died(tc)
                 memmove(dst, tc, _headerSize + oldSize)
+                // A copy of the old handle must not read as live: stamp the old header freed where it is
+                // not now inside the moved chunk.
+                if UnsafeRawPointer(tc) >= UnsafeRawPointer(dst) + _headerSize + size {
+                    tc.pointee.flags = (tc.pointee.flags & _Flag.mask) | _Flag.free | _magicFree
+                }
                 _Invariants.born(dst)
                 dst.pointee.poolOffset = UInt32(start)
                 hdr.resizeLast(offset: start, span: newSpan)
@@ -116,11 +121,16 @@ extension _Core {
             return (nil, false, .outOfMemory)
         }
         _Invariants.died(tc)  // before realloc() may give the address to another thread
+        // Stamped freed first: when realloc() moves the block, a copy of the old handle then reads as freed
+        // (until malloc reuses the address), not as a live chunk with the old contents.
+        tc.pointee.flags = (flags0 & _Flag.mask) | _Flag.free | _magicFree
         guard let raw = realloc(UnsafeMutableRawPointer(tc), _headerSize + size) else {
+            tc.pointee.flags = flags0
             _Invariants.born(tc)
             return (nil, false, .outOfMemory)
         }
         newTC = raw.assumingMemoryBound(to: _ChunkHeader.self)
+        newTC.pointee.flags = flags0
         _Invariants.born(newTC)
         let moved = fixupAfterMove(from: tc, to: newTC, size: size, oldSize: oldSize)
         if limited {
