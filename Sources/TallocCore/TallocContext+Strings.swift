@@ -265,11 +265,7 @@ extension TallocContext {
     /// The corresponding talloc function is `talloc_asprintf_append()`.
     public mutating func asprintfAppend(_ format: String, _ arguments: CVarArg...) throws(TallocError) {
         let text = TallocContext.vformat(format, arguments)
-        if text.isEmpty { return }
-        let at = stringLength
-        var me = self
-        try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
-        self = me
+        try appendFormatted(text, atBufferEnd: false)
     }
 
     /// Appends printf-style output after the buffer's end (size - 1).
@@ -277,8 +273,14 @@ extension TallocContext {
     /// The corresponding talloc function is `talloc_asprintf_append_buffer()`.
     public mutating func asprintfAppendBuffer(_ format: String, _ arguments: CVarArg...) throws(TallocError) {
         let text = TallocContext.vformat(format, arguments)
+        try appendFormatted(text, atBufferEnd: true)
+    }
+
+    /// Appends formatted text after the string's end (strlen) or the buffer's end (size - 1); empty text
+    /// leaves the string unchanged.
+    mutating func appendFormatted(_ text: [UInt8], atBufferEnd: Bool) throws(TallocError) {
         if text.isEmpty { return }
-        let at = bufferEnd
+        let at = atBufferEnd ? bufferEnd : stringLength
         var me = self
         try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
         self = me
@@ -360,11 +362,7 @@ extension TallocContext {
     @_disfavoredOverload
     public mutating func asprintfAppend(_ format: String, _ arguments: any TallocFormatArgument...) throws(TallocError) {
         let text = TallocContext.vformat(format, arguments)
-        if text.isEmpty { return }
-        let at = stringLength
-        var me = self
-        try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
-        self = me
+        try appendFormatted(text, atBufferEnd: false)
     }
 
     /// Appends printf-style output of Swift values after the buffer's end (size - 1).
@@ -373,11 +371,7 @@ extension TallocContext {
     @_disfavoredOverload
     public mutating func asprintfAppendBuffer(_ format: String, _ arguments: any TallocFormatArgument...) throws(TallocError) {
         let text = TallocContext.vformat(format, arguments)
-        if text.isEmpty { return }
-        let at = bufferEnd
-        var me = self
-        try text.withUnsafeBytes { b in Result { () throws(TallocError) in try me.append(at: at, b) } }.get()
-        self = me
+        try appendFormatted(text, atBufferEnd: true)
     }
 }
 

@@ -21,24 +21,30 @@ extension _Core {
         return _headerSize + Int(tc.pointee.size)
     }
 
-    /// talloc_memlimit_check over `start` and its ancestors.
-    static func limitAllows(_ start: _Chunk, _ bytes: Int) -> Bool {
-        // No step cap: the walk ends at the first chunk no limit governs, and parent chains have no loops
-        // (steal and reparent refuse one; the invariant checker verifies it).
+    /// Visits the limits at or above `start`, nearest first, while `body` returns true; returns the owner
+    /// of the limit it stopped at, or nil. The walk ends at the first chunk no limit governs: no step cap,
+    /// parent chains have no loops (steal and reparent refuse one; the invariant checker verifies it).
+    @inline(__always)
+    static func walkLimits(from start: _Chunk, _ body: (UnsafeMutablePointer<_Extra>) -> Bool) -> _Chunk? {
         var c: _Chunk? = start
         var steps = 0
         defer { _Work.note(steps) }
         while let x = c {
-            let f = x.pointee.flags
-            if f & _Flag.hasLimit != 0, let e = x.pointee.extra {
-                let mx = e.pointee.limitMax, cur = e.pointee.limitCurrent
-                if mx != 0 && (mx <= cur || mx - cur < bytes) { return false }
-            }
-            if f & _Flag.underLimit == 0 { break }
-            c = x.pointee.parent
             steps &+= 1
+            let f = x.pointee.flags
+            if f & _Flag.hasLimit != 0, let e = x.pointee.extra, !body(e) { return x }
+            if f & _Flag.underLimit == 0 { return nil }
+            c = x.pointee.parent
         }
-        return true
+        return nil
+    }
+
+    /// talloc_memlimit_check over `start` and its ancestors.
+    static func limitAllows(_ start: _Chunk, _ bytes: Int) -> Bool {
+        walkLimits(from: start) { e in
+            let mx = e.pointee.limitMax, cur = e.pointee.limitCurrent
+            return mx == 0 || (mx > cur && mx - cur >= bytes)
+        } == nil
     }
 
     static func limitGrow(_ start: _Chunk, _ bytes: Int) {
@@ -50,19 +56,10 @@ extension _Core {
     }
 
     static func limitAdjust(_ start: _Chunk, _ delta: Int) {
-        var c: _Chunk? = start
-        var steps = 0
-        defer { _Work.note(steps) }
-        while let x = c {
-            steps &+= 1
-            let f = x.pointee.flags
-            if f & _Flag.hasLimit != 0, let e = x.pointee.extra {
-                e.pointee.limitCurrent += delta
-                if e.pointee.limitCurrent < 0 { e.pointee.limitCurrent = 0 }
-                if e.pointee.limitCurrent > e.pointee.limitPeak { e.pointee.limitPeak = e.pointee.limitCurrent }
-            }
-            if f & _Flag.underLimit == 0 { break }
-            c = x.pointee.parent
+        _ = walkLimits(from: start) { e in
+            e.pointee.limitCurrent = Swift.max(0, e.pointee.limitCurrent + delta)
+            if e.pointee.limitCurrent > e.pointee.limitPeak { e.pointee.limitPeak = e.pointee.limitCurrent }
+            return true
         }
     }
 
@@ -97,17 +94,7 @@ extension _Core {
 
     /// The chunk that owns the nearest limit at or above `start` (which is under a limit).
     static func nearestLimitOwner(from start: _Chunk) -> _Chunk? {
-        var c: _Chunk? = start
-        var steps = 0
-        defer { _Work.note(steps) }
-        while let x = c {
-            steps &+= 1
-            let f = x.pointee.flags
-            if f & _Flag.hasLimit != 0 { return x }
-            if f & _Flag.underLimit == 0 { return nil }
-            c = x.pointee.parent
-        }
-        return nil
+        walkLimits(from: start) { _ in false }
     }
 
     /// A freed pool's block (its whole charge) stays with `carrier`'s limit.
