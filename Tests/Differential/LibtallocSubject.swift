@@ -204,15 +204,18 @@ final class CTallocSubject: DifferentialSubject {
         return total
     }
 
-    /// The pools that some live chunk was carved from: every chunk under null_context, reference handles
-    /// and `.name` blocks included (a handle carved from a pool and moved out pins it as well).
+    /// The pools that some live chunk was carved from, and the pools those were carved from: every chunk
+    /// under null_context, reference handles and `.name` blocks included (a handle carved from a pool and
+    /// moved out pins it as well).
     func poolsHeldByLiveChunks() -> Set<UnsafeMutableRawPointer> {
         var held = Set<UnsafeMutableRawPointer>()
         var stack = [nullContext]
         while let p = stack.popLast() {
             var c = ctalloc_first_child(p)
             while let child = c {
-                if let pool = ctalloc_pool_of(child) { held.insert(pool) }
+                // A freed nested pool kept by a member keeps its outer pool too (its block is carved there).
+                var member = child
+                while let pool = ctalloc_pool_of(member), held.insert(pool).inserted { member = pool }
                 stack.append(child)
                 c = ctalloc_next_sibling(child)
             }

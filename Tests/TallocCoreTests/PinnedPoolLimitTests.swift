@@ -103,4 +103,19 @@ import Testing
         try m.free()
         #expect(current(top) == 3 * 64 && current(b) == 2 * 64 && current(carrier) == 64)
     }
+
+    @Test("a carrier that moves (realloc) takes its pinned pools along (found by the differential fuzzer)")
+    func carrierMoves() throws {
+        var carrier = try TallocContext.allocate(parent: nil, byteCount: 16, name: "carrier")
+        try carrier.setMemoryLimit(1 << 20)
+        let pool = try TallocContext.pool(parent: carrier, capacity: 4096)
+        let m = try TallocContext.allocate(parent: pool, byteCount: 16, name: "m")
+        try m.steal(to: nil)
+        try pool.free()
+        try carrier.reallocate(byteCount: 100_000)  // a heap realloc this large moves the header
+        #expect(current(carrier) == 64 + 100_000 + block)
+        try m.free()  // the block goes: its charge leaves the carrier at its new address
+        #expect(current(carrier) == 64 + 100_000)
+        try carrier.free()
+    }
 }

@@ -122,6 +122,12 @@ extension _Core {
         pool.pointee.prev = nil
     }
 
+    /// A limit owner moved (a realloc): the pinned pools it carries point at its new header.
+    static func carriedPoolsMoved(to owner: _Chunk) {
+        var p = owner.pointee.extra?.pointee.pinnedPools
+        while let x = p { x.pointee.child = owner; p = x.pointee.next }
+    }
+
     /// The summed charge of the pinned pools a limit carries.
     static func pinnedCharge(_ owner: _Chunk) -> Int {
         var total = 0

@@ -177,6 +177,7 @@ extension _Core {
         if old != tc {
             relink(movedFrom: old, to: tc)
             if tc.pointee.flags & _Flag.freeingChild != 0 { _FreeRegistry.parentMoved(from: old, to: tc) }
+            if tc.pointee.flags & _Flag.hasLimit != 0 { carriedPoolsMoved(to: tc) }
             if let e = tc.pointee.extra, let obs = e.pointee.observer {
                 e.notify(obs, .moved, body: tc.body)
             }
