@@ -451,5 +451,6 @@ func _stealChecked(_ tc: _Chunk, to np: _Chunk?, file: StaticString, line: UInt)
         _Core.log("WARNING: talloc_steal with references at \(file):\(line)\n")
         _Core.logReferences(tc)
     }
-    _Core.steal(tc, to: np)
+    guard let (old, newParent) = _Core.stealTarget(tc, np) else { return }
+    _Core.stealMoving(tc, from: old, to: newParent)
 }

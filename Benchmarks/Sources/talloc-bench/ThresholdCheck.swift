@@ -9,6 +9,11 @@
 // from run to run (Lua seeds its string hashes from the clock and addresses: table layouts and collection
 // pacing differ by a few percent), so a threshold is the median of three runs, the tolerance 5 %, and a
 // row over it is measured twice more, keeping its lowest count.
+//
+// Only our code is gated: rows of TallocCore (`.core`) and of the module (`.talloc`). The baselines
+// (libtalloc `.c`, its Lua binding `.cbinding`, plain Lua `.plain`, glibc `.malloc`/`.realloc`) are measured
+// and shown, not gated: nothing we change moves them, and the Lua ones move by up to 8 % between runs of
+// the same binary (a clean clone in CI measured L4.steal.cbinding 1,142 → 1,210, L5.calls.plain 690 → 744).
 // SPDX-License-Identifier: MIT
 #if canImport(Glibc)
 import Glibc
@@ -16,6 +21,11 @@ import Glibc
 
 let thresholdsPath = "Thresholds/instructions.json"
 let thresholdTolerance = 0.05
+
+/// Whether `id` measures our code (gated) rather than a baseline (shown only).
+func isGated(_ id: String) -> Bool {
+    id.hasSuffix(".core") || id.hasSuffix(".talloc")
+}
 
 struct Threshold {
     var iters: Int
@@ -121,6 +131,7 @@ func thresholdRun(_ rows: [Row], _ opt: Options, update: Bool) -> Int32 {
     // rarely repeats high, a real regression does
     for _ in 0..<2 {
         let over = measured.filter { r in
+            guard isGated(r.id) else { return false }
             guard let x = r.instrPerOp else { return true }
             return (x - known[r.id]!.instr) / known[r.id]!.instr > thresholdTolerance
         }
@@ -139,19 +150,20 @@ func thresholdRun(_ rows: [Row], _ opt: Options, update: Bool) -> Int32 {
     for r in measured {
         let t = known[r.id]!
         guard let x = r.instrPerOp else {
-            failed.append("\(r.id): not measured (callgrind failed)")
+            if isGated(r.id) { failed.append("\(r.id): not measured (callgrind failed)") }
             print("| \(r.id) | \(sig(t.instr)) | — | — |")
             continue
         }
         let change = (x - t.instr) / t.instr
-        let mark = change > thresholdTolerance ? " **regression**" : ""
+        let gated = isGated(r.id)
+        let mark = !gated ? " (baseline)" : change > thresholdTolerance ? " **regression**" : ""
         print("| \(r.id) | \(sig(t.instr)) | \(sig(x)) | \(change >= 0 ? "+" : "")\(fmt(change * 100, 1)) %\(mark) |")
-        if change > thresholdTolerance {
+        if gated && change > thresholdTolerance {
             failed.append("\(r.id): \(fmt(x, 1)) instr/\(r.unit), threshold \(fmt(t.instr, 1)) (+\(fmt(change * 100, 1)) %)")
         }
     }
     if failed.isEmpty {
-        log("check: \(measured.count) rows within \(Int(thresholdTolerance * 100)) % of their thresholds")
+        log("check: \(measured.filter { isGated($0.id) }.count) rows of ours within \(Int(thresholdTolerance * 100)) % of their thresholds")
         return 0
     }
     for f in failed { log("check: REGRESSION \(f)") }

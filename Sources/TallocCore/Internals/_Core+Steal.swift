@@ -14,10 +14,7 @@ extension _Core {
     /// level). Stealing to the current parent moves it to the head, as talloc does. Memory limits follow.
     @inlinable @inline(__always)
     static func steal(_ tc: _Chunk, to newParentIn: _Chunk?) {
-        let newParent = _NullTracking.parent(newParentIn)
-        if let np = newParent, np == tc { return }
-        let old = tc.pointee.parent
-        if old == newParent && (old == nil || old!.pointee.child == tc) { return }
+        guard let (old, newParent) = stealTarget(tc, newParentIn) else { return }
         let governed = (tc.pointee.flags & _Flag.underLimit) | ((newParent?.pointee.flags ?? 0) & (_Flag.hasLimit | _Flag.underLimit))
         if _slowPath(governed != 0 || tc.pointee.extra != nil) {
             stealSlow(tc, from: old, to: newParent)
@@ -29,9 +26,28 @@ extension _Core {
         linkAsNewest(tc, under: newParent)
     }
 
+    /// The parent a steal of `tc` to `newParentIn` goes from and to, or nil when there is nothing to do
+    /// (stealing to itself, or to the parent whose newest child it already is).
+    @inlinable @inline(__always)
+    static func stealTarget(_ tc: _Chunk, _ newParentIn: _Chunk?) -> (old: _Chunk?, new: _Chunk?)? {
+        let newParent = _NullTracking.parent(newParentIn)
+        if let np = newParent, np == tc { return nil }
+        let old = tc.pointee.parent
+        if old == newParent && (old == nil || old!.pointee.child == tc) { return nil }
+        return (old, newParent)
+    }
+
     /// The same with memory limits to move and an observer to tell.
     @inline(never) @usableFromInline
     static func stealSlow(_ tc: _Chunk, from old: _Chunk?, to newParent: _Chunk?) {
+        stealMoving(tc, from: old, to: newParent)
+    }
+
+    /// The steal itself, right for every chunk (limits and observer only when there are some): inlined into
+    /// `stealSlow` and into `_stealChecked`, the path of every context with a side record (each of Lua's), so
+    /// that one call does it (L4).
+    @inline(__always)
+    static func stealMoving(_ tc: _Chunk, from old: _Chunk?, to newParent: _Chunk?) {
         detachFromSiblings(tc)
         let newFlags = newParent?.pointee.flags ?? 0
         if (tc.pointee.flags & _Flag.underLimit) | (newFlags & (_Flag.hasLimit | _Flag.underLimit)) != 0 {
