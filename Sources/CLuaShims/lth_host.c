@@ -1,6 +1,23 @@
 /*
-** luatalloc — host helpers (see lth_shim.h).
+** luatalloc — host helpers (see lth_shim.h): the C half of LuaRuntime, the Swift host API.
 ** SPDX-License-Identifier: MIT
+**
+** Why C, and why one file: every helper here calls Lua API functions that can raise (allocate, run a
+** metamethod, call Lua), so it must run inside lua_pcall, where a longjmp unwinds C frames only (DESIGN
+** §4).  Each is a pair: a protected part 'lth_X_k' that does the work and a wrapper 'lth_X' that pushes it,
+** lua_pcalls it and returns the status (.ci/check-boundary lists the wrappers as safe for Swift to call).
+** They share one header and one set of conventions, and most are a dozen lines; the file is long because
+** the host API is wide, not because a piece is.  In order:
+**   opening          lth_openlibs, lth_sandbox (the sandbox's base library, lth_setmetatable, lth_unavailable)
+**   the budget       lth_budgethook, lth_installbudget (the instruction count and the deadline)
+**   tables, binding  lth_next, lth_hostinit, lth_bind (host functions carry the host's upvalues)
+**   loading, calls   lth_loadfile, the sandbox's pcall/xpcall/coroutine.resume (a memory error caught in
+**                    a script settles the collection the allocator asked for: lth_aftercatch)
+**   collections      lth_collectingcatch
+**   errors           lth_msghandler, lth_describe (message, traceback, the original value)
+**   dotted names     lth_callpath, lth_getpath, lth_ref, lth_newthread
+**   print and async  lth_print, lth_setprint (the host's sinks), lth_pushasync (async host functions)
+** The talloc module's own C half is ltc_module.c and ltc_cells.c; the bounded string library ltc_strlib.c.
 */
 #include "lth_shim.h"
 #include "ltc_strlib.h"
