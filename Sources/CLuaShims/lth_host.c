@@ -11,9 +11,9 @@
 **   opening          lth_openlibs, lth_sandbox (the sandbox's base library, lth_setmetatable, lth_unavailable)
 **   the budget       lth_budgethook, lth_installbudget (the instruction count and the deadline)
 **   tables, binding  lth_next, lth_hostinit, lth_bind (host functions carry the host's upvalues)
-**   loading, calls   lth_loadfile, the sandbox's pcall/xpcall/coroutine.resume (a memory error caught in
-**                    a script settles the collection the allocator asked for: lth_aftercatch)
-**   collections      lth_collectingcatch
+**   loading          lth_loadfile
+**   memory errors    lth_collectingcatch: pcall, xpcall and coroutine.resume (copies of Lua's) that run
+**                    the collection the allocator asked for when they catch "not enough memory"
 **   errors           lth_msghandler, lth_describe (message, traceback, the original value)
 **   dotted names     lth_callpath, lth_getpath, lth_ref, lth_newthread
 **   print and async  lth_print, lth_setprint (the host's sinks), lth_pushasync (async host functions)
