@@ -46,11 +46,18 @@ enum MemoryAccess {
     static let write: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let off = Lua.integer(L, out, 2), let s = Lua.bytes(L, out, 3) else { return 0 }
+        return store(f, out, s, at: off)
+    }
+
+    /// write and pack: `s` copied into the context at argument 1 from `off` (argument 2); pushes the
+    /// offset after it. The context is resolved here, after every argument was read.
+    static func store(_ f: Frame, _ out: UnsafeMutablePointer<clua_Outcome>, _ s: UnsafeRawBufferPointer,
+                      at off: Int) -> Int32 {
         guard let c = Handles.context(f, out, 1) else { return 0 }
         guard inBounds(out, c, off, s.count, offArg: 2, lenArg: 3) else { return 0 }
         guard keepsTerminator(out, c, at: off, s, fill: nil, count: s.count) else { return 0 }
         if s.count > 0 { memcpy(c.unsafePointer + off, s.baseAddress!, s.count) }
-        lua_pushinteger(L, lua_Integer(off + s.count))
+        lua_pushinteger(f.L, lua_Integer(off + s.count))
         return 1
     }
 
@@ -77,12 +84,7 @@ enum MemoryAccess {
         // the packed bytes: in a buffer of the trampoline's frame, valid until it returns
         let s = UnsafeRawBufferPointer(start: out.pointee.bytes, count: out.pointee.len)
         guard let off = Lua.integer(L, out, 2) else { return 0 }
-        guard let c = Handles.context(f, out, 1) else { return 0 }
-        guard inBounds(out, c, off, s.count, offArg: 2, lenArg: 3) else { return 0 }
-        guard keepsTerminator(out, c, at: off, s, fill: nil, count: s.count) else { return 0 }
-        if s.count > 0 { memcpy(c.unsafePointer + off, s.baseAddress!, s.count) }
-        lua_pushinteger(L, lua_Integer(off + s.count))
-        return 1
+        return store(f, out, s, at: off)
     }
 
     /// c:unpack(off, fmt): string.unpack(fmt, bytes from `off`); returns the values and the offset after.
