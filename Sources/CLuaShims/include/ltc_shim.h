@@ -369,6 +369,13 @@ int ltc_tostringinplace (lua_State *L, int idx);
    in a runtime that wraps pcall). */
 static inline void ltc_requestcollect (ltc_State *S) { S->collect->pending = 1; }
 
+/*
+** Keeps the shared object this code is linked into loaded for the rest of the process (RTLD_NODELETE), so
+** that lua_close's dlclose() of the loadable module leaves it: TallocCore's per-thread state and its
+** pthread key point into it (ltc_pin.c).  Returns whether it could.  Never raises.
+*/
+int ltc_pinlibrary (void);
+
 #pragma clang assume_nonnull end
 
 #endif
