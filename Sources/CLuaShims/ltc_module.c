@@ -18,6 +18,15 @@ static int ltc_closedmsg (lua_State *L) {
 }
 
 /*
+** Once the state's close has begun (ModuleState.close frees every context, running destructors), no new
+** context is made: a destructor that made one every time it ran would keep the close from ever ending
+** (finding F3).  Its error becomes a warning at close, as every destructor error there does.
+*/
+static int ltc_closingmsg (lua_State *L) {
+  return luaL_error(L, "talloc: the Lua state is closing: no new contexts");
+}
+
+/*
 ** {======================================================================
 ** Running a Swift body
 ** =======================================================================
@@ -181,6 +190,7 @@ static int ltc_create_trampoline (lua_State *L) {
   ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
+  if (S->closing) return ltc_closingmsg(L);
   ltc_safepoint(L, S);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
@@ -199,6 +209,7 @@ static int ltc_format_trampoline (lua_State *L) {
   ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
+  if (S->closing) return ltc_closingmsg(L);
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);

@@ -232,7 +232,9 @@ enum ModuleState {
     // MARK: Closing
 
     /// The state's __gc (it runs last in lua_close): frees every context the state created, running
-    /// destructors once more and overriding refusals; then the root itself if the module owns it. What
+    /// destructors once more and overriding refusals; then the root itself if the module owns it. Once it
+    /// has begun (`closing`), a destructor can make no new context nor reference (the module raises, and
+    /// the error is a warning): one that made a new context every time it ran would keep it from ending. What
     /// Lua saw outside its own tree (lent contexts, their trees, contexts moved into the host's trees)
     /// stays the host's: references from there to Lua's contexts are dropped first (so those contexts
     /// are freed, not handed to the host), and afterwards every such chunk lets go of its cell, its Lua
@@ -261,11 +263,15 @@ enum ModuleState {
             cell.pointee.uds -= 1
             Handles.release(S, cell)
         }
+        // (destructors that run here cannot make new contexts or references: `closing`, ltc_closingmsg)
         var rounds = 0
         while root.firstChild != nil || root.totalBlocks > 1 {
             root.freeChildren()
             rounds += 1
-            if rounds > 8 { break }
+            if rounds > 8 {
+                lua_warning(L, "talloc: contexts are left under the state's root after 9 rounds of frees at close", 0)
+                break
+            }
         }
         let detached: Bool? = Frame.callback(S) { f in
             for cell in outsideCells(S, []) { detach(f, cell) }

@@ -193,3 +193,30 @@ final class FailureCount: @unchecked Sendable {
         }
     }
 }
+
+@Suite("Adversarial: closing a runtime")
+struct AdversarialCloseTests {
+    @Test("close() ends when a destructor makes a new top-level context every time it runs (finding F3)")
+    func rebornAtClose() async throws {
+        await #expect(processExitsWith: .success) {
+            // no memory limit, an instruction budget (not armed while closing): only the module can stop it
+            let rt = try LuaRuntime(options: .init(libraries: .all, instructionLimit: 1_000_000))
+            nonisolated(unsafe) var warnings: [String] = []
+            rt.setWarningHandler { warnings.append($0) }
+            try rt.run("""
+                local n = 0
+                local function evil(c)
+                  n = n + 1
+                  if n > 10000 then os.exit(3) end
+                  talloc.set_destructor(talloc.new(nil, "reborn " .. n), evil)
+                end
+                keep = talloc.new(nil, "seed")
+                talloc.set_destructor(keep, evil)
+                """)
+            rt.close()
+            guard warnings.contains(where: { $0.contains("the Lua state is closing") }) else { exit(5) }
+            exit(0)
+        }
+    }
+}
+

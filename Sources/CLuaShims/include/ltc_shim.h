@@ -129,7 +129,8 @@ typedef struct ltc_State {
   ltc_Collect *_Nullable collect;  /* memory ran out: collect (with finalizers) at the next safe point */
   ltc_Collect ownCollect;   /* 'collect' when the host gives none */
   int ownsRoot;             /* free 'root' itself at close (module loaded in a stock lua) */
-  int closing;              /* at close: destructor refusals and errors are overridden */
+  int closing;              /* at close: destructor refusals and errors are overridden, no new context
+                               or reference is made */
   int closed;               /* after close: the module refuses every call */
   int inGC;                 /* > 0 while a __gc frees: destructor errors become warnings */
   int hasError;             /* a destructor raised; its error object is in extra[0] */
