@@ -55,11 +55,13 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
 /*
 ** Runs the body with the thread recorded: callbacks that run inside it (observer, Lua destructors) use
 ** this thread, and the thread of the call that was running before comes back when the body returns.  A
-** body never raises, so the restore always happens.
+** body never raises, so the restore always happens.  'host' says whether the body is a host function's
+** (a bound function: withContexts, a registered Swift function) rather than a module function's.
 */
-static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome *out, const void *arg,
-                        size_t len) {
+static int ltc_runbodyas (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome *out, const void *arg,
+                          size_t len, int host) {
   lua_State *prev = S->currentL;
+  int prevhost = S->hostbody;
   int n;
   out->kind = CLUA_RETURN;
   out->arg = 0;
@@ -68,11 +70,18 @@ static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome
   out->len = len;
   out->message[0] = '\0';
   S->currentL = L;
+  S->hostbody = host;
   S->inbody++;
   n = body(L, out);  /* Swift returns here: only C frames below */
   S->inbody--;
+  S->hostbody = prevhost;
   S->currentL = prev;
   return n;
+}
+
+static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome *out, const void *arg,
+                        size_t len) {
+  return ltc_runbodyas(L, S, body, out, arg, len, 0);
 }
 
 /*
@@ -90,7 +99,7 @@ int ltc_trampoline (lua_State *L) {
   int n;
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
-  n = ltc_runbody(L, S, (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY)), &out, NULL, 0);
+  n = ltc_runbodyas(L, S, (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY)), &out, NULL, 0, 1);
   return ltc_finish(L, &out, n);
 }
 

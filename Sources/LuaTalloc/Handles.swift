@@ -302,6 +302,7 @@ enum Handles {
         case .reparented?:  // what Lua may see of it, and the parent link, follow
             guard S.pointee.closed == 0, cell != S.pointee.quiet else { return }
             let c = TallocContext(unsafePointer: body)
+            if c.parent == nil && rehome(S, c, cell) { return }  // its move to the root told the rest
             updateHidden(S, c, cell)
             if cell.pointee.uds > 0 {
                 _ = Frame.callback(S) { f in
@@ -311,6 +312,20 @@ enum Handles {
         case nil:  // not an event TallocCore sends
             break
         }
+    }
+
+    /// A chunk of Lua's that a free sent to the *true* top level goes to Lua's top level, the state's root
+    /// (finding F10). talloc sends a child whose destructor refuses to the parent of the chunk being freed,
+    /// and to the top level when that parent is gone (a destructor freed it meanwhile, §8.6); outside the
+    /// state's root it would escape the runtime's memory limit, the collector and the close. Only during
+    /// what Lua runs — a module function, a finalizer, the close — and never for a lent context: a host
+    /// function may move contexts of its own tree to the top level. True when it moved.
+    static func rehome(_ S: StatePtr, _ c: TallocContext, _ cell: Cell) -> Bool {
+        guard cell.pointee.flags & Int32(LTC_LENT) == 0,
+              S.pointee.closing != 0 || (S.pointee.inbody > 0 && S.pointee.hostbody == 0) else { return false }
+        let root = TallocContext(unsafePointer: S.pointee.root)
+        guard (try? c.steal(to: root)) != nil else { return false }
+        return c.parent == root
     }
 
     /// How many bytes of a name a freed context keeps for its messages.

@@ -220,6 +220,17 @@ public final class LuaRuntime {
     /// lua_close, keeping the runtime's tree and the Swift functions. False when it cannot close now.
     private func closeState() -> Bool {
         guard let L = state, entryDepth == 0, threads.isEmpty, asyncCalls.isEmpty else { return false }
+        // lent contexts a script moved into its own tree go back to the host before any finalizer frees
+        // that tree (the module's close does it again, last)
+        if hostRef > 0 {
+            let base = lua_gettop(L)
+            _ = perform(L, nargs: 0, nresults: 0) { L, out in
+                let S = ModuleState.state(out)
+                ModuleState.giveBackLent(S, TallocContext(unsafePointer: S.pointee.root))
+                return 0
+            }
+            lua_settop(L, base)
+        }
         generation += 1
         hostRef = 0
         lua_close(L)

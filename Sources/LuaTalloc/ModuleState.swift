@@ -244,6 +244,7 @@ enum ModuleState {
         guard S.pointee.closed == 0 else { return }
         S.pointee.closing = 1
         let root = TallocContext(unsafePointer: S.pointee.root)
+        giveBackLent(S, root)
         var lua = Set<UnsafeMutableRawPointer>()
         var stack = [root]
         while let x = stack.popLast() {
@@ -284,6 +285,37 @@ enum ModuleState {
             try? root.free()
         }
         S.pointee.closed = 1
+    }
+
+    /// Lent contexts the script moved into Lua's tree (a steal, or a free that handed one to its
+    /// referrer) go back to the host before that tree is freed: each becomes a top-level context again,
+    /// with whatever is under it (finding F11: the host, told by `lentContext` that it was alive, then freed
+    /// freed memory). A lent context below another one in Lua's tree goes with it. `LuaRuntime` does it
+    /// before lua_close too, before the finalizers (a collected handle of Lua's would free its tree).
+    static func giveBackLent(_ S: StatePtr, _ root: TallocContext) {
+        var lent: [Cell] = []
+        var cell = ltc_nextcell(S, nil)
+        while let c = cell {
+            if c.pointee.flags & Int32(LTC_LENT) != 0 && c.pointee.body != nil { lent.append(c) }
+            cell = ltc_nextcell(S, c)
+        }
+        for cell in lent { cell.pointee.uds += 1 }  // pinned while the steals run
+        for cell in lent {
+            guard let body = cell.pointee.body else { continue }
+            let x = TallocContext(unsafePointer: body)
+            guard let p = x.parent, p.isParent(root) else { continue }
+            var above: TallocContext? = p
+            var nested = false
+            while let y = above, y != root {
+                if let yc = Handles.cell(of: y, S), yc.pointee.flags & Int32(LTC_LENT) != 0 { nested = true; break }
+                above = y.parent
+            }
+            if !nested { try? x.steal(to: nil) }
+        }
+        for cell in lent {
+            cell.pointee.uds -= 1
+            Handles.release(S, cell)
+        }
     }
 
     /// The cells whose chunk is alive and not in `lua` (the chunks of Lua's own tree).

@@ -146,6 +146,7 @@ typedef struct ltc_State {
   ltc_Page *_Nullable spare;    /* an empty page kept for the next burst of cells */
   int ncells;               /* live cells */
   int inbody;               /* module bodies running now (their frames reach the tables by upvalues) */
+  int hostbody;             /* the innermost body running is a host function's (a bound function) */
   ltc_Cell *_Nullable quiet;  /* a cell whose move the running body relinks itself (the observer skips it) */
   ltc_Name *_Nullable lastName;  /* the interned source of the caller last seen (extra[LTC_EXTRA_LASTFN]);
                                     cleared when its last count goes */
