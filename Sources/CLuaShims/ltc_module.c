@@ -32,6 +32,27 @@ static int ltc_closingmsg (lua_State *L) {
 ** =======================================================================
 */
 
+/*
+** Pushes the text of out->pieces as one string.  The piece whose bytes a finalizer could free (a chunk's
+** name) is copied first: an allocation runs a collection step only after its copy is made; the others
+** are stable (literals, the outcome, Lua strings on the stack) until Lua joins them.
+*/
+static void ltc_pushtext (lua_State *L, clua_Outcome *out) {
+  int i, n = out->npieces, v = out->volatilepiece, base;
+  if (n <= 0) { lua_pushliteral(L, ""); return; }
+  if (n > CLUA_MAXPIECES) n = CLUA_MAXPIECES;
+  luaL_checkstack(L, n + 1, NULL);  /* (a C function has LUA_MINSTACK slots: no growth, no collection) */
+  base = lua_gettop(L);
+  if (v >= 0 && v < n) lua_pushlstring(L, (const char *)out->pieces[v].p, out->pieces[v].len);
+  else v = -1;
+  for (i = 0; i < n; i++) {
+    if (i == v) lua_pushvalue(L, base + 1);
+    else lua_pushlstring(L, (const char *)out->pieces[i].p, out->pieces[i].len);
+  }
+  lua_concat(L, n);
+  if (v >= 0) lua_remove(L, base + 1);
+}
+
 /* Raises as the body asked, or returns its results.  The previous thread is back in place already. */
 static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
   out->message[sizeof(out->message) - 1] = '\0';
@@ -43,6 +64,12 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
                            before they are copied: no Lua code runs until then) */
       lua_pushlstring(L, (const char *)out->bytes, out->len);
       return n;
+    case LTC_RETTEXT:
+      ltc_pushtext(L, out);
+      return n;
+    case LTC_ERRORTEXT:
+      ltc_pushtext(L, out);
+      /* FALLTHROUGH */
     case LTC_ERRORVALUE:  /* "position: " .. message, any bytes */
       luaL_where(L, 1);
       lua_insert(L, -2);

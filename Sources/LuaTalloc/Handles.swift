@@ -106,25 +106,20 @@ enum Handles {
         return context(f, out, i, arg: arg)
     }
 
-    /// "attempt to use a freed talloc context ('NAME')", with the name the context had.
+    /// "attempt to use a freed talloc context ('NAME')", with the name the context had (in place: a name
+    /// is any size), or "(unnamed)".
     static func freedError(_ L: LuaState, _ out: Out, _ cell: Cell) -> Int32 {
-        out.error(L, parts: [Array("attempt to use a freed talloc context (".utf8), freedName(cell), [UInt8(ascii: ")")]])
-    }
-
-    /// The name kept for a freed context, quoted, or "unnamed".
-    static func freedName(_ cell: Cell) -> [UInt8] {
-        var text: [UInt8]
+        var text = TextPieces(out)
+        text.add("attempt to use a freed talloc context (")
         if let n = cell.pointee.name {
             let location = cell.pointee.flags & Int32(LTC_LOCATION) != 0
-            text = location && cell.pointee.flags & Int32(LTC_NEWPREFIX) != 0 ? Array("talloc_new: ".utf8) : []
-            ModuleState.text(n).withMemoryRebound(to: UInt8.self, capacity: n.pointee.len) {
-                text += UnsafeBufferPointer(start: $0, count: n.pointee.len)
-            }
-            if location { text += Array(":\(cell.pointee.line)".utf8) }
+            text.add(location && cell.pointee.flags & Int32(LTC_NEWPREFIX) != 0 ? "'talloc_new: " : "'")
+            text.add(ModuleState.text(n), n.pointee.len, volatile: true)
+            if location { text.add(copying: ":\(cell.pointee.line)')".utf8) } else { text.add("')") }
         } else {
-            return Array("unnamed".utf8)
+            text.add("unnamed)")
         }
-        return [UInt8(ascii: "'")] + text + [UInt8(ascii: "'")]
+        return text.raise()
     }
 
     // MARK: Pushing handles

@@ -335,9 +335,14 @@ enum ModuleState {
     private static func detach(_ f: Frame?, _ S: StatePtr, _ cell: Cell) {
         guard let body = cell.pointee.body else { return }
         let x = TallocContext(unsafePointer: body)
-        if cell.pointee.name != nil {  // its name may point into the state's interned names: a copy of its own
-            let bytes = Names.bytes(x)
-            _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
+        if let n = cell.pointee.name {  // its name may point into the state's interned names: a copy of its own
+            let parts = x.unsafeNameParts
+            if !parts.isLocation, UnsafeRawPointer(parts.string) == UnsafeRawPointer(text(n)) {
+                _ = x.setNameCopy(UnsafeRawBufferPointer(start: text(n), count: n.pointee.len))  // (any size: no copy in Swift)
+            } else {
+                let bytes = Names.bytes(x)  // a location: "FILE:LINE", a few dozen bytes
+                _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
+            }
         }
         Handles.saveName(S, cell, x)
         if cell.pointee.flags & Int32(LTC_LUADTOR) != 0 { _ = x.unsafeSetDestructor(nil, context: nil) }

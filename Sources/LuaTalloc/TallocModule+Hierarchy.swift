@@ -70,7 +70,9 @@ extension TallocModule {
         let f = ModuleState.frame(L, out)
         guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
         guard let p = Handles.visibleParent(f.S, c, cell) else { lua_pushnil(L); return 1 }
-        return Names.bytes(p).withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
+        var text = TextPieces(out)
+        text.addName(of: p)
+        return text.returnText()
     }
 
     /// The children a Lua user sees: not reference handles (TallocCore skips them), not the ".name"

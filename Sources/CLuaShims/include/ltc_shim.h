@@ -249,6 +249,10 @@ static inline void ltc_setexisting (lua_State *L, int tableidx, lua_Integer key)
    out->bytes (out->len bytes of a chunk: the trampoline makes the Lua string, after the body). */
 #define LTC_ERRORVALUE 10
 #define LTC_RETBYTES   11
+/* ... or the same with a text made of out->pieces (a big name is copied once, by Lua, into memory the
+   limit counts: finding F2): raise it with the position prepended, or return it as the last result. */
+#define LTC_ERRORTEXT  12
+#define LTC_RETTEXT    13
 
 /*
 ** One function of the module: its Swift body, its kind (how the trampoline prepares the call), and where
