@@ -111,12 +111,52 @@ static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome
   return ltc_runbodyas(L, S, body, out, arg, len, 0);
 }
 
+/* the collection itself (see ltc_collectnow) */
+static void ltc_collect (lua_State *L, ltc_Collect *c) {
+  c->pending = 0;
+  c->grace++;
+  lua_gc(L, LUA_GCCOLLECT);
+  lua_gc(L, LUA_GCCOLLECT);
+  c->grace--;
+}
+
+void ltc_collectnow (lua_State *L, ltc_Collect *c) {
+  if (c != NULL && c->pending) {
+    lth_owe(L, lth_gcunits(L, 2));
+    ltc_collect(L, c);
+  }
+}
+
+void ltc_collectcharged (lua_State *L, ltc_Collect *c) {
+  if (c != NULL && c->pending) {
+    lth_charge(L, lth_gcunits(L, 2));
+    ltc_collect(L, c);
+  }
+}
+
 /*
 ** The safe point at the start of every module call: nothing is held yet, so a collection asked for when
-** memory ran out (finalizers included: contexts that became garbage give their memory back) runs here.
+** memory ran out (finalizers included: contexts that became garbage give their memory back) runs here,
+** charged to the budget first (it may raise: no Swift frame yet).
 */
 static void ltc_safepoint (lua_State *L, ltc_State *S) {
-  ltc_collectnow(L, S->collect);
+  ltc_collectcharged(L, S->collect);
+}
+
+/*
+** After a module function's body: the work it did that no instruction count sees is charged to the running
+** entry's budget (finding F9) — TallocCore's long walks (subtrees, parent chains up to limits, reference
+** lists: Talloc.takeWork), the module's own walks up the tree (S->work), and what a Swift frame owed (the
+** collections of a collect-and-retry).  May raise "instruction budget exhausted": the body has returned.
+** Without a budget (the luatalloc program, stock Lua) it costs a call of lua_gethook.
+*/
+static void ltc_meter (lua_State *L, ltc_State *S) {
+  long long steps;
+  if (!lth_budgeted(L)) { S->work = 0; return; }
+  steps = S->work;
+  S->work = 0;
+  if (S->takework != NULL) steps += S->takework();
+  lth_charge(L, steps * LTH_WALKUNITS);
 }
 
 /* The host's bound functions (upvalue 1: the Swift body itself; the state in LTC_UPV_STATE). */
@@ -125,7 +165,7 @@ int ltc_trampoline (lua_State *L) {
   ltc_State *S = ltc_state(L);
   int n;
   if (S->closed) return ltc_closedmsg(L);
-  ltc_safepoint(L, S);
+  ltc_collectnow(L, S->collect);  /* owed, not charged: a host's call must not fail for a script's debt */
   n = ltc_runbodyas(L, S, (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY)), &out, NULL, 0, 1);
   return ltc_finish(L, &out, n);
 }
@@ -144,6 +184,7 @@ static int ltc_fn_trampoline (lua_State *L) {
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -165,7 +206,7 @@ static int ltc_nostate_trampoline (lua_State *L) {
     n = body(L, &out);
     return ltc_finish(L, &out, n);
   }
-  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);  /* (not metered: these never raise on their own) */
   return ltc_finish(L, &out, n);
 }
 
@@ -231,6 +272,7 @@ static int ltc_create_trampoline (lua_State *L) {
   ltc_newhandle(L, S);
   lua_insert(L, 1);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -253,6 +295,7 @@ static int ltc_format_trampoline (lua_State *L) {
   ltc_newhandle(L, S);
   lua_insert(L, 1);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -268,6 +311,7 @@ static int ltc_append_trampoline (lua_State *L) {
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
   ltc_strformat(L, 2);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -284,6 +328,7 @@ static int ltc_pack_trampoline (lua_State *L) {
   luaL_checkstack(L, 4, NULL);
   ltc_strpackbuffer(L, 3, &b);
   n = ltc_runbody(L, S, fn->body, &out, luaL_buffaddr(&b), luaL_bufflen(&b));
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -302,6 +347,7 @@ static int ltc_unpack_trampoline (lua_State *L) {
   ltc_safepoint(L, S);
   lua_settop(L, 3);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   if (out.kind != LTC_RETBYTES) return ltc_finish(L, &out, n);
   off = lua_tointeger(L, 2);
   if (strpbrk(lua_tostring(L, 3), "csz") == NULL)  /* numbers only: read in place (nothing allocates) */
@@ -329,6 +375,7 @@ static int ltc_children_trampoline (lua_State *L) {
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   if (out.kind != CLUA_RETURN || S->iterfn == NULL) return ltc_finish(L, &out, n);
   lua_settop(L, 1);
   luaL_checkstack(L, LTC_NUPVALUES + 2, NULL);
@@ -444,7 +491,7 @@ static void ltc_pushfn (lua_State *L, ltc_Fn *fn, int kind, int meta, int handle
 }
 
 /*
-** (protected part of ltc_openlib) [regs, nregs, root, ownsRoot, closehook, account, pending, charge]
+** (protected part of ltc_openlib) [regs, nregs, root, ownsRoot, closehook, account, pending, charge, takework]
 ** -> module table.  Builds the metatable "talloc.context", the handles (weak values) and extra tables, the
 ** state userdata, and one closure per function, all sharing the same upvalues.
 */
@@ -457,6 +504,7 @@ static int ltc_openlib_k (lua_State *L) {
   void *account = lua_touserdata(L, 6);
   ltc_Collect *collect = (ltc_Collect *)lua_touserdata(L, 7);
   ltc_ChargeFn charge = (ltc_ChargeFn)lua_touserdata(L, 8);
+  ltc_TakeWorkFn takework = (ltc_TakeWorkFn)lua_touserdata(L, 9);
   int i, meta, handles, state, extra, module, methods;
   ltc_State *S;
   lua_settop(L, 0);
@@ -473,6 +521,7 @@ static int ltc_openlib_k (lua_State *L) {
   S->account = account;
   S->charge = account != NULL ? charge : NULL;
   S->collect = collect != NULL ? collect : &S->ownCollect;
+  S->takework = takework;
   S->L = L;
   S->currentL = NULL;
   S->metaRef = S->handlesRef = S->extraRef = LUA_NOREF;
@@ -520,7 +569,7 @@ static int ltc_openlib_k (lua_State *L) {
 }
 
 int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *_Nullable account,
-                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_CloseHook hook) {
+                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_TakeWorkFn takework, ltc_CloseHook hook) {
   lua_pushcfunction(L, ltc_openlib_k);
   lua_pushlightuserdata(L, (void *)regs);
   lua_pushinteger(L, nregs);
@@ -530,7 +579,8 @@ int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int o
   lua_pushlightuserdata(L, account);
   lua_pushlightuserdata(L, (void *)collect);
   lua_pushlightuserdata(L, (void *)charge);
-  return lua_pcall(L, 8, 1, 0);
+  lua_pushlightuserdata(L, (void *)takework);
+  return lua_pcall(L, 9, 1, 0);
 }
 
 /* (protected part of ltc_preload) package.preload.talloc = a loader returning 'module' (upvalue) */

@@ -131,7 +131,8 @@ void lth_budgethook (lua_State *L, lua_Debug *ar) {
   memcpy(&b, lua_getextraspace(L), sizeof(b));
   if (b == NULL || !b->armed) return;
   if (b->limited) {
-    b->remaining -= lua_gethookcount(L);
+    b->remaining -= lua_gethookcount(L) + b->debt;  /* and the work owed since (lth_owe) */
+    b->debt = 0;
     if (b->remaining <= 0) {
       b->remaining = 0;
       if (!b->exhausted) b->exhausted = 1;
@@ -301,7 +302,7 @@ int lth_loadfile (lua_State *L, const char *fname, const char *mode) {
 static void lth_aftercatch (lua_State *L) {
   lth_Heap *h = (lth_Heap *)lua_touserdata(L, lua_upvalueindex(1));
   if (h->collect.pending) h->refusals++;  /* what was caught is a memory error */
-  ltc_collectnow(L, &h->collect);
+  ltc_collectcharged(L, &h->collect);  /* charged to the budget first (may raise: finding F1) */
 }
 
 static int lth_finishpcall (lua_State *L, int status, lua_KContext extra) {

@@ -178,7 +178,10 @@ enum Handles {
         if cell.pointee.flags & Int32(LTC_HIDDEN) == 0 {
             let root = f.S.pointee.root
             var p = c.parent
+            var steps = 0
+            defer { ModuleState.noteWork(f.S, steps) }  // (a long walk where no ancestor has a handle: F9)
             while let x = p, x.unsafePointer != root {
+                steps &+= 1
                 if let xc = Handles.cell(of: x, f.S) {
                     if pushExisting(f, xc) {
                         lua_setiuservalue(f.L, ud, 1)
@@ -219,7 +222,10 @@ enum Handles {
     static func isVisible(_ S: StatePtr, _ c: TallocContext) -> Bool {
         let root = S.pointee.root
         var x: TallocContext? = c
+        var steps = 0
+        defer { ModuleState.noteWork(S, steps) }
         while let y = x {
+            steps &+= 1
             if y.unsafePointer == root { return false }  // the root itself is never Lua's to hold
             if cell(of: y, S) != nil { return true }
             guard let p = y.parent else { return false }

@@ -99,7 +99,7 @@ public final class LuaRuntime {
         heapState = UnsafeMutablePointer<lth_Heap>.allocate(capacity: 1)
         heapState.initialize(to: lth_Heap(collect: ltc_Collect(pending: 0, grace: 0), heap: heap.unsafePointer, debt: 0,
                                           refusals: 0, tracking: 0, allocated: 0, peak: 0, root: root.unsafePointer,
-                                          peakTotal: 0))
+                                          peakTotal: 0, budget: nil))
         if let limit = options.memoryLimit {
             do { try root.setMemoryLimit(limit) } catch {
                 try? root.free()
@@ -210,6 +210,7 @@ public final class LuaRuntime {
         retired.removeAll()
         sinks = _Sinks()
         if let budget {
+            heapState.pointee.budget = nil
             budget.deallocate()
             self.budget = nil
         }
@@ -284,6 +285,14 @@ public final class LuaRuntime {
         if delta > 0 && !heap.unsafeAdjustExternalSize(by: delta) {
             hs.pointee.collect.pending = 1
             hs.pointee.refusals += 1
+            // Lua runs an emergency collection next (lmem.c's tryagain): one per refused allocation. A script
+            // that keeps the heap at its limit makes one every few instructions (a full collection each);
+            // past the first LTH_FREEEMERGENCIES of an entry (filling memory up to "not enough memory" meets
+            // a few dozen) the budget pays for each, as for a collectgarbage()
+            if let b = hs.pointee.budget, b.pointee.armed != 0 {
+                b.pointee.emergencies += 1
+                if b.pointee.emergencies > LTH_FREEEMERGENCIES { b.pointee.debt += Int64(heap.size >> 4) }
+            }
             guard hs.pointee.collect.grace > 0, Int(hs.pointee.debt) + delta <= Int(LTH_GRACE) else { return nil }
             owed = delta
         }

@@ -91,6 +91,17 @@ enum ModuleState {
         return 0
     }
 
+    /// TallocCore's work meter, read by the trampolines after a body when a budget is armed (ltc_meter):
+    /// the steps of the long walks the body made.
+    static let takeWork: ltc_TakeWorkFn = { Int64(Talloc.takeWork()) }
+
+    /// Notes `steps` of a walk the module made itself (up the tree), charged after the body. As TallocCore's
+    /// meter, only long walks count (64 steps and more): a call's usual few steps are its instructions'.
+    @inline(__always)
+    static func noteWork(_ S: StatePtr, _ steps: Int) {
+        if _slowPath(steps >= 64) { S.pointee.work &+= Int64(steps) }
+    }
+
     @inline(__always)
     static func charge(_ S: StatePtr, _ n: Int) -> Bool {
         guard let fn = S.pointee.charge else { return true }

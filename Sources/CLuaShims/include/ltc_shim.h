@@ -99,17 +99,13 @@ typedef struct ltc_Collect {
 /*
 ** Runs the collection asked for, if any (a no-op inside a finalizer, where Lua refuses lua_gc).  Two
 ** cycles: the first runs the finalizers (our handles' __gc free their contexts), the second frees the
-** finalized objects themselves, which Lua keeps for one more cycle.
+** finalized objects themselves, which Lua keeps for one more cycle.  The budget pays for them (finding
+** F1: a script catching "not enough memory" in a loop made the runtime collect for it, uncharged):
+** ltc_collectnow owes the work (never raises: Swift calls it), ltc_collectcharged charges it before
+** collecting (may raise: C only, in a module function's frame or a pcall's).
 */
-static inline void ltc_collectnow (lua_State *L, ltc_Collect *_Nullable c) {
-  if (c != NULL && c->pending) {
-    c->pending = 0;
-    c->grace++;
-    lua_gc(L, LUA_GCCOLLECT);
-    lua_gc(L, LUA_GCCOLLECT);
-    c->grace--;
-  }
-}
+void ltc_collectnow (lua_State *L, ltc_Collect *_Nullable c);
+void ltc_collectcharged (lua_State *L, ltc_Collect *_Nullable c);
 
 struct ltc_State;
 
@@ -122,6 +118,9 @@ typedef struct ltc_Fn {
 
 /* Charges n bytes (n > 0: may refuse, returning 0) to the state's account, or gives them back (n < 0). */
 typedef int (*ltc_ChargeFn) (struct ltc_State *S, long long n);
+
+/* TallocCore's work meter (Talloc.takeWork): the steps of long walks on this thread since the last call. */
+typedef long long (*ltc_TakeWorkFn) (void);
 
 typedef struct ltc_State {
   void *root;               /* Lua's top level: the parent of the state's top-level contexts */
@@ -153,6 +152,8 @@ typedef struct ltc_State {
   ltc_Name *_Nullable *_Nullable names;  /* the interned names (hash buckets; malloc'd, charged) */
   size_t nnames, capnames;
   ltc_Fn *_Nullable iterfn;  /* the children iterator (in no table: each children() call makes one) */
+  long long work;           /* steps of the module's own walks (up the tree) not charged yet (ltc_meter) */
+  ltc_TakeWorkFn _Nullable takework;  /* TallocCore's meter, read after each body when a budget is armed */
   ltc_Fn fns[LTC_MAXFNS];   /* the module's functions (upvalue 1 of each points at its record) */
 } ltc_State;
 
@@ -282,10 +283,12 @@ typedef void (*ltc_CloseHook) (lua_State *L, ltc_State *S);
 /*
 ** why: building tables and closures allocates.  Opens the module: [-0, +1] the module table, or the error
 ** object; returns the status.  'account' (or NULL) is charged for the module's own memory; 'collect' (or
-** NULL: the state's own) is where running out of memory asks for a collection at the next safe point.
+** NULL: the state's own) is where running out of memory asks for a collection at the next safe point;
+** 'takework' reads TallocCore's work meter (charged to a budget after each call, when one is armed).
 */
 int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *_Nullable account,
-                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_CloseHook hook);
+                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_TakeWorkFn _Nullable takework,
+                 ltc_CloseHook hook);
 
 /* The trampoline of the host's bound functions: upvalue 1 is their Swift body, 2... the module's. */
 int ltc_trampoline (lua_State *L);
