@@ -102,7 +102,6 @@ static int lth_sandbox_k (lua_State *L) {
       lua_pushliteral(L, LTC_METATABLE);
       lua_setfield(L, 4, "__metatable");
     }
-    lua_pushnil(L); lua_setfield(L, 1, "_metatable");
   }
   return 0;
 }
