@@ -120,18 +120,15 @@ static void ltc_collect (lua_State *L, ltc_Collect *c) {
   c->grace--;
 }
 
-void ltc_collectnow (lua_State *L, ltc_Collect *c) {
-  if (c != NULL && c->pending) {
-    lth_owe(L, lth_gcunits(L, 2));
-    ltc_collect(L, c);
-  }
+/* (the slow parts of ltc_collectnow and ltc_collectcharged: a collection is pending) */
+void ltc_collectowed (lua_State *L, ltc_Collect *c) {
+  lth_owe(L, lth_gcunits(L, 2));
+  ltc_collect(L, c);
 }
 
-void ltc_collectcharged (lua_State *L, ltc_Collect *c) {
-  if (c != NULL && c->pending) {
-    lth_charge(L, lth_gcunits(L, 2));
-    ltc_collect(L, c);
-  }
+void ltc_collectpaid (lua_State *L, ltc_Collect *c) {
+  lth_charge(L, lth_gcunits(L, 2));
+  ltc_collect(L, c);
 }
 
 /*
@@ -148,11 +145,19 @@ static void ltc_safepoint (lua_State *L, ltc_State *S) {
 ** entry's budget (finding F9) — TallocCore's long walks (subtrees, parent chains up to limits, reference
 ** lists: Talloc.takeWork), the module's own walks up the tree (S->work), and what a Swift frame owed (the
 ** collections of a collect-and-retry).  May raise "instruction budget exhausted": the body has returned.
-** Without a budget (the luatalloc program, stock Lua) it costs a call of lua_gethook.
+** Without an armed budget (the luatalloc program, stock Lua, a host's own call) it costs a load and a test.
 */
-static void ltc_meter (lua_State *L, ltc_State *S) {
+static void ltc_metered (lua_State *L, ltc_State *S);
+
+static inline void ltc_meter (lua_State *L, ltc_State *S) {
+  const int *armed = S->collect->budgetArmed;
+  if (armed != NULL && *armed) ltc_metered(L, S);
+  else S->work = 0;
+}
+
+static void ltc_metered (lua_State *L, ltc_State *S) {
   long long steps;
-  if (!lth_budgeted(L)) { S->work = 0; return; }
+  if (!lth_budgeted(L)) { S->work = 0; return; }  /* (the hook is not ours on this thread) */
   steps = S->work;
   S->work = 0;
   if (S->takework != NULL) steps += S->takework();

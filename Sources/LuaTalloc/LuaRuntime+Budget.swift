@@ -21,6 +21,10 @@ extension LuaRuntime {
                                     exhausted: 0, step: Int32(step)))
         budget = b
         heapState.pointee.budget = b
+        // the module reads the flag after each call (ltc_meter): the charge for walks only when armed
+        heapState.pointee.collect.budgetArmed = UnsafePointer(
+            (UnsafeMutableRawPointer(b) + MemoryLayout<lth_Budget>.offset(of: \lth_Budget.armed)!)
+                .assumingMemoryBound(to: Int32.self))
         lth_installbudget(L, b)
     }
 

@@ -97,7 +97,7 @@ public final class LuaRuntime {
         }
         self.options = options
         heapState = UnsafeMutablePointer<lth_Heap>.allocate(capacity: 1)
-        heapState.initialize(to: lth_Heap(collect: ltc_Collect(pending: 0, grace: 0), heap: heap.unsafePointer, debt: 0,
+        heapState.initialize(to: lth_Heap(collect: ltc_Collect(pending: 0, grace: 0, budgetArmed: nil), heap: heap.unsafePointer, debt: 0,
                                           refusals: 0, tracking: 0, allocated: 0, peak: 0, root: root.unsafePointer,
                                           peakTotal: 0, budget: nil))
         if let limit = options.memoryLimit {
@@ -211,6 +211,7 @@ public final class LuaRuntime {
         sinks = _Sinks()
         if let budget {
             heapState.pointee.budget = nil
+            heapState.pointee.collect.budgetArmed = nil
             budget.deallocate()
             self.budget = nil
         }
@@ -256,7 +257,7 @@ public final class LuaRuntime {
         // what the closed state left charged (its first blocks were counted without malloc's headers)
         _ = heap.unsafeAdjustExternalSize(by: -heap.size)
         heapState.pointee.debt = 0
-        heapState.pointee.collect = ltc_Collect(pending: 0, grace: 0)
+        heapState.pointee.collect = ltc_Collect(pending: 0, grace: 0, budgetArmed: nil)
         try makeState()
         guard hostRef > 0 else { return }  // libraries not open yet: the host opens them and registers
         try rebind()

@@ -94,6 +94,10 @@ typedef struct ltc_Page {
 typedef struct ltc_Collect {
   int pending;
   int grace;
+  /* the runtime's budget's 'armed' flag (lth_Budget), or NULL (no budget: the stock-Lua module, a runtime
+     without limits); read by the module after each call, so that without an armed budget the charge for
+     walks costs a load and a test */
+  const int *_Nullable budgetArmed;
 } ltc_Collect;
 
 /*
@@ -104,8 +108,14 @@ typedef struct ltc_Collect {
 ** ltc_collectnow owes the work (never raises: Swift calls it), ltc_collectcharged charges it before
 ** collecting (may raise: C only, in a module function's frame or a pcall's).
 */
-void ltc_collectnow (lua_State *L, ltc_Collect *_Nullable c);
-void ltc_collectcharged (lua_State *L, ltc_Collect *_Nullable c);
+void ltc_collectowed (lua_State *L, ltc_Collect *c);
+void ltc_collectpaid (lua_State *L, ltc_Collect *c);
+static inline void ltc_collectnow (lua_State *L, ltc_Collect *_Nullable c) {
+  if (c != NULL && c->pending) ltc_collectowed(L, c);
+}
+static inline void ltc_collectcharged (lua_State *L, ltc_Collect *_Nullable c) {
+  if (c != NULL && c->pending) ltc_collectpaid(L, c);
+}
 
 struct ltc_State;
 
