@@ -2,6 +2,7 @@
 ** luatalloc — host helpers (see lth_shim.h).
 ** SPDX-License-Identifier: MIT
 */
+#include <stdlib.h>
 #include "lth_shim.h"
 #include "ltc_strlib.h"
 
@@ -38,6 +39,40 @@ int lth_openlibs (lua_State *L, int mask) {
   lua_pushcfunction(L, lth_openlibs_k);
   lua_pushinteger(L, mask);
   return lua_pcall(L, 1, 0, 0);
+}
+
+/* os.exit, as loslib.c's, with the host's close for 'close' (upvalues: the close, its context) */
+static int lth_exit (lua_State *L) {
+  int status;
+  if (lua_isboolean(L, 1))
+    status = (lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE);
+  else
+    status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+  if (lua_toboolean(L, 2)) {
+    lth_ExitClose close = (lth_ExitClose)lua_touserdata(L, lua_upvalueindex(1));
+    close(lua_touserdata(L, lua_upvalueindex(2)));  /* L is gone after it */
+  }
+  exit(status);
+  return 0;  /* not reached */
+}
+
+/* (protected part of lth_setexit) [close, ctx] */
+static int lth_setexit_k (lua_State *L) {
+  if (lua_getglobal(L, LUA_OSLIBNAME) == LUA_TTABLE && lua_getfield(L, -1, "exit") == LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, lth_exit, 2);
+    lua_setfield(L, -2, "exit");
+  }
+  return 0;
+}
+
+int lth_setexit (lua_State *L, lth_ExitClose close, void *ctx) {
+  lua_pushcfunction(L, lth_setexit_k);
+  lua_pushlightuserdata(L, (void *)close);
+  lua_pushlightuserdata(L, ctx);
+  return lua_pcall(L, 2, 0, 0);
 }
 
 /* The sandbox's 'load': the original (upvalue 1) with mode "t", so no binary chunk is ever loaded

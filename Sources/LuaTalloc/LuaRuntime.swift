@@ -57,6 +57,8 @@ public final class LuaRuntime {
     var hostRef: Int32 = 0
     /// What the allocator works with: the heap context and the "memory ran out" flag.
     let heapState: UnsafeMutablePointer<lth_Heap>
+    /// `closeForExit()` has begun.
+    private var closingForExit = false
     /// The budget the count hook reads (nil: no budget, no hook).
     var budget: UnsafeMutablePointer<lth_Budget>?
     /// Entries from Swift into Lua that are running (the outermost arms the budget).
@@ -205,6 +207,28 @@ public final class LuaRuntime {
     /// The corresponding Lua function is `lua_close`.
     public func close() {
         guard closeState() else { return }
+        release()
+    }
+
+    /// For `os.exit(status, true)` in a program about to exit (the luatalloc program's `os.exit`,
+    /// `lth_setexit`): closes the state from inside the Lua call that runs it, as Lua's own os.exit does
+    /// with `lua_close`, and releases the runtime's tree, so that nothing the runtime made outlives the
+    /// state. The caller exits at once: no Swift frame below it resumes. The lent contexts a script moved
+    /// into its tree go back to the host in the module's close.
+    package func closeForExit() {
+        // (once: a destructor running in that close may call os.exit(status, true) again, which then
+        // only exits)
+        guard let L = state, !closingForExit else { return }
+        closingForExit = true
+        generation += 1
+        hostRef = 0
+        lua_close(L)
+        state = nil
+        release()
+    }
+
+    /// What `close()` releases once the state is closed.
+    private func release() {
         functions.removeAll()
         asyncFunctions.removeAll()
         retired.removeAll()

@@ -36,6 +36,16 @@ int lth_openlibs (lua_State *L, int mask);
 */
 int lth_sandbox (lua_State *L);
 
+/* What closes the state for os.exit(status, true), in place of lua_close: 'ctx' is the host's. */
+typedef void (*lth_ExitClose) (void *_Nullable ctx);
+
+/*
+** why: changing a table allocates ('m').  Replaces os.exit (if the os library is open) by one that, asked
+** to close the state, calls 'close' (which must close it, with lua_close, and release what the host keeps
+** for it) instead of lua_close, then exits as os.exit does.  Nothing happens without os.exit.
+*/
+int lth_setexit (lua_State *L, lth_ExitClose close, void *_Nullable ctx);
+
 /*
 ** The instruction and time budget of one entry from Swift into Lua.  A pointer to it lives in the main
 ** thread's extra space, which every coroutine copies when it is created, so the count hook finds it in
