@@ -18,10 +18,40 @@ static int ltc_closedmsg (lua_State *L) {
 }
 
 /*
+** Once the state's close has begun (ModuleState.close frees every context, running destructors), no new
+** context is made: a destructor that made one every time it ran would keep the close from ever ending
+** (finding F3).  Its error becomes a warning at close, as every destructor error there does.
+*/
+static int ltc_closingmsg (lua_State *L) {
+  return luaL_error(L, "talloc: the Lua state is closing: no new contexts");
+}
+
+/*
 ** {======================================================================
 ** Running a Swift body
 ** =======================================================================
 */
+
+/*
+** Pushes the text of out->pieces as one string.  The piece whose bytes a finalizer could free (a chunk's
+** name) is copied first: an allocation runs a collection step only after its copy is made; the others
+** are stable (literals, the outcome, Lua strings on the stack) until Lua joins them.
+*/
+static void ltc_pushtext (lua_State *L, clua_Outcome *out) {
+  int i, n = out->npieces, v = out->volatilepiece, base;
+  if (n <= 0) { lua_pushliteral(L, ""); return; }
+  if (n > CLUA_MAXPIECES) n = CLUA_MAXPIECES;
+  luaL_checkstack(L, n + 1, NULL);  /* (a C function has LUA_MINSTACK slots: no growth, no collection) */
+  base = lua_gettop(L);
+  if (v >= 0 && v < n) lua_pushlstring(L, (const char *)out->pieces[v].p, out->pieces[v].len);
+  else v = -1;
+  for (i = 0; i < n; i++) {
+    if (i == v) lua_pushvalue(L, base + 1);
+    else lua_pushlstring(L, (const char *)out->pieces[i].p, out->pieces[i].len);
+  }
+  lua_concat(L, n);
+  if (v >= 0) lua_remove(L, base + 1);
+}
 
 /* Raises as the body asked, or returns its results.  The previous thread is back in place already. */
 static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
@@ -34,6 +64,12 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
                            before they are copied: no Lua code runs until then) */
       lua_pushlstring(L, (const char *)out->bytes, out->len);
       return n;
+    case LTC_RETTEXT:
+      ltc_pushtext(L, out);
+      return n;
+    case LTC_ERRORTEXT:
+      ltc_pushtext(L, out);
+      /* FALLTHROUGH */
     case LTC_ERRORVALUE:  /* "position: " .. message, any bytes */
       luaL_where(L, 1);
       lua_insert(L, -2);
@@ -46,11 +82,13 @@ static int ltc_finish (lua_State *L, clua_Outcome *out, int n) {
 /*
 ** Runs the body with the thread recorded: callbacks that run inside it (observer, Lua destructors) use
 ** this thread, and the thread of the call that was running before comes back when the body returns.  A
-** body never raises, so the restore always happens.
+** body never raises, so the restore always happens.  'host' says whether the body is a host function's
+** (a bound function: withContexts, a registered Swift function) rather than a module function's.
 */
-static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome *out, const void *arg,
-                        size_t len) {
+static int ltc_runbodyas (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome *out, const void *arg,
+                          size_t len, int host) {
   lua_State *prev = S->currentL;
+  int prevhost = S->hostbody;
   int n;
   out->kind = CLUA_RETURN;
   out->arg = 0;
@@ -59,19 +97,71 @@ static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome
   out->len = len;
   out->message[0] = '\0';
   S->currentL = L;
+  S->hostbody = host;
   S->inbody++;
   n = body(L, out);  /* Swift returns here: only C frames below */
   S->inbody--;
+  S->hostbody = prevhost;
   S->currentL = prev;
   return n;
 }
 
+static int ltc_runbody (lua_State *L, ltc_State *S, clua_Body body, clua_Outcome *out, const void *arg,
+                        size_t len) {
+  return ltc_runbodyas(L, S, body, out, arg, len, 0);
+}
+
+/* the collection itself (see ltc_collectnow) */
+static void ltc_collect (lua_State *L, ltc_Collect *c) {
+  c->pending = 0;
+  c->grace++;
+  lua_gc(L, LUA_GCCOLLECT);
+  lua_gc(L, LUA_GCCOLLECT);
+  c->grace--;
+}
+
+/* (the slow parts of ltc_collectnow and ltc_collectcharged: a collection is pending) */
+void ltc_collectowed (lua_State *L, ltc_Collect *c) {
+  lth_owe(L, lth_gcunits(L, 2));
+  ltc_collect(L, c);
+}
+
+void ltc_collectpaid (lua_State *L, ltc_Collect *c) {
+  lth_charge(L, lth_gcunits(L, 2));
+  ltc_collect(L, c);
+}
+
 /*
 ** The safe point at the start of every module call: nothing is held yet, so a collection asked for when
-** memory ran out (finalizers included: contexts that became garbage give their memory back) runs here.
+** memory ran out (finalizers included: contexts that became garbage give their memory back) runs here,
+** charged to the budget first (it may raise: no Swift frame yet).
 */
 static void ltc_safepoint (lua_State *L, ltc_State *S) {
-  ltc_collectnow(L, S->collect);
+  ltc_collectcharged(L, S->collect);
+}
+
+/*
+** After a module function's body: the work it did that no instruction count sees is charged to the running
+** entry's budget (finding F9) — TallocCore's long walks (subtrees, parent chains up to limits, reference
+** lists: Talloc.takeWork), the module's own walks up the tree (S->work), and what a Swift frame owed (the
+** collections of a collect-and-retry).  May raise "instruction budget exhausted": the body has returned.
+** Without an armed budget (the luatalloc program, stock Lua, a host's own call) it costs a load and a test.
+*/
+static void ltc_metered (lua_State *L, ltc_State *S);
+
+static inline void ltc_meter (lua_State *L, ltc_State *S) {
+  const int *armed = S->collect->budgetArmed;
+  if (armed != NULL && *armed) ltc_metered(L, S);
+  else S->work = 0;
+}
+
+static void ltc_metered (lua_State *L, ltc_State *S) {
+  long long steps;
+  if (!lth_budgeted(L)) { S->work = 0; return; }  /* (the hook is not ours on this thread) */
+  steps = S->work;
+  S->work = 0;
+  if (S->takework != NULL) steps += S->takework();
+  lth_charge(L, steps * LTH_WALKUNITS);
 }
 
 /* The host's bound functions (upvalue 1: the Swift body itself; the state in LTC_UPV_STATE). */
@@ -80,8 +170,8 @@ int ltc_trampoline (lua_State *L) {
   ltc_State *S = ltc_state(L);
   int n;
   if (S->closed) return ltc_closedmsg(L);
-  ltc_safepoint(L, S);
-  n = ltc_runbody(L, S, (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY)), &out, NULL, 0);
+  ltc_collectnow(L, S->collect);  /* owed, not charged: a host's call must not fail for a script's debt */
+  n = ltc_runbodyas(L, S, (clua_Body)lua_touserdata(L, lua_upvalueindex(LTC_UPV_BODY)), &out, NULL, 0, 1);
   return ltc_finish(L, &out, n);
 }
 
@@ -99,6 +189,7 @@ static int ltc_fn_trampoline (lua_State *L) {
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -120,7 +211,7 @@ static int ltc_nostate_trampoline (lua_State *L) {
     n = body(L, &out);
     return ltc_finish(L, &out, n);
   }
-  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  n = ltc_runbody(L, S, fn->body, &out, NULL, 0);  /* (not metered: these never raise on their own) */
   return ltc_finish(L, &out, n);
 }
 
@@ -181,10 +272,12 @@ static int ltc_create_trampoline (lua_State *L) {
   ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
+  if (S->closing) return ltc_closingmsg(L);
   ltc_safepoint(L, S);
   ltc_newhandle(L, S);
   lua_insert(L, 1);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -199,6 +292,7 @@ static int ltc_format_trampoline (lua_State *L) {
   ltc_State *S = fn->S;
   int n;
   if (S->closed) return ltc_closedmsg(L);
+  if (S->closing) return ltc_closingmsg(L);
   ltc_safepoint(L, S);
   luaL_checkstack(L, 4, NULL);
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
@@ -206,6 +300,7 @@ static int ltc_format_trampoline (lua_State *L) {
   ltc_newhandle(L, S);
   lua_insert(L, 1);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -221,6 +316,7 @@ static int ltc_append_trampoline (lua_State *L) {
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER) luaL_checklstring(L, 2, NULL);
   ltc_strformat(L, 2);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -237,6 +333,7 @@ static int ltc_pack_trampoline (lua_State *L) {
   luaL_checkstack(L, 4, NULL);
   ltc_strpackbuffer(L, 3, &b);
   n = ltc_runbody(L, S, fn->body, &out, luaL_buffaddr(&b), luaL_bufflen(&b));
+  ltc_meter(L, S);
   return ltc_finish(L, &out, n);
 }
 
@@ -255,6 +352,7 @@ static int ltc_unpack_trampoline (lua_State *L) {
   ltc_safepoint(L, S);
   lua_settop(L, 3);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   if (out.kind != LTC_RETBYTES) return ltc_finish(L, &out, n);
   off = lua_tointeger(L, 2);
   if (strpbrk(lua_tostring(L, 3), "csz") == NULL)  /* numbers only: read in place (nothing allocates) */
@@ -282,6 +380,7 @@ static int ltc_children_trampoline (lua_State *L) {
   if (S->closed) return ltc_closedmsg(L);
   ltc_safepoint(L, S);
   n = ltc_runbody(L, S, fn->body, &out, NULL, 0);
+  ltc_meter(L, S);
   if (out.kind != CLUA_RETURN || S->iterfn == NULL) return ltc_finish(L, &out, n);
   lua_settop(L, 1);
   luaL_checkstack(L, LTC_NUPVALUES + 2, NULL);
@@ -397,7 +496,7 @@ static void ltc_pushfn (lua_State *L, ltc_Fn *fn, int kind, int meta, int handle
 }
 
 /*
-** (protected part of ltc_openlib) [regs, nregs, root, ownsRoot, closehook, account, pending, charge]
+** (protected part of ltc_openlib) [regs, nregs, root, ownsRoot, closehook, account, pending, charge, takework]
 ** -> module table.  Builds the metatable "talloc.context", the handles (weak values) and extra tables, the
 ** state userdata, and one closure per function, all sharing the same upvalues.
 */
@@ -410,6 +509,7 @@ static int ltc_openlib_k (lua_State *L) {
   void *account = lua_touserdata(L, 6);
   ltc_Collect *collect = (ltc_Collect *)lua_touserdata(L, 7);
   ltc_ChargeFn charge = (ltc_ChargeFn)lua_touserdata(L, 8);
+  ltc_TakeWorkFn takework = (ltc_TakeWorkFn)lua_touserdata(L, 9);
   int i, meta, handles, state, extra, module, methods;
   ltc_State *S;
   lua_settop(L, 0);
@@ -426,6 +526,7 @@ static int ltc_openlib_k (lua_State *L) {
   S->account = account;
   S->charge = account != NULL ? charge : NULL;
   S->collect = collect != NULL ? collect : &S->ownCollect;
+  S->takework = takework;
   S->L = L;
   S->currentL = NULL;
   S->metaRef = S->handlesRef = S->extraRef = LUA_NOREF;
@@ -473,7 +574,7 @@ static int ltc_openlib_k (lua_State *L) {
 }
 
 int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *_Nullable account,
-                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_CloseHook hook) {
+                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_TakeWorkFn takework, ltc_CloseHook hook) {
   lua_pushcfunction(L, ltc_openlib_k);
   lua_pushlightuserdata(L, (void *)regs);
   lua_pushinteger(L, nregs);
@@ -483,7 +584,8 @@ int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int o
   lua_pushlightuserdata(L, account);
   lua_pushlightuserdata(L, (void *)collect);
   lua_pushlightuserdata(L, (void *)charge);
-  return lua_pcall(L, 8, 1, 0);
+  lua_pushlightuserdata(L, (void *)takework);
+  return lua_pcall(L, 9, 1, 0);
 }
 
 /* (protected part of ltc_preload) package.preload.talloc = a loader returning 'module' (upvalue) */

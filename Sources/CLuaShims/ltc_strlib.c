@@ -73,12 +73,37 @@
 #define BULK(n)		((long long)(n) >> 5)
 
 
+/* The budget armed on L's thread, or NULL.  Only our hook's extra space is ours to read: a host of the
+   stock-Lua module may have hooks and extra space of its own. */
+static lth_Budget *armedbudget (lua_State *L) {
+  lth_Budget *b;
+  if (lua_gethook(L) != lth_budgethook)
+    return NULL;
+  memcpy(&b, lua_getextraspace(L), sizeof(b));
+  return (b != NULL && b->armed) ? b : NULL;
+}
+
+
+int lth_budgeted (lua_State *L) {
+  return armedbudget(L) != NULL;
+}
+
+
+void lth_owe (lua_State *L, long long n) {
+  lth_Budget *b;
+  if (n <= 0 || (b = armedbudget(L)) == NULL)
+    return;
+  b->debt += n;
+}
+
+
 void lth_charge (lua_State *L, long long n) {
   lth_Budget *b;
-  if (n <= 0 || lua_gethook(L) == NULL)
-    return;  /* no hook, no budget (and the extra space may never have been written) */
-  memcpy(&b, lua_getextraspace(L), sizeof(b));
-  if (b == NULL || !b->armed)
+  if ((b = armedbudget(L)) == NULL)
+    return;
+  n += b->debt;  /* what was owed is charged now */
+  b->debt = 0;
+  if (n <= 0)
     return;
   /* as lth_budgethook, with 'n' for the hook count */
   if (b->limited) {
@@ -2092,16 +2117,22 @@ static int pushmode (lua_State *L, int oldmode) {
 }
 
 
+/* (luatalloc) the units of 'cycles' full collections of the heap as it is now */
+long long lth_gcunits (lua_State *L, int cycles) {
+  long long kb, bytes;
+  kb = lua_gc(L, LUA_GCCOUNT);
+  if (kb < 0) return 0;  /* inside a finalizer: lua_gc will refuse */
+  bytes = kb * 1024 + lua_gc(L, LUA_GCCOUNTB);
+  return (SCAN(bytes) >> 1) * cycles;
+}
+
+
 /* (luatalloc) charges the work of option 'o' before it is done */
 static void gccharge (lua_State *L, int o) {
-  long long kb, bytes;
   if (o != LUA_GCCOLLECT && o != LUA_GCSTEP && o != LUA_GCGEN && o != LUA_GCINC)
     return;  /* the others do no collection */
-  kb = lua_gc(L, LUA_GCCOUNT);
-  if (kb < 0) return;  /* inside a finalizer: lua_gc will refuse */
-  bytes = kb * 1024 + lua_gc(L, LUA_GCCOUNTB);
   /* a step is usually a fraction of a cycle; a mode change or a collection a whole one */
-  lth_charge(L, (o == LUA_GCSTEP) ? SCAN(bytes) >> 3 : SCAN(bytes) >> 1);
+  lth_charge(L, (o == LUA_GCSTEP) ? lth_gcunits(L, 1) >> 2 : lth_gcunits(L, 1));
 }
 
 

@@ -19,6 +19,7 @@
 **   print and async  lth_print, lth_setprint (the host's sinks), lth_pushasync (async host functions)
 ** The talloc module's own C half is ltc_module.c and ltc_cells.c; the bounded string library ltc_strlib.c.
 */
+#include <stdlib.h>
 #include "lth_shim.h"
 #include "ltc_strlib.h"
 
@@ -55,6 +56,40 @@ int lth_openlibs (lua_State *L, int mask) {
   lua_pushcfunction(L, lth_openlibs_k);
   lua_pushinteger(L, mask);
   return lua_pcall(L, 1, 0, 0);
+}
+
+/* os.exit, as loslib.c's, with the host's close for 'close' (upvalues: the close, its context) */
+static int lth_exit (lua_State *L) {
+  int status;
+  if (lua_isboolean(L, 1))
+    status = (lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE);
+  else
+    status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+  if (lua_toboolean(L, 2)) {
+    lth_ExitClose close = (lth_ExitClose)lua_touserdata(L, lua_upvalueindex(1));
+    close(lua_touserdata(L, lua_upvalueindex(2)));  /* L is gone after it */
+  }
+  exit(status);
+  return 0;  /* not reached */
+}
+
+/* (protected part of lth_setexit) [close, ctx] */
+static int lth_setexit_k (lua_State *L) {
+  if (lua_getglobal(L, LUA_OSLIBNAME) == LUA_TTABLE && lua_getfield(L, -1, "exit") == LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, lth_exit, 2);
+    lua_setfield(L, -2, "exit");
+  }
+  return 0;
+}
+
+int lth_setexit (lua_State *L, lth_ExitClose close, void *ctx) {
+  lua_pushcfunction(L, lth_setexit_k);
+  lua_pushlightuserdata(L, (void *)close);
+  lua_pushlightuserdata(L, ctx);
+  return lua_pcall(L, 2, 0, 0);
 }
 
 /* The sandbox's 'load': the original (upvalue 1) with mode "t", so no binary chunk is ever loaded
@@ -119,7 +154,6 @@ static int lth_sandbox_k (lua_State *L) {
       lua_pushliteral(L, LTC_METATABLE);
       lua_setfield(L, 4, "__metatable");
     }
-    lua_pushnil(L); lua_setfield(L, 1, "_metatable");
   }
   return 0;
 }
@@ -148,7 +182,8 @@ void lth_budgethook (lua_State *L, lua_Debug *ar) {
   memcpy(&b, lua_getextraspace(L), sizeof(b));
   if (b == NULL || !b->armed) return;
   if (b->limited) {
-    b->remaining -= lua_gethookcount(L);
+    b->remaining -= lua_gethookcount(L) + b->debt;  /* and the work owed since (lth_owe) */
+    b->debt = 0;
     if (b->remaining <= 0) {
       b->remaining = 0;
       if (!b->exhausted) b->exhausted = 1;
@@ -318,7 +353,7 @@ int lth_loadfile (lua_State *L, const char *fname, const char *mode) {
 static void lth_aftercatch (lua_State *L) {
   lth_Heap *h = (lth_Heap *)lua_touserdata(L, lua_upvalueindex(1));
   if (h->collect.pending) h->refusals++;  /* what was caught is a memory error */
-  ltc_collectnow(L, &h->collect);
+  ltc_collectcharged(L, &h->collect);  /* charged to the budget first (may raise: finding F1) */
 }
 
 static int lth_finishpcall (lua_State *L, int status, lua_KContext extra) {

@@ -106,25 +106,20 @@ enum Handles {
         return context(f, out, i, arg: arg)
     }
 
-    /// "attempt to use a freed talloc context ('NAME')", with the name the context had.
+    /// "attempt to use a freed talloc context ('NAME')", with the name the context had (in place: a name
+    /// is any size), or "(unnamed)".
     static func freedError(_ L: LuaState, _ out: Out, _ cell: Cell) -> Int32 {
-        out.error(L, parts: [Array("attempt to use a freed talloc context (".utf8), freedName(cell), [UInt8(ascii: ")")]])
-    }
-
-    /// The name kept for a freed context, quoted, or "unnamed".
-    static func freedName(_ cell: Cell) -> [UInt8] {
-        var text: [UInt8]
+        var text = TextPieces(out)
+        text.add("attempt to use a freed talloc context (")
         if let n = cell.pointee.name {
             let location = cell.pointee.flags & Int32(LTC_LOCATION) != 0
-            text = location && cell.pointee.flags & Int32(LTC_NEWPREFIX) != 0 ? Array("talloc_new: ".utf8) : []
-            ModuleState.text(n).withMemoryRebound(to: UInt8.self, capacity: n.pointee.len) {
-                text += UnsafeBufferPointer(start: $0, count: n.pointee.len)
-            }
-            if location { text += Array(":\(cell.pointee.line)".utf8) }
+            text.add(location && cell.pointee.flags & Int32(LTC_NEWPREFIX) != 0 ? "'talloc_new: " : "'")
+            text.add(ModuleState.text(n), n.pointee.len, volatile: true)
+            if location { text.add(copying: ":\(cell.pointee.line)')".utf8) } else { text.add("')") }
         } else {
-            return Array("unnamed".utf8)
+            text.add("unnamed)")
         }
-        return [UInt8(ascii: "'")] + text + [UInt8(ascii: "'")]
+        return text.raise()
     }
 
     // MARK: Pushing handles
@@ -183,7 +178,10 @@ enum Handles {
         if cell.pointee.flags & Int32(LTC_HIDDEN) == 0 {
             let root = f.S.pointee.root
             var p = c.parent
+            var steps = 0
+            defer { ModuleState.noteWork(f.S, steps) }  // (a long walk where no ancestor has a handle: F9)
             while let x = p, x.unsafePointer != root {
+                steps &+= 1
                 if let xc = Handles.cell(of: x, f.S) {
                     if pushExisting(f, xc) {
                         lua_setiuservalue(f.L, ud, 1)
@@ -224,7 +222,10 @@ enum Handles {
     static func isVisible(_ S: StatePtr, _ c: TallocContext) -> Bool {
         let root = S.pointee.root
         var x: TallocContext? = c
+        var steps = 0
+        defer { ModuleState.noteWork(S, steps) }
         while let y = x {
+            steps &+= 1
             if y.unsafePointer == root { return false }  // the root itself is never Lua's to hold
             if cell(of: y, S) != nil { return true }
             guard let p = y.parent else { return false }
@@ -302,6 +303,7 @@ enum Handles {
         case .reparented?:  // what Lua may see of it, and the parent link, follow
             guard S.pointee.closed == 0, cell != S.pointee.quiet else { return }
             let c = TallocContext(unsafePointer: body)
+            if c.parent == nil && rehome(S, c, cell) { return }  // its move to the root told the rest
             updateHidden(S, c, cell)
             if cell.pointee.uds > 0 {
                 _ = Frame.callback(S) { f in
@@ -311,6 +313,20 @@ enum Handles {
         case nil:  // not an event TallocCore sends
             break
         }
+    }
+
+    /// A chunk of Lua's that a free sent to the *true* top level goes to Lua's top level, the state's root
+    /// (finding F10). talloc sends a child whose destructor refuses to the parent of the chunk being freed,
+    /// and to the top level when that parent is gone (a destructor freed it meanwhile, §8.6); outside the
+    /// state's root it would escape the runtime's memory limit, the collector and the close. Only during
+    /// what Lua runs — a module function, a finalizer, the close — and never for a lent context: a host
+    /// function may move contexts of its own tree to the top level. True when it moved.
+    static func rehome(_ S: StatePtr, _ c: TallocContext, _ cell: Cell) -> Bool {
+        guard cell.pointee.flags & Int32(LTC_LENT) == 0,
+              S.pointee.closing != 0 || (S.pointee.inbody > 0 && S.pointee.hostbody == 0) else { return false }
+        let root = TallocContext(unsafePointer: S.pointee.root)
+        guard (try? c.steal(to: root)) != nil else { return false }
+        return c.parent == root
     }
 
     /// How many bytes of a name a freed context keeps for its messages.

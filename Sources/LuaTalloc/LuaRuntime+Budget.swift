@@ -8,6 +8,7 @@
 import CLua
 import CLuaShims
 import Glibc
+import TallocCore
 
 extension LuaRuntime {
     /// Installs the hook on the main thread before any script runs, so every coroutine inherits it.
@@ -16,8 +17,14 @@ extension LuaRuntime {
         let b = budget ?? UnsafeMutablePointer<lth_Budget>.allocate(capacity: 1)
         let step: Int
         if let n = options.instructionLimit { step = Swift.max(1, Swift.min(1_000, n / 10)) } else { step = 1_000 }
-        b.initialize(to: lth_Budget(remaining: 0, deadline: 0, limited: 0, armed: 0, exhausted: 0, step: Int32(step)))
+        b.initialize(to: lth_Budget(remaining: 0, debt: 0, emergencies: 0, deadline: 0, limited: 0, armed: 0,
+                                    exhausted: 0, step: Int32(step)))
         budget = b
+        heapState.pointee.budget = b
+        // the module reads the flag after each call (ltc_meter): the charge for walks only when armed
+        heapState.pointee.collect.budgetArmed = UnsafePointer(
+            (UnsafeMutableRawPointer(b) + MemoryLayout<lth_Budget>.offset(of: \lth_Budget.armed)!)
+                .assumingMemoryBound(to: Int32.self))
         lth_installbudget(L, b)
     }
 
@@ -38,6 +45,11 @@ extension LuaRuntime {
         hostFailures.removeAll(keepingCapacity: true)
         guard let b = budget else { return }
         b.pointee.exhausted = 0
+        // work done outside any entry (the runtime's own calls, another runtime on this thread) is not
+        // this entry's to pay
+        b.pointee.debt = 0
+        b.pointee.emergencies = 0
+        _ = Talloc.takeWork()
         if let n = options.instructionLimit {
             b.pointee.limited = 1
             b.pointee.remaining = Int64(Swift.max(n, 1))

@@ -57,6 +57,8 @@ public final class LuaRuntime {
     var hostRef: Int32 = 0
     /// What the allocator works with: the heap context and the "memory ran out" flag.
     let heapState: UnsafeMutablePointer<lth_Heap>
+    /// `closeForExit()` has begun.
+    private var closingForExit = false
     /// The budget the count hook reads (nil: no budget, no hook).
     var budget: UnsafeMutablePointer<lth_Budget>?
     /// Entries from Swift into Lua that are running (the outermost arms the budget).
@@ -97,9 +99,9 @@ public final class LuaRuntime {
         }
         self.options = options
         heapState = UnsafeMutablePointer<lth_Heap>.allocate(capacity: 1)
-        heapState.initialize(to: lth_Heap(collect: ltc_Collect(pending: 0, grace: 0), heap: heap.unsafePointer, debt: 0,
+        heapState.initialize(to: lth_Heap(collect: ltc_Collect(pending: 0, grace: 0, budgetArmed: nil), heap: heap.unsafePointer, debt: 0,
                                           refusals: 0, tracking: 0, allocated: 0, peak: 0, root: root.unsafePointer,
-                                          peakTotal: 0))
+                                          peakTotal: 0, budget: nil))
         if let limit = options.memoryLimit {
             do { try root.setMemoryLimit(limit) } catch {
                 try? root.free()
@@ -205,11 +207,35 @@ public final class LuaRuntime {
     /// The corresponding Lua function is `lua_close`.
     public func close() {
         guard closeState() else { return }
+        release()
+    }
+
+    /// For `os.exit(status, true)` in a program about to exit (the luatalloc program's `os.exit`,
+    /// `lth_setexit`): closes the state from inside the Lua call that runs it, as Lua's own os.exit does
+    /// with `lua_close`, and releases the runtime's tree, so that nothing the runtime made outlives the
+    /// state. The caller exits at once: no Swift frame below it resumes. The lent contexts a script moved
+    /// into its tree go back to the host in the module's close.
+    package func closeForExit() {
+        // (once: a destructor running in that close may call os.exit(status, true) again, which then
+        // only exits)
+        guard let L = state, !closingForExit else { return }
+        closingForExit = true
+        generation += 1
+        hostRef = 0
+        lua_close(L)
+        state = nil
+        release()
+    }
+
+    /// What `close()` releases once the state is closed.
+    private func release() {
         functions.removeAll()
         asyncFunctions.removeAll()
         retired.removeAll()
         sinks = _Sinks()
         if let budget {
+            heapState.pointee.budget = nil
+            heapState.pointee.collect.budgetArmed = nil
             budget.deallocate()
             self.budget = nil
         }
@@ -220,6 +246,17 @@ public final class LuaRuntime {
     /// lua_close, keeping the runtime's tree and the Swift functions. False when it cannot close now.
     private func closeState() -> Bool {
         guard let L = state, entryDepth == 0, threads.isEmpty, asyncCalls.isEmpty else { return false }
+        // lent contexts a script moved into its own tree go back to the host before any finalizer frees
+        // that tree (the module's close does it again, last)
+        if hostRef > 0 {
+            let base = lua_gettop(L)
+            _ = perform(L, nargs: 0, nresults: 0) { L, out in
+                let S = ModuleState.state(out)
+                ModuleState.giveBackLent(S, TallocContext(unsafePointer: S.pointee.root))
+                return 0
+            }
+            lua_settop(L, base)
+        }
         generation += 1
         hostRef = 0
         lua_close(L)
@@ -244,7 +281,7 @@ public final class LuaRuntime {
         // what the closed state left charged (its first blocks were counted without malloc's headers)
         _ = heap.unsafeAdjustExternalSize(by: -heap.size)
         heapState.pointee.debt = 0
-        heapState.pointee.collect = ltc_Collect(pending: 0, grace: 0)
+        heapState.pointee.collect = ltc_Collect(pending: 0, grace: 0, budgetArmed: nil)
         try makeState()
         guard hostRef > 0 else { return }  // libraries not open yet: the host opens them and registers
         try rebind()
@@ -273,6 +310,14 @@ public final class LuaRuntime {
         if delta > 0 && !heap.unsafeAdjustExternalSize(by: delta) {
             hs.pointee.collect.pending = 1
             hs.pointee.refusals += 1
+            // Lua runs an emergency collection next (lmem.c's tryagain): one per refused allocation. A script
+            // that keeps the heap at its limit makes one every few instructions (a full collection each);
+            // past the first LTH_FREEEMERGENCIES of an entry (filling memory up to "not enough memory" meets
+            // a few dozen) the budget pays for each, as for a collectgarbage()
+            if let b = hs.pointee.budget, b.pointee.armed != 0 {
+                b.pointee.emergencies += 1
+                if b.pointee.emergencies > LTH_FREEEMERGENCIES { b.pointee.debt += Int64(heap.size >> 4) }
+            }
             guard hs.pointee.collect.grace > 0, Int(hs.pointee.debt) + delta <= Int(LTH_GRACE) else { return nil }
             owed = delta
         }

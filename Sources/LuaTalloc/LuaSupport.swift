@@ -51,14 +51,6 @@ extension UnsafeMutablePointer where Pointee == clua_Outcome {
         return 0
     }
 
-    /// The same for a message made of parts, some of them bytes.
-    @discardableResult
-    func error(_ L: LuaState, parts: [[UInt8]]) -> Int32 {
-        var all: [UInt8] = []
-        for p in parts { all += p }
-        return all.withUnsafeBytes { error(L, bytes: $0) }
-    }
-
     /// Returns with `count` bytes at `base` as the last result: the trampoline makes the Lua string after
     /// the body returned (no pcall; no Lua code runs before the bytes are copied, so they may be a
     /// chunk's). Returns `results`, the count including that string.

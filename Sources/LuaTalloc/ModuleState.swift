@@ -91,6 +91,17 @@ enum ModuleState {
         return 0
     }
 
+    /// TallocCore's work meter, read by the trampolines after a body when a budget is armed (ltc_meter):
+    /// the steps of the long walks the body made.
+    static let takeWork: ltc_TakeWorkFn = { Int64(Talloc.takeWork()) }
+
+    /// Notes `steps` of a walk the module made itself (up the tree), charged after the body. As TallocCore's
+    /// meter, only long walks count (64 steps and more): a call's usual few steps are its instructions'.
+    @inline(__always)
+    static func noteWork(_ S: StatePtr, _ steps: Int) {
+        if _slowPath(steps >= 64) { S.pointee.work &+= Int64(steps) }
+    }
+
     @inline(__always)
     static func charge(_ S: StatePtr, _ n: Int) -> Bool {
         guard let fn = S.pointee.charge else { return true }
@@ -232,7 +243,9 @@ enum ModuleState {
     // MARK: Closing
 
     /// The state's __gc (it runs last in lua_close): frees every context the state created, running
-    /// destructors once more and overriding refusals; then the root itself if the module owns it. What
+    /// destructors once more and overriding refusals; then the root itself if the module owns it. Once it
+    /// has begun (`closing`), a destructor can make no new context nor reference (the module raises, and
+    /// the error is a warning): one that made a new context every time it ran would keep it from ending. What
     /// Lua saw outside its own tree (lent contexts, their trees, contexts moved into the host's trees)
     /// stays the host's: references from there to Lua's contexts are dropped first (so those contexts
     /// are freed, not handed to the host), and afterwards every such chunk lets go of its cell, its Lua
@@ -242,6 +255,7 @@ enum ModuleState {
         guard S.pointee.closed == 0 else { return }
         S.pointee.closing = 1
         let root = TallocContext(unsafePointer: S.pointee.root)
+        giveBackLent(S, root)
         var lua = Set<UnsafeMutableRawPointer>()
         var stack = [root]
         while let x = stack.popLast() {
@@ -261,11 +275,15 @@ enum ModuleState {
             cell.pointee.uds -= 1
             Handles.release(S, cell)
         }
+        // (destructors that run here cannot make new contexts or references: `closing`, ltc_closingmsg)
         var rounds = 0
         while root.firstChild != nil || root.totalBlocks > 1 {
             root.freeChildren()
             rounds += 1
-            if rounds > 8 { break }
+            if rounds > 8 {
+                lua_warning(L, "talloc: contexts are left under the state's root after 9 rounds of frees at close", 0)
+                break
+            }
         }
         let detached: Bool? = Frame.callback(S) { f in
             for cell in outsideCells(S, []) { detach(f, cell) }
@@ -278,6 +296,37 @@ enum ModuleState {
             try? root.free()
         }
         S.pointee.closed = 1
+    }
+
+    /// Lent contexts the script moved into Lua's tree (a steal, or a free that handed one to its
+    /// referrer) go back to the host before that tree is freed: each becomes a top-level context again,
+    /// with whatever is under it (finding F11: the host, told by `lentContext` that it was alive, then freed
+    /// freed memory). A lent context below another one in Lua's tree goes with it. `LuaRuntime` does it
+    /// before lua_close too, before the finalizers (a collected handle of Lua's would free its tree).
+    static func giveBackLent(_ S: StatePtr, _ root: TallocContext) {
+        var lent: [Cell] = []
+        var cell = ltc_nextcell(S, nil)
+        while let c = cell {
+            if c.pointee.flags & Int32(LTC_LENT) != 0 && c.pointee.body != nil { lent.append(c) }
+            cell = ltc_nextcell(S, c)
+        }
+        for cell in lent { cell.pointee.uds += 1 }  // pinned while the steals run
+        for cell in lent {
+            guard let body = cell.pointee.body else { continue }
+            let x = TallocContext(unsafePointer: body)
+            guard let p = x.parent, p.isParent(root) else { continue }
+            var above: TallocContext? = p
+            var nested = false
+            while let y = above, y != root {
+                if let yc = Handles.cell(of: y, S), yc.pointee.flags & Int32(LTC_LENT) != 0 { nested = true; break }
+                above = y.parent
+            }
+            if !nested { try? x.steal(to: nil) }
+        }
+        for cell in lent {
+            cell.pointee.uds -= 1
+            Handles.release(S, cell)
+        }
     }
 
     /// The cells whose chunk is alive and not in `lua` (the chunks of Lua's own tree).
@@ -297,9 +346,14 @@ enum ModuleState {
     private static func detach(_ f: Frame?, _ S: StatePtr, _ cell: Cell) {
         guard let body = cell.pointee.body else { return }
         let x = TallocContext(unsafePointer: body)
-        if cell.pointee.name != nil {  // its name may point into the state's interned names: a copy of its own
-            let bytes = Names.bytes(x)
-            _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
+        if let n = cell.pointee.name {  // its name may point into the state's interned names: a copy of its own
+            let parts = x.unsafeNameParts
+            if !parts.isLocation, UnsafeRawPointer(parts.string) == UnsafeRawPointer(text(n)) {
+                _ = x.setNameCopy(UnsafeRawBufferPointer(start: text(n), count: n.pointee.len))  // (any size: no copy in Swift)
+            } else {
+                let bytes = Names.bytes(x)  // a location: "FILE:LINE", a few dozen bytes
+                _ = bytes.withUnsafeBytes { x.setNameCopy($0) }
+            }
         }
         Handles.saveName(S, cell, x)
         if cell.pointee.flags & Int32(LTC_LUADTOR) != 0 { _ = x.unsafeSetDestructor(nil, context: nil) }

@@ -105,7 +105,7 @@ public enum LuaTallocModule {
                             account: TallocContext? = nil, collect: UnsafeMutablePointer<ltc_Collect>? = nil) -> Int32 {
         let status = functions.withUnsafeBufferPointer { regs in
             ltc_openlib(L, regs.baseAddress!, Int32(regs.count), root.unsafePointer, ownsRoot ? 1 : 0,
-                        account?.unsafePointer, collect, ModuleState.charge, ModuleState.close)
+                        account?.unsafePointer, collect, ModuleState.charge, ModuleState.takeWork, ModuleState.close)
         }
         if status != LUA_OK { return status }
         lua_pushvalue(L, -1)

@@ -70,7 +70,9 @@ extension TallocModule {
         let f = ModuleState.frame(L, out)
         guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
         guard let p = Handles.visibleParent(f.S, c, cell) else { lua_pushnil(L); return 1 }
-        return Names.bytes(p).withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
+        var text = TextPieces(out)
+        text.addName(of: p)
+        return text.returnText()
     }
 
     /// The children a Lua user sees: not reference handles (TallocCore skips them), not the ".name"
@@ -136,7 +138,10 @@ extension TallocModule {
         guard let c = Handles.context(f, out, 1) else { return 0 }
         let root = f.S.pointee.root
         var x = c
+        var steps = 0
+        defer { ModuleState.noteWork(f.S, steps) }  // charged after the body (F9)
         while true {
+            steps &+= 1
             if Names.equals(x, s) { return Handles.push(f, x) ? 1 : out.rethrow() }
             if let xc = Handles.cell(of: x, f.S), xc.pointee.flags & Int32(LTC_HIDDEN) != 0 { break }
             guard let p = x.parent, p.unsafePointer != root else { break }

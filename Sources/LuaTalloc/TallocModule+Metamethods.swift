@@ -28,10 +28,11 @@ extension TallocModule {
             return Lua.push(L, "talloc.context (freed)") ? 1 : out.rethrow()
         }
         let c = TallocContext(unsafePointer: body)
-        var text = Array("talloc.context '".utf8)
-        text += Names.bytes(c)
-        text += Array("' (\(c.size) bytes) 0x\(String(UInt(bitPattern: body), radix: 16))".utf8)
-        return text.withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
+        var text = TextPieces(out)
+        text.add("talloc.context '")
+        text.addName(of: c)
+        text.add(copying: "' (\(c.size) bytes) 0x\(String(UInt(bitPattern: body), radix: 16))".utf8)
+        return text.returnText()
     }
 
     /// __gc: when the last userdata of a top-level context goes, the context is freed (unless the host

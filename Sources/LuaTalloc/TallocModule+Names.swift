@@ -25,7 +25,9 @@ extension TallocModule {
 
     static let getName: clua_Body = { L, out in
         guard let c = Handles.context(ModuleState.frame(L, out), out, 1) else { return 0 }
-        return Names.bytes(c).withUnsafeBytes { Lua.push(L, bytes: $0) } ? 1 : out.rethrow()
+        var text = TextPieces(out)
+        text.addName(of: c)
+        return text.returnText()
     }
 
     static let checkName: clua_Body = { L, out in
@@ -54,15 +56,23 @@ extension TallocModule {
 
     static let getTypeAbort: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
+        // the expected name, every byte (a number is now a string in place, on the stack until the text is made)
         guard let s = Lua.bytes(L, out, 2) else { return 0 }
-        let expected = Array(s)
+        var text = TextPieces(out)
         if Lua.isNoneOrNil(L, 1) {
-            return out.error(L, parts: [Array("Type mismatch: name[NULL] expected[".utf8), expected, [UInt8(ascii: "]")]])
+            text.add("Type mismatch: name[NULL] expected[")
+            text.add(s.baseAddress, s.count)
+            text.add("]")
+            return text.raise()
         }
         guard let c = Handles.context(f, out, 1) else { return 0 }
         if !Names.equals(c, s) {
-            return out.error(L, parts: [Array("Type mismatch: name[".utf8), Names.bytes(c), Array("] expected[".utf8),
-                                        expected, [UInt8(ascii: "]")]])
+            text.add("Type mismatch: name[")
+            text.addName(of: c)
+            text.add("] expected[")
+            text.add(s.baseAddress, s.count)
+            text.add("]")
+            return text.raise()
         }
         lua_settop(L, 1)
         return 1

@@ -12,6 +12,8 @@ extension TallocModule {
     static let reference: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let parent = Handles.parent(f, out, 1), let c = Handles.context(f, out, 2) else { return 0 }
+        // closing: no new chunk, and no reference that would keep a context of Lua's alive in another tree
+        if f.S.pointee.closing != 0 { return out.error("talloc: the Lua state is closing: no new references") }
         do throws(TallocError) { try c.reference(from: parent) } catch { return out.fail(f.S, error) }
         lua_settop(L, 2)
         return 1

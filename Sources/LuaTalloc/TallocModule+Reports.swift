@@ -94,7 +94,9 @@ extension TallocModule {
     static let poolMap: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
         guard let c = Handles.context(f, out, 1) else { return 0 }
-        guard let text = PoolMap.render(c) else { lua_pushnil(L); return 1 }
+        var segments = 0
+        defer { ModuleState.noteWork(f.S, segments) }  // a pool's members, walked (F9)
+        guard let text = PoolMap.render(c, segments: &segments) else { lua_pushnil(L); return 1 }
         return Lua.push(L, text) ? 1 : out.rethrow()
     }
 }
@@ -106,6 +108,12 @@ enum PoolMap {
     /// covers several kinds shows the one that covers most of it (live bytes and headers win ties, so a
     /// small member never disappears from a big pool's map).
     static func render(_ c: TallocContext, width: Int = 64) -> String? {
+        var segments = 0
+        return render(c, width: width, segments: &segments)
+    }
+
+    /// The same, counting the segments walked (the work of a call).
+    static func render(_ c: TallocContext, width: Int = 64, segments: inout Int) -> String? {
         guard let info = c.poolInfo else { return nil }
         let total = max(info.capacity, 1)
         let scale = max(16, (total + width - 1) / width)
@@ -121,7 +129,10 @@ enum PoolMap {
             case .free: return 4
             }
         }
+        var walked = 0
+        defer { segments = walked }
         let ok = c.forEachPoolSegment { seg in
+            walked &+= 1
             var start = max(0, seg.offset)
             let end = min(total, seg.offset + seg.length)
             let k = kindIndex(seg.kind)

@@ -62,3 +62,84 @@ enum Text {
         return Lua.push(f.L, bytes: buffer.bytes) ? 1 : out.rethrow()
     }
 }
+
+/// A text a body returns or raises, made of pieces that the trampoline joins into one Lua string after the
+/// body returned (LTC_RETTEXT, LTC_ERRORTEXT). A big piece — a chunk's name, an interned name, a Lua
+/// string on the stack — is pointed at, never copied into Swift: Lua copies it once, into memory the
+/// state's limit counts, and a text that does not fit is "not enough memory" (finding F2: a 3.5 MB name
+/// went through two or three Swift arrays no limit saw). Small pieces are copied into the outcome's own
+/// message buffer. At most one piece may be bytes a finalizer could free (a chunk's name): the trampoline
+/// copies it first.
+struct TextPieces {
+    private let out: Out
+    private var used = 0
+
+    init(_ out: Out) {
+        self.out = out
+        out.pointee.npieces = 0
+        out.pointee.volatilepiece = -1
+    }
+
+    /// `count` bytes at `base`, valid until the trampoline made the text. `volatile`: a chunk's bytes (a
+    /// finalizer run by an allocation could free them; only one piece may be).
+    mutating func add(_ base: UnsafeRawPointer?, _ count: Int, volatile: Bool = false) {
+        let i = Int(out.pointee.npieces)
+        guard i < Int(CLUA_MAXPIECES) else { return }
+        withUnsafeMutableBytes(of: &out.pointee.pieces) { raw in
+            raw.baseAddress!.assumingMemoryBound(to: clua_Piece.self)[i] = clua_Piece(p: base, len: count)
+        }
+        if volatile { out.pointee.volatilepiece = Int32(i) }
+        out.pointee.npieces += 1
+    }
+
+    /// A literal.
+    mutating func add(_ s: StaticString) {
+        add(UnsafeRawPointer(s.utf8Start), s.utf8CodeUnitCount)
+    }
+
+    /// A Lua string (or number) on the stack at `index`, which stays there until the trampoline made the text.
+    mutating func add(_ L: LuaState, stringAt index: Int32) {
+        var len = 0
+        guard let p = lua_tolstring(L, index, &len) else { return }
+        add(UnsafeRawPointer(p), len)
+    }
+
+    /// Small bytes made here (a line number, an address), copied into the outcome's message buffer; what
+    /// does not fit is left out (the pieces made so are a few dozen bytes).
+    mutating func add<S: Sequence>(copying bytes: S) where S.Element == UInt8 {
+        let capacity = MemoryLayout.size(ofValue: out.pointee.message) - 1  // (ltc_finish ends it with a NUL)
+        let buffer = UnsafeMutableRawPointer(out).advanced(by: MemoryLayout<clua_Outcome>.offset(of: \.message)!)
+        let start = used
+        for b in bytes where used < capacity {
+            buffer.storeBytes(of: b, toByteOffset: used, as: UInt8.self)
+            used += 1
+        }
+        add(UnsafeRawPointer(buffer + start), used - start)
+    }
+
+    /// The name of `c` as talloc_get_name gives it: its string in place (one volatile piece), or a
+    /// location "talloc_new: FILE:LINE" with FILE in place, ".reference", "UNNAMED".
+    mutating func addName(of c: TallocContext) {
+        let parts = c.unsafeNameParts
+        guard let s = parts.string else { add("UNNAMED"); return }
+        if parts.isLocation {
+            if parts.talloc_new { add("talloc_new: ") }
+            add(UnsafeRawPointer(s), strlen(s), volatile: true)
+            add(copying: ":\(parts.line)".utf8)
+        } else {
+            add(UnsafeRawPointer(s), strlen(s), volatile: true)
+        }
+    }
+
+    /// Returns the text as the last of `results` results.
+    func returnText(results: Int32 = 1) -> Int32 {
+        out.pointee.kind = Int32(LTC_RETTEXT)
+        return results
+    }
+
+    /// Raises the text with the caller's position prepended. Returns 0.
+    func raise() -> Int32 {
+        out.pointee.kind = Int32(LTC_ERRORTEXT)
+        return 0
+    }
+}

@@ -251,7 +251,9 @@ extension TallocContext {
         let p = _NullTracking.parent(TallocContext.chunk(parent))
         var h = tc.refs
         var owns = false
-        while let x = h { if x.pointee.parent == p { owns = true; break }; h = x.referenceBody.pointee.next }
+        var steps = 0
+        while let x = h { if x.pointee.parent == p { owns = true; break }; h = x.referenceBody.pointee.next; steps &+= 1 }
+        _Work.note(steps)
         if !owns && tc.pointee.parent != p { throw .notAParent }
         if _Core.unlink(tc, from: p) != 0 { throw owns || tc.refs != nil ? .notAParent : .destructorRefused }
     }

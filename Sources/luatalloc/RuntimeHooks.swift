@@ -23,7 +23,14 @@ func hostMakeState(memoryLimit: Int?) -> OpaquePointer? {
 /// Opens the standard libraries and the `talloc` global/module in protected mode; returns a Lua status.
 func hostOpenLibraries(_ L: OpaquePointer) -> Int32 {
     guard let rt = runtimes[L] else { return lsa_openlibs(L) }
-    return rt.openLibrariesStatus().rawValue
+    let st = rt.openLibrariesStatus().rawValue
+    if st != LUA_OK { return st }
+    // os.exit(status, true) closes the runtime, not only its Lua state: its tree goes too
+    return lth_setexit(L, { ctx in
+        guard let ctx else { return }
+        let rt = Unmanaged<LuaRuntime>.fromOpaque(ctx).takeUnretainedValue()
+        rt.closeForExit()
+    }, Unmanaged.passUnretained(rt).toOpaque())
 }
 
 /// Writes talloc's report (full) of every context the script made that is still alive, as talloc's

@@ -193,3 +193,86 @@ final class FailureCount: @unchecked Sendable {
         }
     }
 }
+
+@Suite("Adversarial: closing a runtime")
+struct AdversarialCloseTests {
+    @Test("close() ends when a destructor makes a new top-level context every time it runs (finding F3)")
+    func rebornAtClose() async throws {
+        await #expect(processExitsWith: .success) {
+            // no memory limit, an instruction budget (not armed while closing): only the module can stop it
+            let rt = try LuaRuntime(options: .init(libraries: .all, instructionLimit: 1_000_000))
+            nonisolated(unsafe) var warnings: [String] = []
+            rt.setWarningHandler { warnings.append($0) }
+            try rt.run("""
+                local n = 0
+                local function evil(c)
+                  n = n + 1
+                  if n > 10000 then os.exit(3) end
+                  talloc.set_destructor(talloc.new(nil, "reborn " .. n), evil)
+                end
+                keep = talloc.new(nil, "seed")
+                talloc.set_destructor(keep, evil)
+                """)
+            rt.close()
+            guard warnings.contains(where: { $0.contains("the Lua state is closing") }) else { exit(5) }
+            exit(0)
+        }
+    }
+}
+
+@Suite("Adversarial: what belongs to whom")
+struct AdversarialOwnershipTests {
+    static let detached = """
+        local function detached()
+          local P = talloc.new(nil, "P")
+          local C = talloc.new(P, "C")
+          local K = talloc.new(C, "K")
+          local T = talloc.new(C, "T")
+          talloc.set_destructor(K, function() return false end)
+          talloc.set_destructor(T, function() talloc.free(P) end)
+          assert(talloc.free(C))
+          return K
+        end
+
+        """
+
+    @Test("a child a free re-homes while a destructor frees its walk's parent stays in the runtime's tree (finding F10)")
+    func escapedChildStaysUnderTheLimit() throws {
+        let rt = try LuaRuntime(options: .init(memoryLimit: 8 << 20))
+        defer { rt.close() }
+        try rt.run(Self.detached + "K = detached()")
+        let k = try #require(try rt.global("K").contextValue)
+        #expect(k.name == "K")
+        #expect(k.parent == rt.contexts)
+        let before = try #require(rt.root.memoryLimit).current
+        #expect(try rt.run("return pcall(talloc.size, K, 1 << 20)")[0] == true)
+        #expect(try #require(rt.root.memoryLimit).current >= before + (1 << 20))
+        #expect(try rt.run("return select(2, pcall(talloc.size, K, 16 << 20))")[0].stringValue?.contains("not enough memory") == true)
+    }
+
+    @Test("a lent context the script moved into Lua's tree is given back to the host at close (finding F11)")
+    func lentContextGivenBack() async throws {
+        await #expect(processExitsWith: .success) {
+            for (round, script) in [
+                "talloc.steal(nil, lent); talloc.new(lent, 'made by lua')",
+                "keep = talloc.new(nil, 'keep'); talloc.steal(talloc.new(keep, 'deep'), lent); talloc.new(lent, 'made by lua')",
+                // a top-level context with one reference: its free hands it to the referrer
+                "keep = talloc.new(nil, 'referrer'); talloc.reference(keep, lent); assert(talloc.free(lent)); talloc.new(lent, 'made by lua')",
+            ].enumerated() {
+                let lua = try LuaRuntime(options: .sandbox(memoryLimit: 8 << 20, instructionLimit: 1_000_000))
+                let mine = try TallocContext.new(parent: nil, name: "host context")
+                _ = try TallocContext.new(parent: mine, name: "host child")
+                try lua.setGlobal("lent", .context(mine))
+                try lua.run(script)
+                // the documented protocol: alive while the runtime is open, then the host frees it
+                guard let still = lua.lentContext(mine), still.isParent(lua.contexts) else { exit(Int32(10 + round)) }
+                lua.close()
+                guard still.parent == nil, still.totalBlocks == 3, still.firstChild?.name == "made by lua" else {
+                    exit(Int32(20 + round))
+                }
+                try still.free()
+            }
+            exit(0)
+        }
+    }
+}

@@ -208,7 +208,9 @@ enum TreePolicy {
               return root
             end
             """)
-        let (r, kb) = try Self.measured([policy], stdin: Self.list)
+        // the budget pays for the walks up to the limit that building a deep chain makes (quadratic): one
+        // large enough for a 20,000-deep chain
+        let (r, kb) = try Self.measured(["--instructions", "5000000000", policy], stdin: Self.list)
         #expect(r.status == 1)
         #expect(r.stderr.contains("report: the text is longer than 16777216 bytes"), "\(r.stderr)")
         #expect(r.stdout.isEmpty)

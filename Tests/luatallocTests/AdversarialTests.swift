@@ -165,3 +165,55 @@ struct AdversarialTests {
         }
     }
 }
+
+/// C hosts of Debian's stock Lua 5.4 (Tests/adversarial/chost), built with gcc against liblua5.4 and run
+/// with the built module (`libtalloc.so`, next to `luatalloc`) on their `LUA_CPATH`.
+@Suite("Adversarial C hosts: the loadable module in stock Lua", .serialized)
+struct AdversarialCHostTests {
+    static let sources = AdversarialScripts.directory.appendingPathComponent("chost")
+
+    /// Builds `name`.c into a scratch directory; returns the program's path.
+    static func build(_ name: String, in scratch: URL, _ libraries: [String]) throws -> String {
+        let program = scratch.appendingPathComponent(name).path
+        let result = try run("/usr/bin/gcc", ["-O1", "-g", "-o", program, sources.appendingPathComponent(name + ".c").path]
+                             + libraries, timeout: 120)
+        #expect(result.status == 0, "gcc \(name).c: \(result)")
+        return program
+    }
+
+    static var module: String {
+        URL(fileURLWithPath: Programs.luatalloc).deletingLastPathComponent().appendingPathComponent("libtalloc.so").path
+    }
+
+    static func scratch() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("chost-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test("a worker thread that used the module ends after lua_close (finding F14: the module was unloaded under its thread-state key)")
+    func threadEndsAfterClose() throws {
+        try #require(FileManager.default.fileExists(atPath: Self.module), "no \(Self.module): build the products first")
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let program = try Self.build("thread_exit", in: dir, ["-llua5.4", "-lpthread"])
+        let cpath = URL(fileURLWithPath: Self.module).deletingLastPathComponent().path + "/lib?.so;;"
+        let result = try run(program, [], environment: ["LUA_CPATH": cpath, "SWIFT_BACKTRACE": "enable=no"], timeout: 60)
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.hasSuffix("thread joined\n"), "\(result)")
+    }
+
+    @Test("600 states that each require the module and free a context with a child (finding F14: a new thread-state key per load ran out at 512)")
+    func manyStatesOverTime() throws {
+        try #require(FileManager.default.fileExists(atPath: Self.module), "no \(Self.module): build the products first")
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let program = try Self.build("reload", in: dir, ["-llua5.4"])
+        let cpath = URL(fileURLWithPath: Self.module).deletingLastPathComponent().path + "/lib?.so;;"
+        let script = "local t = require 'talloc'; local a = t.new(nil, 'a'); t.new(a, 'kid'); t.free(a)"
+        let result = try run(program, ["600", script], environment: ["LUA_CPATH": cpath, "SWIFT_BACKTRACE": "enable=no"],
+                             timeout: 300)
+        #expect(result.status == 0, "\(result.status)\n\(result.stderr.suffix(2000))")
+        #expect(result.stderr.hasSuffix("round 599 ok\n"), "\(result.stderr.suffix(2000))")
+    }
+}

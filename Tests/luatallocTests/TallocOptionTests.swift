@@ -145,6 +145,28 @@ struct TallocOptionTests {
         #expect(picture.contains(" -> "))
     }
 
+    /// os.exit(status, true) closes the whole runtime (its state, then its tree: LeakSanitizer and valgrind
+    /// found the runtime's root chunks left when only lua_close ran), from any thread, and a destructor
+    /// that calls it again while the state closes only exits (lua_close within lua_close would free twice).
+    @Test func exitClosingTheStateClosesTheRuntime() throws {
+        let fromCoroutine = try runLuatalloc(["-e", """
+            local c = talloc.new(nil, "c")
+            talloc.set_destructor(c, function(x) io.write("closed ", talloc.get_name(x), "\\n") end)
+            coroutine.wrap(function() os.exit(3, true) end)()
+            """])
+        #expect(fromCoroutine == RunResult(stdout: "closed c\n", stderr: "", status: 3))
+        let again = try runLuatalloc(["-e", """
+            talloc.set_destructor(talloc.new(), function() io.write("once\\n") os.exit(4, true) end)
+            keep = talloc.new()
+            talloc.set_destructor(keep, function() io.write("kept\\n") end)
+            os.exit(true, true)
+            """])
+        #expect(again.status == 4 && again.stdout.split(separator: "\n").filter { $0 == "once" }.count == 1, "\(again)")
+        #expect(again.stderr.isEmpty, "\(again)")
+        let plain = try runLuatalloc(["-e", "x = talloc.new() os.exit(false)"])
+        #expect(plain == RunResult(stdout: "", stderr: "", status: 1))
+    }
+
     @Test func dotToUnwritablePathFails() throws {
         let result = try runLuatalloc(["--dot", "/nonexistent-dir/x.dot", "-e", "print('ran')"])
         #expect(result.stdout == "ran\n")

@@ -116,13 +116,25 @@ enum {
   CLUA_RETHROW       /* lua_error(L): the error object is on the top */
 };
 
+/* A piece of a text the trampoline makes after the body returned (the module's LTC_RETTEXT, LTC_ERRORTEXT):
+   'len' bytes at 'p', which stay valid until then (a literal, the outcome's own message buffer, a Lua
+   string on the stack, a chunk's name). */
+typedef struct clua_Piece {
+  const void *_Nullable p;
+  size_t len;
+} clua_Piece;
+#define CLUA_MAXPIECES 8
+
 typedef struct clua_Outcome {
   int kind;            /* one of the CLUA_ kinds above */
   int arg;             /* argument index for CLUA_ARGERROR */
   void *_Nullable context;  /* what the trampoline already looked up for the body (the module: its state) */
   const void *_Nullable bytes;  /* bytes the trampoline pushes as the last result (the module's LTC_RETBYTES) */
   size_t len;
-  char message[256];   /* NUL-terminated message for CLUA_ERROR/ARGERROR */
+  int npieces;         /* the pieces of a text (LTC_RETTEXT, LTC_ERRORTEXT) */
+  int volatilepiece;   /* the one piece whose bytes a finalizer could free (a chunk's name), or -1 */
+  clua_Piece pieces[CLUA_MAXPIECES];
+  char message[256];   /* NUL-terminated message for CLUA_ERROR/ARGERROR; small pieces of a text */
 } clua_Outcome;
 
 /* A Swift body: may use only '-' API functions and protected helpers.  It

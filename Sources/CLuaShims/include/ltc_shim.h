@@ -94,21 +94,27 @@ typedef struct ltc_Page {
 typedef struct ltc_Collect {
   int pending;
   int grace;
+  /* the runtime's budget's 'armed' flag (lth_Budget), or NULL (no budget: the stock-Lua module, a runtime
+     without limits); read by the module after each call, so that without an armed budget the charge for
+     walks costs a load and a test */
+  const int *_Nullable budgetArmed;
 } ltc_Collect;
 
 /*
 ** Runs the collection asked for, if any (a no-op inside a finalizer, where Lua refuses lua_gc).  Two
 ** cycles: the first runs the finalizers (our handles' __gc free their contexts), the second frees the
-** finalized objects themselves, which Lua keeps for one more cycle.
+** finalized objects themselves, which Lua keeps for one more cycle.  The budget pays for them (finding
+** F1: a script catching "not enough memory" in a loop made the runtime collect for it, uncharged):
+** ltc_collectnow owes the work (never raises: Swift calls it), ltc_collectcharged charges it before
+** collecting (may raise: C only, in a module function's frame or a pcall's).
 */
+void ltc_collectowed (lua_State *L, ltc_Collect *c);
+void ltc_collectpaid (lua_State *L, ltc_Collect *c);
 static inline void ltc_collectnow (lua_State *L, ltc_Collect *_Nullable c) {
-  if (c != NULL && c->pending) {
-    c->pending = 0;
-    c->grace++;
-    lua_gc(L, LUA_GCCOLLECT);
-    lua_gc(L, LUA_GCCOLLECT);
-    c->grace--;
-  }
+  if (c != NULL && c->pending) ltc_collectowed(L, c);
+}
+static inline void ltc_collectcharged (lua_State *L, ltc_Collect *_Nullable c) {
+  if (c != NULL && c->pending) ltc_collectpaid(L, c);
 }
 
 struct ltc_State;
@@ -123,13 +129,17 @@ typedef struct ltc_Fn {
 /* Charges n bytes (n > 0: may refuse, returning 0) to the state's account, or gives them back (n < 0). */
 typedef int (*ltc_ChargeFn) (struct ltc_State *S, long long n);
 
+/* TallocCore's work meter (Talloc.takeWork): the steps of long walks on this thread since the last call. */
+typedef long long (*ltc_TakeWorkFn) (void);
+
 typedef struct ltc_State {
   void *root;               /* Lua's top level: the parent of the state's top-level contexts */
   void *_Nullable account;  /* an external-size context charged for the module's own memory, or NULL */
   ltc_Collect *_Nullable collect;  /* memory ran out: collect (with finalizers) at the next safe point */
   ltc_Collect ownCollect;   /* 'collect' when the host gives none */
   int ownsRoot;             /* free 'root' itself at close (module loaded in a stock lua) */
-  int closing;              /* at close: destructor refusals and errors are overridden */
+  int closing;              /* at close: destructor refusals and errors are overridden, no new context
+                               or reference is made */
   int closed;               /* after close: the module refuses every call */
   int inGC;                 /* > 0 while a __gc frees: destructor errors become warnings */
   int hasError;             /* a destructor raised; its error object is in extra[0] */
@@ -145,12 +155,15 @@ typedef struct ltc_State {
   ltc_Page *_Nullable spare;    /* an empty page kept for the next burst of cells */
   int ncells;               /* live cells */
   int inbody;               /* module bodies running now (their frames reach the tables by upvalues) */
+  int hostbody;             /* the innermost body running is a host function's (a bound function) */
   ltc_Cell *_Nullable quiet;  /* a cell whose move the running body relinks itself (the observer skips it) */
   ltc_Name *_Nullable lastName;  /* the interned source of the caller last seen (extra[LTC_EXTRA_LASTFN]);
                                     cleared when its last count goes */
   ltc_Name *_Nullable *_Nullable names;  /* the interned names (hash buckets; malloc'd, charged) */
   size_t nnames, capnames;
   ltc_Fn *_Nullable iterfn;  /* the children iterator (in no table: each children() call makes one) */
+  long long work;           /* steps of the module's own walks (up the tree) not charged yet (ltc_meter) */
+  ltc_TakeWorkFn _Nullable takework;  /* TallocCore's meter, read after each body when a budget is armed */
   ltc_Fn fns[LTC_MAXFNS];   /* the module's functions (upvalue 1 of each points at its record) */
 } ltc_State;
 
@@ -247,6 +260,10 @@ static inline void ltc_setexisting (lua_State *L, int tableidx, lua_Integer key)
    out->bytes (out->len bytes of a chunk: the trampoline makes the Lua string, after the body). */
 #define LTC_ERRORVALUE 10
 #define LTC_RETBYTES   11
+/* ... or the same with a text made of out->pieces (a big name is copied once, by Lua, into memory the
+   limit counts: finding F2): raise it with the position prepended, or return it as the last result. */
+#define LTC_ERRORTEXT  12
+#define LTC_RETTEXT    13
 
 /*
 ** One function of the module: its Swift body, its kind (how the trampoline prepares the call), and where
@@ -276,10 +293,12 @@ typedef void (*ltc_CloseHook) (lua_State *L, ltc_State *S);
 /*
 ** why: building tables and closures allocates.  Opens the module: [-0, +1] the module table, or the error
 ** object; returns the status.  'account' (or NULL) is charged for the module's own memory; 'collect' (or
-** NULL: the state's own) is where running out of memory asks for a collection at the next safe point.
+** NULL: the state's own) is where running out of memory asks for a collection at the next safe point;
+** 'takework' reads TallocCore's work meter (charged to a budget after each call, when one is armed).
 */
 int ltc_openlib (lua_State *L, const ltc_Reg *regs, int nregs, void *root, int ownsRoot, void *_Nullable account,
-                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_CloseHook hook);
+                 ltc_Collect *_Nullable collect, ltc_ChargeFn charge, ltc_TakeWorkFn _Nullable takework,
+                 ltc_CloseHook hook);
 
 /* The trampoline of the host's bound functions: upvalue 1 is their Swift body, 2... the module's. */
 int ltc_trampoline (lua_State *L);
@@ -368,6 +387,13 @@ int ltc_tostringinplace (lua_State *L, int idx);
 /* Asks for a collection at the next safe point (the next module call, or a pcall that caught an error
    in a runtime that wraps pcall). */
 static inline void ltc_requestcollect (ltc_State *S) { S->collect->pending = 1; }
+
+/*
+** Keeps the shared object this code is linked into loaded for the rest of the process (RTLD_NODELETE), so
+** that lua_close's dlclose() of the loadable module leaves it: TallocCore's per-thread state and its
+** pthread key point into it (ltc_pin.c).  Returns whether it could.  Never raises.
+*/
+int ltc_pinlibrary (void);
 
 #pragma clang assume_nonnull end
 

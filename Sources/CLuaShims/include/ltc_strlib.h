@@ -89,6 +89,28 @@ int ltc_unpack_at2 (lua_State *_Null_unspecified L);
 void lth_charge (lua_State *L, long long n);
 
 /*
+** The same where no error may be raised (a Swift frame, a finalizer): the work is owed,
+** and charged by the next lth_charge (a module call charges after its body), or by the hook at its next
+** count.  Does nothing when no budget is armed.  [-0, +0, -]
+*/
+void lth_owe (lua_State *L, long long n);
+
+/* Whether a budget is armed on L's thread (our hook is installed and an entry from Swift runs).  [-0, +0, -] */
+int lth_budgeted (lua_State *L);
+
+/*
+** The units of work of 'cycles' full collections of L's heap as it is now, as collectgarbage charges one
+** (a collection traverses the heap).  0 inside a finalizer (no collection can run there).  [-0, +0, -]
+*/
+long long lth_gcunits (lua_State *L, int cycles);
+
+/*
+** The units of one step of a walk over chunks (TallocCore's work meter, Talloc.takeWork, and the module's
+** own walks up a chain): a step reads a chunk's 64-byte header, as SCAN counts 64 bytes of a string.
+*/
+#define LTH_WALKUNITS 8
+
+/*
 ** Protected helper (the style of ltc_shim.h: it pushes a C function and lua_pcalls it, returns the
 ** status, the error object on the top on failure, nothing on success).  Replaces, in the state's
 ** library tables (package.loaded.string / .table / ._G, and the global 'string', 'table' and the

@@ -36,6 +36,16 @@ int lth_openlibs (lua_State *L, int mask);
 */
 int lth_sandbox (lua_State *L);
 
+/* What closes the state for os.exit(status, true), in place of lua_close: 'ctx' is the host's. */
+typedef void (*lth_ExitClose) (void *_Nullable ctx);
+
+/*
+** why: changing a table allocates ('m').  Replaces os.exit (if the os library is open) by one that, asked
+** to close the state, calls 'close' (which must close it, with lua_close, and release what the host keeps
+** for it) instead of lua_close, then exits as os.exit does.  Nothing happens without os.exit.
+*/
+int lth_setexit (lua_State *L, lth_ExitClose close, void *_Nullable ctx);
+
 /*
 ** The instruction and time budget of one entry from Swift into Lua.  A pointer to it lives in the main
 ** thread's extra space, which every coroutine copies when it is created, so the count hook finds it in
@@ -43,6 +53,9 @@ int lth_sandbox (lua_State *L);
 */
 typedef struct lth_Budget {
   long long remaining;   /* instructions left (when 'limited') */
+  long long debt;        /* work owed where no error could be raised (a Swift frame, the allocator, a
+                            finalizer): charged by the next lth_charge, module call or hook (lth_owe) */
+  long long emergencies; /* Lua's emergency collections in this entry (allocations the limit refused) */
   double deadline;       /* CLOCK_MONOTONIC seconds; 0 = none */
   int limited;           /* an instruction limit is set */
   int armed;             /* an entry from Swift is running */
@@ -124,6 +137,8 @@ typedef struct lth_Heap {
   size_t peak;             /* while tracking: the highest size of Lua's heap */
   void *root;              /* the runtime's root (TallocCore body): its limit record counts the whole tree */
   size_t peakTotal;        /* while tracking: the highest charge of the root seen at an allocation */
+  lth_Budget *_Nullable budget;  /* the runtime's budget, or NULL: a refused allocation owes the emergency
+                                    collection Lua runs next (lmem.c's tryagain) */
 } lth_Heap;
 
 /*
@@ -134,6 +149,13 @@ typedef struct lth_Heap {
 ** script's next allocation can fail for want of it.
 */
 int lth_collectingcatch (lua_State *L, lth_Heap *heap);
+
+/*
+** Lua's emergency collections (one per allocation the limit refuses) an entry makes before the budget pays
+** for them, each as a full collection: a script filling its memory up to "not enough memory" meets about
+** twenty; one that keeps its heap at the limit, one every few instructions.
+*/
+#define LTH_FREEEMERGENCIES 32
 
 /* How far finalizers run by a collection we started may overdraw the limit (then settled). */
 #define LTH_GRACE (256 * 1024)
