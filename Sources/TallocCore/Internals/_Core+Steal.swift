@@ -18,7 +18,8 @@ extension _Core {
         if let np = newParent, np == tc { return }
         let old = tc.pointee.parent
         if old == newParent && (old == nil || old!.pointee.child == tc) { return }
-        let governed = (tc.pointee.flags & _Flag.underLimit) | ((newParent?.pointee.flags ?? 0) & (_Flag.hasLimit | _Flag.underLimit))
+        let governed = (tc.pointee.flags & (_Flag.underLimit | _Flag.poolStats))
+            | ((newParent?.pointee.flags ?? 0) & (_Flag.hasLimit | _Flag.underLimit))
         if _slowPath(governed != 0 || tc.pointee.extra != nil) {
             stealSlow(tc, from: old, to: newParent)
             return
@@ -29,9 +30,10 @@ extension _Core {
         linkAsNewest(tc, under: newParent)
     }
 
-    /// The same with memory limits to move and an observer to tell.
+    /// The same with memory limits to move, an observer to tell, or pool statistics to count.
     @inline(never) @usableFromInline
     static func stealSlow(_ tc: _Chunk, from old: _Chunk?, to newParent: _Chunk?) {
+        if tc.pointee.flags & _Flag.poolStats != 0 { stolenCounted(tc, from: old, to: newParent) }
         detachFromSiblings(tc)
         let newFlags = newParent?.pointee.flags ?? 0
         if (tc.pointee.flags & _Flag.underLimit) | (newFlags & (_Flag.hasLimit | _Flag.underLimit)) != 0 {
