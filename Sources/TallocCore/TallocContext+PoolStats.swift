@@ -185,7 +185,7 @@ public final class TallocPoolRecorder {
     }
 
     /// How many distinct sites are kept; the pools of further sites are summed under "(other sites)".
-    public static let siteLimit = 1000
+    public let siteLimit: Int
 
     /// The sites in the order their first pool was made.
     public private(set) var sites: [Site] = []
@@ -199,13 +199,14 @@ public final class TallocPoolRecorder {
     /// Set when the program is closing: pools freed from now on were alive at exit.
     public var isClosing = false
 
-    public init() {}
+    /// A recorder keeping at most `siteLimit` sites.
+    public init(siteLimit: Int = 1000) { self.siteLimit = max(1, siteLimit) }
 
     /// The site named `name` (made on first use).
     func site(named name: String) -> Int32 {
         if let i = siteIndex[name] { return i }
-        if sites.count >= TallocPoolRecorder.siteLimit {
-            return site(named: name == "(other sites)" ? name : "(other sites)")
+        if sites.count >= siteLimit - 1 && name != "(other sites)" {
+            return site(named: "(other sites)")
         }
         let i = Int32(sites.count)
         sites.append(Site(name: name))
@@ -341,6 +342,12 @@ extension TallocContext {
 
     /// What one pool's statistics take from malloc (charged by whoever enables them on a budget).
     public static var poolStatisticsByteCount: Int { _PoolStats.byteCount }
+
+    /// The capacity `pooledObject(parent:byteCount:name:subobjects:subobjectBytes:)` gives its pool (talloc's
+    /// arithmetic with our header sizes), or nil when it overflows or a count is negative.
+    public static func pooledObjectCapacity(byteCount: Int, subobjects: Int, subobjectBytes: Int) -> Int? {
+        _Core.pooledObjectCapacity(size: byteCount, count: subobjects, bytes: subobjectBytes)
+    }
 
     /// Whether this context is a pool that keeps statistics.
     public var keepsPoolStatistics: Bool { chunk.isPool && _PoolStats.of(chunk) != nil }

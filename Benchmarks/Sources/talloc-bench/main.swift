@@ -4,6 +4,7 @@
 //   talloc-bench --quick          run every workload once with tiny counts (CI); no timing
 //   talloc-bench --list           the row ids
 //   talloc-bench --exec ID --iters N   run one row N iterations and exit (what callgrind runs)
+//   talloc-bench replay FILE [--pool-capacity N|advice|none]   a luatalloc trace on both (Replay.swift)
 //
 // The report (markdown) goes to stdout, progress to stderr. See ../../README.md.
 // SPDX-License-Identifier: MIT
@@ -18,6 +19,10 @@ func usage() -> Never {
                talloc-bench --quick | --list | --exec ID --iters N
         """)
     exit(2)
+}
+
+if CommandLine.arguments.dropFirst().first == "replay" {  // talloc-bench replay FILE ...: Replay.swift
+    exit(replayMain(Array(CommandLine.arguments.dropFirst(2))))
 }
 
 var opt = Options()

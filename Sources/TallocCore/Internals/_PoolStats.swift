@@ -257,7 +257,13 @@ extension UnsafeMutablePointer where Pointee == _PoolStats {
     }
 
     /// Member `tc` (taking `span` bytes) left `pool` for good (freed, or a nested pool's block gone).
+    /// While the pool itself is being freed, its members' frees leave no holes, reclaims or resets worth
+    /// counting: they are its teardown.
     func memberFreed(_ pool: _Chunk, _ tc: _Chunk, span: Int, isPool: Bool, _ outcome: _PoolRelease) {
+        if pool.pointee.flags & _Flag.loop != 0 {
+            pointee.liveBytes -= span
+            return
+        }
         countRelease(outcome, span: span, isPool: isPool)
         if pointee.diverged {
             leaveVirtually(tc, reclaimable: !isPool)

@@ -74,4 +74,7 @@ void cb_lua_run_loop(void *L, int ref, long n);
 ** tables (tree nodes) it built. */
 long cb_lua_binarytrees(void *L, int depth);
 
+/* `talloc-bench replay` (Replay.swift). */
+#include "cbench_replay.h"
+
 #endif
