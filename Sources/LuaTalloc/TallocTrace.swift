@@ -152,55 +152,83 @@ public enum TallocTrace {
 /// look it up on every call that changes a tree (one relaxed atomic load while no thread ever traced).
 /// Its own memory (the numbers of the contexts it has seen, its buffer) is the program's, not the
 /// script's: it is not charged to a memory limit.
+///
+/// Recording is on the path of every module call while tracing, so it formats numbers straight into a
+/// byte buffer and keeps the numbers of contexts in an open-addressing table of its own (keyed by the
+/// body's address), all behind one pointer (no exclusivity checks, no hashing of Swift's).
 public final class TallocTraceWriter {
     private let sink: (UnsafeRawBufferPointer) -> Bool
-    private var buffer: [UInt8] = []
-    private var ids: [UnsafeMutableRawPointer: Int] = [:]
-    private var nextID = 1
+    private let w: UnsafeMutablePointer<_TraceState>
     /// Operations written so far.
-    public private(set) var operations = 0
+    public var operations: Int { w.pointee.operations }
     /// The sink refused bytes: the trace is incomplete.
-    public private(set) var failed = false
+    public var failed: Bool { w.pointee.failed }
 
     /// A writer that hands the text to `sink` in pieces (return false to stop: the trace then ends).
     public init(sink: @escaping (UnsafeRawBufferPointer) -> Bool, comment: String? = nil) {
         self.sink = sink
-        buffer.reserveCapacity(1 << 16)
+        w = .allocate(capacity: 1)
+        w.initialize(to: _TraceState())
         append(TallocTrace.header + "\n")
         if let comment { append("# " + String(comment.map { $0 == "\n" ? " " : $0 }) + "\n") }
     }
 
+    deinit {
+        w.pointee.release()
+        w.deinitialize(count: 1)
+        w.deallocate()
+    }
+
     private func append(_ s: String) {
-        buffer.append(contentsOf: s.utf8)
-        if buffer.count >= 1 << 16 { flush() }
+        var s = s
+        s.withUTF8 { w.pointee.append(UnsafeRawBufferPointer($0)) }
+        if w.pointee.count >= _TraceState.flushAt { flush() }
     }
 
     /// Hands what is buffered to the sink.
     public func flush() {
-        guard !failed, !buffer.isEmpty else { buffer.removeAll(keepingCapacity: true); return }
-        if !buffer.withUnsafeBytes({ sink($0) }) { failed = true }
-        buffer.removeAll(keepingCapacity: true)
+        let st = w
+        defer { st.pointee.count = 0 }
+        guard !st.pointee.failed, st.pointee.count > 0 else { return }
+        if !sink(UnsafeRawBufferPointer(start: st.pointee.buffer, count: st.pointee.count)) { st.pointee.failed = true }
     }
 
     func write(_ op: TallocTrace.Operation) {
-        operations += 1
-        append(op.line + "\n")
+        let st = w
+        st.pointee.operations += 1
+        switch op {
+        case let .new(id, parent, size): st.pointee.line("N", id, parent, size)
+        case let .pool(id, parent, capacity, site): st.pointee.line("P", id, parent, capacity, site: site)
+        case let .pooledObject(id, parent, size, count, bytes, site):
+            st.pointee.line("O", id, parent, size, count, bytes, site: site)
+        case let .external(id, parent, size): st.pointee.line("E", id, parent, size)
+        case let .realloc(id, size): st.pointee.line("R", id, size)
+        case let .free(id): st.pointee.line("F", id)
+        case let .freeChildren(id): st.pointee.line("C", id)
+        case let .steal(id, parent): st.pointee.line("S", id, parent)
+        case let .reparent(id, old, new): st.pointee.line("Y", id, old, new)
+        case let .reference(id, parent): st.pointee.line("L", id, parent)
+        case let .unlink(id, parent): st.pointee.line("U", id, parent)
+        case let .setName(id, length, child): st.pointee.line("A", id, length, child)
+        case let .memlimit(id, bytes): st.pointee.line("M", id, bytes)
+        }
+        if st.pointee.count >= _TraceState.flushAt { flush() }
     }
 
     // The numbers of contexts. `top` is the script's top level (the state's root): 0.
 
     /// A new number for the context at `body` (just made).
     func assign(_ body: UnsafeMutableRawPointer) -> Int {
-        let id = nextID
-        nextID += 1
-        ids[body] = id
+        let id = w.pointee.nextID
+        w.pointee.nextID += 1
+        w.pointee.set(body, id)
         return id
     }
 
     /// The number of `c` (0 for `top` and for nil); a context never seen gets one now, written as an `E`.
     func id(_ c: TallocContext?, top: UnsafeMutableRawPointer) -> Int {
         guard let c, c.unsafePointer != top else { return 0 }
-        if let id = ids[c.unsafePointer] { return id }
+        if let id = w.pointee.get(c.unsafePointer) { return id }
         let parent = id(c.parent, top: top)
         let id = assign(c.unsafePointer)
         write(.external(id: id, parent: parent, size: c.size))
@@ -209,11 +237,11 @@ public final class TallocTraceWriter {
 
     /// The context at `old` is now at `new` (a realloc moved it).
     func moved(from old: UnsafeMutableRawPointer, to new: UnsafeMutableRawPointer) {
-        guard old != new, let id = ids.removeValue(forKey: old) else { return }
-        ids[new] = id
+        guard old != new, let id = w.pointee.remove(old) else { return }
+        w.pointee.set(new, id)
     }
 
-    func forget(_ body: UnsafeMutableRawPointer) { ids.removeValue(forKey: body) }
+    func forget(_ body: UnsafeMutableRawPointer) { _ = w.pointee.remove(body) }
 
     // MARK: The writer of the calling thread
 
@@ -494,5 +522,159 @@ final class _Replay {
         } catch {
             return false
         }
+    }
+}
+
+/// The writer's buffer and its table of context numbers (see `TallocTraceWriter`).
+struct _TraceState {
+    static let flushAt = 1 << 16
+    var buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16 + 4096)
+    var capacity = 1 << 16 + 4096
+    var count = 0
+    var operations = 0
+    var failed = false
+    var nextID = 1
+    // open addressing, linear probing: keys are addresses (0 empty, 1 a removed entry), values numbers
+    var keys = UnsafeMutablePointer<UInt>.allocate(capacity: 1024)
+    var values = UnsafeMutablePointer<Int>.allocate(capacity: 1024)
+    var slots = 1024
+    var used = 0  // entries and removed entries
+
+    init() { keys.initialize(repeating: 0, count: slots) }
+
+    mutating func release() {
+        buffer.deallocate()
+        keys.deallocate()
+        values.deallocate()
+    }
+
+    mutating func reserve(_ n: Int) {
+        if count + n <= capacity { return }
+        var cap = capacity * 2
+        while cap < count + n { cap *= 2 }
+        let b = UnsafeMutablePointer<UInt8>.allocate(capacity: cap)
+        b.update(from: buffer, count: count)
+        buffer.deallocate()
+        buffer = b
+        capacity = cap
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        reserve(bytes.count)
+        if let base = bytes.baseAddress { (buffer + count).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count) }
+        count += bytes.count
+    }
+
+    @inline(__always)
+    mutating func byte(_ b: UInt8) {
+        buffer[count] = b
+        count += 1
+    }
+
+    /// " n" (n from 0 up).
+    @inline(__always)
+    mutating func number(_ n: Int) {
+        byte(0x20)
+        var v = UInt(max(n, 0))
+        var digits = 1
+        var t = v
+        while t >= 10 { t /= 10; digits += 1 }
+        count += digits
+        var at = count
+        repeat {
+            at -= 1
+            buffer[at] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+            v /= 10
+        } while v != 0
+    }
+
+    mutating func line(_ op: Unicode.Scalar, _ a: Int, _ b: Int? = nil, _ c: Int? = nil, _ d: Int? = nil, _ e: Int? = nil,
+                       site: String? = nil) {
+        reserve(6 * 21 + 2)
+        byte(UInt8(op.value))
+        number(a)
+        if let b { number(b) }
+        if let c { number(c) }
+        if let d { number(d) }
+        if let e { number(e) }
+        if var site {
+            byte(0x20)
+            site.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+            reserve(1)
+        }
+        byte(0x0A)
+    }
+
+    @inline(__always)
+    func slot(_ key: UInt) -> Int { Int(truncatingIfNeeded: ((key >> 4) &* 0x9E37_79B9_7F4A_7C15) >> 20) & (slots - 1) }
+
+    func get(_ p: UnsafeMutableRawPointer) -> Int? {
+        let key = UInt(bitPattern: p)
+        var i = slot(key)
+        while true {
+            let k = keys[i]
+            if k == key { return values[i] }
+            if k == 0 { return nil }
+            i = (i + 1) & (slots - 1)
+        }
+    }
+
+    mutating func set(_ p: UnsafeMutableRawPointer, _ value: Int) {
+        if (used + 1) * 2 > slots { grow() }
+        let key = UInt(bitPattern: p)
+        var i = slot(key)
+        var free: Int? = nil
+        while true {
+            let k = keys[i]
+            if k == key { values[i] = value; return }
+            if k == 1 && free == nil { free = i }
+            if k == 0 { break }
+            i = (i + 1) & (slots - 1)
+        }
+        if let free { i = free } else { used += 1 }
+        keys[i] = key
+        values[i] = value
+    }
+
+    mutating func remove(_ p: UnsafeMutableRawPointer) -> Int? {
+        let key = UInt(bitPattern: p)
+        var i = slot(key)
+        while true {
+            let k = keys[i]
+            if k == key {
+                keys[i] = 1
+                return values[i]
+            }
+            if k == 0 { return nil }
+            i = (i + 1) & (slots - 1)
+        }
+    }
+
+    mutating func grow() {
+        let (oldKeys, oldValues, oldSlots) = (keys, values, slots)
+        var live = 0
+        for i in 0..<oldSlots where oldKeys[i] > 1 { live += 1 }
+        slots = max(1024, (live * 4).nextPowerOf2)
+        keys = .allocate(capacity: slots)
+        keys.initialize(repeating: 0, count: slots)
+        values = .allocate(capacity: slots)
+        used = 0
+        for i in 0..<oldSlots where oldKeys[i] > 1 {
+            var j = slot(oldKeys[i])
+            while keys[j] != 0 { j = (j + 1) & (slots - 1) }
+            keys[j] = oldKeys[i]
+            values[j] = oldValues[i]
+            used += 1
+        }
+        oldKeys.deallocate()
+        oldValues.deallocate()
+    }
+}
+
+extension Int {
+    fileprivate var nextPowerOf2: Int {
+        var n = 1
+        while n < self { n <<= 1 }
+        return n
     }
 }

@@ -262,7 +262,18 @@ extension _Core {
 
     @inline(never)
     static func releaseSlow(_ tc: _Chunk, _ flags: UInt32) {
-        if _slowPath(flags & _Flag.poolStats != 0) { releasingCounted(tc, flags) }
+        if _slowPath(flags & _Flag.poolStats != 0) {
+            if flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit | _Flag.pool | _Flag.poolMem)
+                == _Flag.poolMem && tc.pointee.extra == nil {
+                // A plain member of a pool with statistics: the fast path's work, counted.
+                _Invariants.died(tc)
+                tc.pointee.flags = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
+                tc.pointee.name = nil
+                releasePoolMemCounted(tc, isPool: false)
+                return
+            }
+            releasingCounted(tc, flags)
+        }
         if flags & _Flag.reference != 0 { detachHandle(tc) }
         if flags & _Flag.hasLimit != 0, let e = tc.pointee.extra, e.pointee.pinnedPools != nil {
             handOverPinnedPools(of: tc, e)

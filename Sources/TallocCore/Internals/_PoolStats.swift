@@ -69,14 +69,15 @@ struct _PoolStats {
     var diverged = false
     /// Spills of this pool not known to be gone.
     var liveSpills = 0
-    var recentCount = 0
+    /// Where the next recent carve of V is noted (the slots are a ring: the oldest note goes).
+    var recentNext = 0
     /// The recorder (`TallocPoolRecorder`, retained) told when the pool goes, or nil.
     var recorder: UnsafeMutableRawPointer? = nil
     /// The recorder's number for this pool (creation order), and its site.
     var serial = 0
     var site: Int32 = -1
 
-    /// How many recent carves of V the record keeps.
+    /// How many recent carves of V the record keeps (a power of 2).
     static let recentCapacity = 8
     /// What one record takes from malloc (the record and its recent carves).
     static var byteCount: Int { MemoryLayout<_PoolStats>.stride + recentCapacity * MemoryLayout<_VirtualCarve>.stride }
@@ -94,6 +95,7 @@ struct _PoolStats {
         let s = raw.bindMemory(to: _PoolStats.self, capacity: 1)
         let end = pool.poolHeader.end
         s.initialize(to: _PoolStats(peakEnd: end, vEnd: end, vPeak: end))
+        s.recent.initialize(repeating: _VirtualCarve(chunk: nil, offset: 0, span: 0), count: recentCapacity)
         return s
     }
 
@@ -125,24 +127,26 @@ extension UnsafeMutablePointer where Pointee == _PoolStats {
         (UnsafeMutableRawPointer(self) + MemoryLayout<_PoolStats>.stride).assumingMemoryBound(to: _VirtualCarve.self)
     }
 
+    @inline(__always)
     func recentIndex(of tc: _Chunk) -> Int? {
-        for i in 0..<pointee.recentCount where recent[i].chunk == tc { return i }
+        let r = recent
+        for i in 0..<_PoolStats.recentCapacity where r[i].chunk == tc { return i }
         return nil
     }
 
-    func removeRecent(at i: Int) {
-        let n = pointee.recentCount
-        var j = i
-        while j + 1 < n { recent[j] = recent[j + 1]; j += 1 }
-        pointee.recentCount = n - 1
+    @inline(__always)
+    func removeRecent(at i: Int) { recent[i].chunk = nil }
+
+    /// Notes a carve of V (the newest) in place of the oldest note.
+    @inline(__always)
+    func pushRecent(_ tc: _Chunk, offset: Int, span: Int) {
+        let i = pointee.recentNext
+        recent[i] = _VirtualCarve(chunk: tc, offset: UInt32(truncatingIfNeeded: offset), span: UInt32(truncatingIfNeeded: span))
+        pointee.recentNext = (i &+ 1) & (_PoolStats.recentCapacity &- 1)
     }
 
-    /// Notes a carve of V (the newest); the oldest note goes when the list is full.
-    func pushRecent(_ tc: _Chunk, offset: Int, span: Int) {
-        if pointee.recentCount == _PoolStats.recentCapacity { removeRecent(at: 0) }
-        recent[pointee.recentCount] = _VirtualCarve(chunk: tc, offset: UInt32(truncatingIfNeeded: offset),
-                                                    span: UInt32(truncatingIfNeeded: span))
-        pointee.recentCount += 1
+    func clearRecent() {
+        for i in 0..<_PoolStats.recentCapacity { recent[i].chunk = nil }
     }
 
     /// A carve of `span` bytes at V's end for `tc`.
@@ -195,7 +199,7 @@ extension UnsafeMutablePointer where Pointee == _PoolStats {
     func convergeIfEmpty(_ pool: _Chunk) {
         guard pointee.diverged, pointee.liveSpills == 0, pool.poolHeader.members == 0 else { return }
         pointee.diverged = false
-        pointee.recentCount = 0
+        clearRecent()
         pointee.vEnd = pool.poolHeader.end
     }
 
@@ -257,13 +261,9 @@ extension UnsafeMutablePointer where Pointee == _PoolStats {
     }
 
     /// Member `tc` (taking `span` bytes) left `pool` for good (freed, or a nested pool's block gone).
-    /// While the pool itself is being freed, its members' frees leave no holes, reclaims or resets worth
-    /// counting: they are its teardown.
+    /// Not called while the pool itself is being freed: its members' frees are then its teardown, whose
+    /// holes, reclaims and resets are not worth counting (`releasePoolMemCounted`).
     func memberFreed(_ pool: _Chunk, _ tc: _Chunk, span: Int, isPool: Bool, _ outcome: _PoolRelease) {
-        if pool.pointee.flags & _Flag.loop != 0 {
-            pointee.liveBytes -= span
-            return
-        }
         countRelease(outcome, span: span, isPool: isPool)
         if pointee.diverged {
             leaveVirtually(tc, reclaimable: !isPool)
@@ -376,7 +376,8 @@ extension _Core {
     /// `releasePoolMem` for a chunk with `_Flag.poolStats`, counted in its pool's statistics.
     static func releasePoolMemCounted(_ tc: _Chunk, isPool: Bool) {
         let pool = tc.carvingPool
-        guard let s = _PoolStats.of(pool) else {
+        // While the pool itself is being freed its members' frees are its teardown (see `memberFreed`).
+        guard pool.pointee.flags & _Flag.loop == 0, let s = _PoolStats.of(pool) else {
             releasePoolMem(tc, isPool: isPool)
             return
         }
