@@ -94,13 +94,20 @@ enum PoolStatistics {
         guard let st = c.poolStatistics else { return nil }
         var members: [PinningMember] = []
         if st.isFreed {
-            for m in c.livePoolMembers() where Handles.isVisible(f.S, m) {
-                if members.count == listedMembers { break }
-                let parent = Handles.visibleParent(f.S, m, Handles.cell(of: m, f.S)).map { Names.bytes($0) }
-                members.append(PinningMember(name: Names.bytes(m), size: m.size, parent: parent))
+            // At most `listedMembers`, each name cut at `TallocPoolRecorder.Member.nameLimit` bytes: the
+            // copies are the program's until they are pushed (then Lua's, charged).
+            for m in c.livePoolMembers(limit: listedMembers, where: { Handles.isVisible(f.S, $0) }) {
+                let parent = Handles.visibleParent(f.S, m, Handles.cell(of: m, f.S)).map { reportName($0) }
+                members.append(PinningMember(name: reportName(m), size: m.size, parent: parent))
             }
         }
         return (st, members)
+    }
+
+    /// A name as pool_stats lists it: at most `TallocPoolRecorder.Member.nameLimit` bytes, "..." where cut.
+    static func reportName(_ c: TallocContext) -> [UInt8] {
+        let (bytes, truncated) = c.nameBytes(prefix: TallocPoolRecorder.Member.nameLimit)
+        return truncated ? bytes + Array("...".utf8) : bytes
     }
 
     /// nil and why there are no statistics for the context at index 1 (the caller checked it is live).

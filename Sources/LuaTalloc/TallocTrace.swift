@@ -25,7 +25,7 @@
 //     A id length child                   talloc_set_name: a name of `length` bytes, in a new ".name" chunk `child`
 //     M id bytes                          talloc_set_memlimit
 //
-// A site is the rest of its line (a file name may hold spaces). What a trace does not hold: the bytes a
+// A site is the rest of its line (a file name may hold spaces; a line break in it is written as "?"). What a trace does not hold: the bytes a
 // script wrote, names other than their lengths, and Lua destructors (a replayed free never runs one, so
 // a free a destructor refused is not in the trace, and one it allowed replays as allowed).
 
@@ -242,6 +242,9 @@ public final class TallocTraceWriter {
     }
 
     func forget(_ body: UnsafeMutableRawPointer) { _ = w.pointee.remove(body) }
+
+    /// The number of the context at `body`, if it has one (tests).
+    func peek(_ body: UnsafeMutableRawPointer) -> Int? { w.pointee.get(body) }
 
     // MARK: The writer of the calling thread
 
@@ -599,7 +602,10 @@ struct _TraceState {
         if let e { number(e) }
         if var site {
             byte(0x20)
+            let start = count
             site.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+            // A chunk name ("=..." or "@...") may hold a line break: it would end the line early.
+            for i in start..<count where buffer[i] == 0x0A || buffer[i] == 0x0D { buffer[i] = 0x3F }
             reserve(1)
         }
         byte(0x0A)

@@ -134,6 +134,9 @@ public final class TallocPoolRecorder {
         public var size: Int
         /// The name of its parent (where it was stolen to), or nil at the top level.
         public var parentName: String?
+
+        /// Names longer than this many bytes are cut (and end in "...") where a recorder keeps them.
+        public static let nameLimit = 256
     }
 
     /// A pool freed while members were alive: which ones.
@@ -373,16 +376,18 @@ extension TallocContext {
     /// `poolStatistics` read as advice.
     public var poolAdvice: TallocPoolAdvice? { poolStatistics.map(TallocPoolAdvice.init) }
 
-    /// The live members of the pool this context is or was carved from, in address order (at most
-    /// `limit`): for a freed pool, the members that pin it. Empty when the context is not pool memory.
-    /// O(carved chunks); reads only what TallocCore wrote (the pool walk).
-    public func livePoolMembers(limit: Int = .max) -> [TallocContext] {
+    /// The live members of the pool this context is or was carved from, in address order, that
+    /// `include` accepts (at most `limit`): for a freed pool, the members that pin it. Empty when the
+    /// context is not pool memory. Stops at the `limit`th; O(carved chunks) before it; reads only what
+    /// TallocCore wrote (the pool walk).
+    public func livePoolMembers(limit: Int = .max, where include: (TallocContext) -> Bool = { _ in true }) -> [TallocContext] {
         let tc = chunk
         let pool: _Chunk
         if tc.isPool { pool = tc } else if tc.isPoolMem { pool = tc.carvingPool } else { return [] }
         var out: [TallocContext] = []
+        guard limit > 0 else { return out }
         _ = _PoolWalk.walk(pool) { seg in
-            if seg.kind == .header, let m = seg.member {
+            if seg.kind == .header, let m = seg.member, include(m) {
                 out.append(m)
                 if out.count >= limit { return false }
             }
@@ -391,11 +396,35 @@ extension TallocContext {
         return out
     }
 
+    /// The first `limit` bytes of the name (all of it when shorter), and whether there was more: a
+    /// bounded copy, for reports that list names they do not own.
+    public func nameBytes(prefix limit: Int) -> (bytes: [UInt8], truncated: Bool) {
+        var out: [UInt8] = []
+        var truncated = false
+        _ = _Walk.forEachNamePiece(chunk) { piece in
+            let room = limit - out.count
+            if piece.count > room {
+                out.append(contentsOf: piece.prefix(max(room, 0)))
+                truncated = true
+                return false
+            }
+            out.append(contentsOf: piece)
+            return true
+        }
+        return (out, truncated)
+    }
+
+    /// A name for a report: at most `TallocPoolRecorder.Member.nameLimit` bytes, "..." where it was cut.
+    static func reportName(_ c: _Chunk) -> String {
+        let (bytes, truncated) = TallocContext(chunk: c).nameBytes(prefix: TallocPoolRecorder.Member.nameLimit)
+        return String(decoding: bytes, as: UTF8.self) + (truncated ? "..." : "")
+    }
+
     static func liveMembers(of pool: _Chunk, limit: Int) -> [TallocPoolRecorder.Member] {
         TallocContext(chunk: pool).livePoolMembers(limit: limit).map { m in
             let c = m.chunk
-            return TallocPoolRecorder.Member(name: _Walk.name(c), size: Int(c.pointee.size),
-                                             parentName: c.pointee.parent.map { _Walk.name($0) })
+            return TallocPoolRecorder.Member(name: reportName(c), size: Int(c.pointee.size),
+                                             parentName: c.pointee.parent.map { reportName($0) })
         }
     }
 

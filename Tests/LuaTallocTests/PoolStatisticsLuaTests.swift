@@ -4,7 +4,7 @@
 // Issue 15: talloc.pool_stats and talloc.pool_advice, their errors and their memory, and a trace that
 // replays to the statistics of the live run.
 
-import LuaTalloc
+@testable import LuaTalloc
 import TallocCore
 import Testing
 
@@ -59,6 +59,38 @@ struct PoolStatisticsLuaTests {
             local adv, why = talloc.pool_advice(keep)
             assert(adv == nil and why == "the pool was freed (its statistics ended with it)")
             """)
+    }
+
+    @Test("the pinning members listed are bounded: at most 16, names cut at 256 bytes; all are counted")
+    func pinnedListIsBounded() {
+        lua("""
+            local outside = talloc.new(nil, "outside")
+            local p = talloc.pool(nil, 64 * 1024)
+            local keep = {}
+            for i = 1, 20 do keep[i] = talloc.size(p, 8); talloc.steal(outside, keep[i]) end
+            talloc.set_name(keep[1], string.rep("n", 100000))
+            talloc.set_name(outside, string.rep("o", 300))
+            talloc.free(p)
+            local s = talloc.pool_stats(keep[1])
+            assert(s.freed and s.pinning_members == 20 and #s.pinned_by == 16, #s.pinned_by)
+            assert(s.pinned_by[1].name == string.rep("n", 256) .. "...", #s.pinned_by[1].name)
+            assert(s.pinned_by[1].parent == string.rep("o", 256) .. "...")
+            assert(#s.pinned_by[2].name < 256 and s.pinned_by[2].parent == string.rep("o", 256) .. "...")
+            """)
+        let recorder = TallocPoolRecorder()
+        TallocPoolRecorder.current = recorder
+        defer { TallocPoolRecorder.current = nil }
+        lua("""
+            local outside = talloc.new(nil, "outside")
+            local p = talloc.pool(nil, 1024)
+            local k = talloc.size(p, 8)
+            talloc.set_name(k, string.rep("k", 5000))
+            talloc.steal(outside, k)
+            talloc.free(p)
+            """)
+        let pin = recorder.sites.first?.pins.first
+        #expect(pin?.members.first?.name == String(repeating: "k", count: 256) + "...")
+        #expect(pin?.members.first?.parentName == "outside")
     }
 
     @Test("bad arguments and freed contexts are Lua errors; a context not in a pool gives nil and why")
@@ -234,6 +266,56 @@ struct TraceReplayTests {
         } catch {
             #expect(error.line == 3)
         }
+    }
+
+    @Test("the writer's bytes are the operations' lines: every kind, numbers of every length, sites with line breaks")
+    func writerWritesTheLines() throws {
+        var ops: [TallocTrace.Operation] = [
+            .new(id: 1, parent: 0, size: 5), .pool(id: 2, parent: 1, capacity: 1024, site: "a file.lua:12"),
+            .pool(id: 3, parent: 0, capacity: 0, site: nil),
+            .pooledObject(id: 4, parent: 2, size: 8, count: 2, bytes: 30, site: "x:1"), .external(id: 5, parent: 0, size: 7),
+            .realloc(id: 1, size: 9), .free(id: 1), .freeChildren(id: 2), .steal(id: 4, parent: 0),
+            .reparent(id: 4, old: 0, new: 5), .reference(id: 5, parent: 2), .unlink(id: 5, parent: 2),
+            .setName(id: 2, length: 3, child: 6), .memlimit(id: 5, bytes: 100),
+        ]
+        var n = 1
+        for _ in 0..<18 { ops.append(.new(id: n - 1, parent: n, size: n + 1)); n *= 10 }
+        ops.append(.reparent(id: Int.max, old: Int.max - 1, new: 9_999_999_999))
+        // enough lines to flush the 64 KiB buffer a few times
+        for i in 0..<20_000 { ops.append(.pooledObject(id: i, parent: i / 2, size: i % 977, count: i % 3, bytes: i * 7, site: "s:\(i)")) }
+        var text: [UInt8] = []
+        let writer = TallocTraceWriter(sink: { text.append(contentsOf: $0); return true }, comment: "two\nlines")
+        for op in ops { writer.write(op) }
+        writer.write(.pool(id: 9, parent: 0, capacity: 64, site: "=a\nF 1\r:3"))
+        writer.flush()
+        #expect(writer.operations == ops.count + 1 && !writer.failed)
+        let parsed = try TallocTrace.parse(String(decoding: text, as: UTF8.self))
+        #expect(Array(parsed.dropLast()) == ops)
+        #expect(parsed.last == .pool(id: 9, parent: 0, capacity: 64, site: "=a?F 1?:3"))
+    }
+
+    @Test("the writer's table of context numbers: growth, removals and moves keep every number")
+    func writerNumbersContexts() {
+        let writer = TallocTraceWriter(sink: { _ in true })
+        let blocks = (0..<50_000).map { _ in UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16) }
+        defer { for b in blocks { b.deallocate() } }
+        var expected: [Int] = []
+        for b in blocks { expected.append(writer.assign(b)) }
+        #expect(expected == Array(1...blocks.count))
+        for i in stride(from: 0, to: blocks.count, by: 2) { writer.forget(blocks[i]) }
+        for i in stride(from: 1, to: blocks.count - 1, by: 4) { writer.moved(from: blocks[i], to: blocks[i - 1]) }
+        var ok = true
+        for i in 0..<blocks.count {
+            let want: Int? = i % 2 == 1 ? (i % 4 == 1 && i < blocks.count - 1 ? nil : i + 1) : (i % 4 == 0 && i + 1 < blocks.count - 1 ? i + 2 : nil)
+            if writer.peek(blocks[i]) != want { ok = false; break }
+        }
+        #expect(ok)
+        // numbers are never reused, and a sink that refuses ends the trace
+        #expect(writer.assign(blocks[0]) == blocks.count + 1)
+        let refusing = TallocTraceWriter(sink: { _ in false })
+        refusing.write(.free(id: 1))
+        refusing.flush()
+        #expect(refusing.failed)
     }
 
     @Test("a trace that does not hold together replays what it can")
