@@ -17,7 +17,8 @@ public enum PoolReport {
         return out
     }
 
-    static func plural(_ n: Int, _ one: String, _ many: String? = nil) -> String {
+    /// "1 spill", "2 spills".
+    public static func plural(_ n: Int, _ one: String, _ many: String? = nil) -> String {
         "\(n) " + (n == 1 ? one : (many ?? one + "s"))
     }
 

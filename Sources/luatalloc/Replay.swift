@@ -50,8 +50,8 @@ func runReplay(_ path: CArgument, capacity: PoolCapacity?, progname: CArgument) 
         let first = TallocTrace.replay(ops)
         result = TallocTrace.replay(ops, capacity: .perPool(first.advisedCapacities))
         out += "replay of \(path.text), each pool at the capacity its advice gave (a first replay at the recorded "
-            + "capacities: peak \(first.peakBytes) bytes, \(first.mallocs) mallocs, "
-            + "\(first.pools.reduce(0) { $0 + $1.spills }) spills)\n"
+            + "capacities: peak \(first.peakBytes) bytes, \(PoolReport.plural(first.mallocs, "malloc")), "
+            + "\(PoolReport.plural(first.pools.reduce(0) { $0 + $1.spills }, "spill")))\n"
     }
     out += summary(result)
     out += PoolReport.text(result.sites, title: "pools")

@@ -58,6 +58,27 @@ struct PoolOptionTests {
         #expect(atExit == RunResult(stdout: "", stderr: "", status: 0))
     }
 
+    @Test("the README's pool advice and pool report are what luatalloc prints for its example")
+    func readmeExample() throws {
+        let readme = try String(contentsOf: ScriptFiles.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.components(separatedBy: "## Sizing pools and finding pinned pools").dropFirst().first)
+        // the fenced blocks of the section: the script, the advice it prints, the stderr of -W --pool-report
+        let blocks = section.components(separatedBy: "```").enumerated().filter { $0.offset % 2 == 1 }.map { block in
+            String(block.element.drop { $0 != "\n" }.dropFirst())
+        }
+        try #require(blocks.count >= 3)
+        // short: Lua cuts a longer script path in its positions ("...")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("r" + UUID().uuidString.prefix(8)).path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = dir + "/demo.lua"
+        try Data(blocks[0].utf8).write(to: URL(fileURLWithPath: script))
+        let result = try runLuatalloc(["-W", "--pool-report", script])
+        #expect(result.status == 0)
+        #expect(result.stdout == blocks[1], "\(result.stdout)")
+        #expect(result.stderr.replacingOccurrences(of: script, with: "demo.lua") == blocks[2], "\(result.stderr)")
+    }
+
     func temporaryPath(_ suffix: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("pool-\(UUID().uuidString)\(suffix)").path
     }
