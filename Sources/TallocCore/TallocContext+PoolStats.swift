@@ -187,6 +187,12 @@ public final class TallocPoolRecorder {
         public static let pinLimit = 8
     }
 
+    /// How many pins (with their members' names) the recorder keeps over all its sites; further pinned
+    /// pools are only counted. With `Site.pinLimit`, `Pin.memberLimit` and `Member.nameLimit`, this bounds
+    /// what a script can make the recorder keep.
+    public static let pinTotalLimit = 256
+    private var keptPins = 0
+
     /// How many distinct sites are kept; the pools of further sites are summed under "(other sites)".
     public let siteLimit: Int
 
@@ -250,7 +256,10 @@ public final class TallocPoolRecorder {
             pin = Pin(serial: serial, site: s.name, capacity: st.capacity, pinnedBytes: st.pinnedBytes,
                       members: members, memberCount: st.pinningMembers, atExit: isClosing)
             if !isClosing { s.pinned += 1 }
-            if s.pins.count < Site.pinLimit { s.pins.append(pin!) }
+            if s.pins.count < Site.pinLimit && keptPins < TallocPoolRecorder.pinTotalLimit {
+                s.pins.append(pin!)
+                keptPins += 1
+            }
         }
         sites[i] = s
         if let pin, !isClosing, let onPinned { onPinned(pin) }

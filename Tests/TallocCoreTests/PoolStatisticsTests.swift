@@ -142,6 +142,30 @@ import Testing
         #expect(recorder.poolCount == 1)
     }
 
+    @Test("what a recorder keeps is bounded: pins over all sites, members per pin, names cut at 256 bytes")
+    func recorderIsBounded() throws {
+        let recorder = TallocPoolRecorder()
+        let outside = try TallocContext.new(parent: nil, name: "outside")
+        defer { try? outside.free() }
+        let sites = TallocPoolRecorder.pinTotalLimit / TallocPoolRecorder.Site.pinLimit + 10
+        for i in 0..<sites {
+            for _ in 0..<TallocPoolRecorder.Site.pinLimit + 1 {
+                let pool = try TallocContext.pool(parent: nil, capacity: 16384, statistics: true, recorder: recorder, site: "s:\(i)")
+                for _ in 0..<20 {
+                    let m = try TallocContext.strdup(parent: pool, String(repeating: "m", count: 300))
+                    try m.steal(to: outside)
+                }
+                try pool.free()
+            }
+        }
+        let kept = recorder.sites.reduce(0) { $0 + $1.pins.count }
+        let pinned = recorder.sites.reduce(0) { $0 + $1.pinned }
+        #expect(kept == TallocPoolRecorder.pinTotalLimit && pinned == sites * (TallocPoolRecorder.Site.pinLimit + 1))
+        let pin = try #require(recorder.sites.first?.pins.first)
+        #expect(pin.memberCount == 20 && pin.members.count == TallocPoolRecorder.Pin.memberLimit)
+        #expect(pin.members.allSatisfy { $0.name == String(repeating: "m", count: 256) + "..." })
+    }
+
     @Test("pools freed while closing are alive at exit, not pinned; no callback")
     func closing() throws {
         let recorder = TallocPoolRecorder()
