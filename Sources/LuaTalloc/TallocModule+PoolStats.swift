@@ -110,6 +110,16 @@ enum PoolStatistics {
         return truncated ? bytes + Array("...".utf8) : bytes
     }
 
+    /// The context in argument 1 of pool_stats and pool_advice; a freed one is "bad argument #1 to
+    /// 'pool_stats' (attempt to use a freed talloc context ('NAME'))" (Lua names the function).
+    static func argument(_ f: Frame, _ out: Out) -> TallocContext? {
+        if let cell = ltc_tocell_in(f.L, 1, f.meta), cell.pointee.body == nil {
+            _ = out.argError(1, "attempt to use a freed talloc context (" + String(decoding: Handles.freedName(cell), as: UTF8.self) + ")")
+            return nil
+        }
+        return Handles.context(f, out, 1)
+    }
+
     /// nil and why there are no statistics for the context at index 1 (the caller checked it is live).
     static func noStatistics(_ L: LuaState, _ c: TallocContext) -> Int32 {
         lua_pushnil(L)
@@ -135,7 +145,7 @@ enum PoolStatistics {
     /// when c is not pool memory or its pool keeps none.
     static let stats: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
-        guard let c = Handles.context(f, out, 1) else { return 0 }
+        guard let c = argument(f, out) else { return 0 }
         guard let (st, members) = statistics(f, c) else { return noStatistics(L, c) }
         guard clua_createtable(L, 0, 24) == LUA_OK else { return out.rethrow() }
         let ok = setIntegers(L, [
@@ -169,7 +179,7 @@ enum PoolStatistics {
     /// there are no statistics, or the pool was freed (its counters ended with it).
     static let advice: clua_Body = { L, out in
         let f = ModuleState.frame(L, out)
-        guard let c = Handles.context(f, out, 1) else { return 0 }
+        guard let c = argument(f, out) else { return 0 }
         guard let st = c.poolStatistics else { return noStatistics(L, c) }
         if st.isFreed {
             lua_pushnil(L)

@@ -98,7 +98,9 @@ struct PoolStatisticsLuaTests {
         #expect(luaError("talloc.pool_stats()")?.contains("bad argument #1 to 'pool_stats' (talloc.context expected, got no value)") == true)
         #expect(luaError("talloc.pool_advice(42)")?.contains("bad argument #1 to 'pool_advice' (talloc.context expected, got number)") == true)
         #expect(luaError("local p = talloc.pool(nil, 64); talloc.free(p); talloc.pool_stats(p)")?
-            .contains("attempt to use a freed talloc context ('UNNAMED')") == true)
+            .contains("bad argument #1 to 'pool_stats' (attempt to use a freed talloc context ('UNNAMED'))") == true)
+        #expect(luaError("local p = talloc.pool(nil, 64); talloc.set_name(p, 'mine'); talloc.free(p); p:pool_advice()")?
+            .contains("calling 'pool_advice' on bad self (attempt to use a freed talloc context ('mine'))") == true)
         lua("""
             local c = talloc.new()
             local s, why = talloc.pool_stats(c)
