@@ -82,7 +82,8 @@ extension TallocContext {
         defer { mutation.end() }
         // Inlined: a pool member with no side record growing where it is makes no call (W5's pool rows).
         var tried = false
-        if tc.pointee.flags & (_Flag.poolMem | _Flag.pool | _Flag.external | _Flag.loop | _Flag.inDestructor) == _Flag.poolMem,
+        if tc.pointee.flags & (_Flag.poolMem | _Flag.pool | _Flag.external | _Flag.loop | _Flag.inDestructor | _Flag.poolStats)
+            == _Flag.poolMem,
            tc.pointee.extra == nil, byteCount > Int(tc.pointee.size), byteCount < _maxSize {
             if let renamed = _Core.growInPlace(tc, size: byteCount) {
                 if renamed {

@@ -97,7 +97,8 @@ extension TallocContext {
     /// A new chunk of `size` bytes under `parent`. Inlinable for its two common cases: a parent in a pool
     /// with room gets a carved chunk with no call at all (W2, W3's pool rows); a parent that no pool or
     /// memory limit concerns gets a malloc'd one through one small call (W1). The rest (top level and
-    /// null tracking, memory limits, a full pool, a bad size, malloc failing) goes to `_makeElsewhere`.
+    /// null tracking, memory limits, a full pool, a pool that keeps statistics, a bad size, malloc failing)
+    /// goes to `_makeElsewhere`.
     @inlinable @inline(__always)
     static func make(_ parent: TallocContext?, _ size: Int) throws(TallocError) -> _Chunk {
         var mutation = _Mutation(parent)
@@ -105,10 +106,10 @@ extension TallocContext {
         let p = chunk(parent)
         var tc: _Chunk? = nil
         if let p, UInt(bitPattern: size) < UInt(_maxSize) {
-            let kind = p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit)
+            let kind = p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit | _Flag.poolStats)
             if kind == 0 {
                 tc = _mallocChild(of: p, size: size)
-            } else if kind & (_Flag.hasLimit | _Flag.underLimit) == 0 {
+            } else if kind & (_Flag.hasLimit | _Flag.underLimit | _Flag.poolStats) == 0 {
                 tc = _Core.carveChild(of: p, size: size, isPool: kind & _Flag.pool != 0)
             }
         }

@@ -61,6 +61,24 @@ struct Options {
     var report = false
     /// `--dot FILE`.
     var dotFile: CArgument? = nil
+    /// `--pool-report`.
+    var poolReport = false
+    /// `--trace FILE`.
+    var traceFile: CArgument? = nil
+    /// `--replay FILE`: no script, no Lua: the trace's operations on TallocCore.
+    var replayFile: CArgument? = nil
+    /// `--pool-capacity N|advice|none` (with `--replay`).
+    var poolCapacity: PoolCapacity? = nil
+}
+
+/// How `--replay` sizes pools (`--pool-capacity`).
+enum PoolCapacity: Equatable {
+    /// Every pool this many bytes.
+    case bytes(Int)
+    /// Each pool as the advice of a first replay says: the capacity that serves all its allocations.
+    case advice
+    /// No pools: each a plain context.
+    case none
 }
 
 /// Why a command line was refused; the message matches lua.c's `print_usage` where lua.c has one.
@@ -71,6 +89,10 @@ enum OptionError {
     case unrecognized(String)
     /// `invalid size '12Q' for '--memlimit'`
     case invalidSize(option: String, value: String)
+    /// `invalid capacity 'x' for '--pool-capacity'`
+    case invalidCapacity(String)
+    /// Options that do not go together (the message says why).
+    case conflict(String)
 
     var message: String {
         switch self {
@@ -78,6 +100,10 @@ enum OptionError {
         case .unrecognized(let option): return "unrecognized option '\(option)'"
         case .invalidSize(let option, let value):
             return "invalid size '\(value)' for '\(option)' (a number of bytes, with an optional K, M or G suffix)"
+        case .invalidCapacity(let value):
+            return "invalid capacity '\(value)' for '--pool-capacity' (a number of bytes with an optional K, M or G suffix, 'advice' or 'none')"
+        case .conflict(let message):
+            return message
         }
     }
 }
@@ -95,6 +121,23 @@ private let dash = CChar(UInt8(ascii: "-"))
 /// script). Each of `-i -v -E -W` must stand alone; `-e` and `-l` take the rest of the argument or the
 /// next argument, which must not start with `-`.
 func collectArguments(_ arguments: [CArgument]) -> ParsedCommandLine {
+    let parsed = collectArgumentsInOrder(arguments)
+    guard case .run(let options) = parsed else { return parsed }
+    if options.poolCapacity != nil && options.replayFile == nil {
+        return .failure(.conflict("'--pool-capacity' resizes the pools of a replay: it needs '--replay FILE'"))
+    }
+    if options.replayFile != nil {
+        let runsLua = options.script < arguments.count || options.hasExecute || !options.actions.isEmpty
+            || options.interactive || options.traceFile != nil
+        if runsLua {
+            return .failure(.conflict("'--replay' runs a trace without Lua: it takes no script, '-e', '-l', '-i', '-W' or '--trace'"))
+        }
+    }
+    return parsed
+}
+
+/// `collectArguments` without the checks between options.
+private func collectArgumentsInOrder(_ arguments: [CArgument]) -> ParsedCommandLine {
     var options = Options()
     let argc = arguments.count
     var i = 1
@@ -147,6 +190,25 @@ func collectArguments(_ arguments: [CArgument]) -> ParsedCommandLine {
                 options.dotFile = value
             case "--report" where attached == nil:
                 options.report = true
+            case "--pool-report" where attached == nil:
+                options.poolReport = true
+            case "--trace", "--replay":
+                guard let value = parameter(attached: attached, option: name), value.count > 0 else {
+                    return .failure(.needsArgument(name))
+                }
+                if name == "--trace" { options.traceFile = value } else { options.replayFile = value }
+            case "--pool-capacity":
+                guard let value = parameter(attached: attached, option: name) else {
+                    return .failure(.needsArgument(name))
+                }
+                switch value.text {
+                case "advice": options.poolCapacity = .advice
+                case "none": options.poolCapacity = PoolCapacity.none
+                case "0": options.poolCapacity = .bytes(0)
+                default:
+                    guard let size = parseSize(value.text) else { return .failure(.invalidCapacity(value.text)) }
+                    options.poolCapacity = .bytes(size)
+                }
             case "--help" where attached == nil:
                 return .help
             default:
@@ -233,6 +295,16 @@ func usageText(progname: String) -> String {
           --report         print the talloc report of every context still alive
                            at exit (on stderr)
           --dot FILE       write the final talloc tree as Graphviz source to FILE
+          --pool-report    print at exit, on stderr, each site that made pools:
+                           capacity, peak, spills, advice, and the pools
+                           pinned by members stolen out of them (with -W, warn
+                           when a pool is pinned)
+          --trace FILE     record every talloc operation of the script in FILE
+          --replay FILE    replay a trace without the script (no Lua): peak
+                           memory, allocations and pool statistics, on stdout
+          --pool-capacity N|advice|none
+                           with --replay: every pool N bytes (K, M, G), each
+                           pool as its advice says, or no pools
           -h, --help       show this help and exit
 
         """

@@ -8,6 +8,8 @@
 import CLua
 import CLuaShims
 import Glibc
+import LuaTalloc
+import TallocCore
 
 /// Writes `text` to stderr and flushes it (lua.c's lua_writestringerror).
 func writeError(_ text: String) {
@@ -44,13 +46,44 @@ func luatallocMain() -> Int32 {
         options = parsed
     }
 
+    if let replayFile = options.replayFile {
+        return runReplay(replayFile, capacity: options.poolCapacity, progname: progname)
+    }
+
+    // Every pool the script makes records into this (the pool report, and -W's warning when a pool is
+    // pinned: a Lua warning, so warn("@on") in a script turns it on too).
+    let recorder = TallocPoolRecorder()
+    TallocPoolRecorder.current = recorder
+    var trace: (writer: TallocTraceWriter, file: UnsafeMutablePointer<FILE>)? = nil
+    if let traceFile = options.traceFile {
+        guard let file = traceFile.withCString({ fopen($0, "w") }) else {
+            writeError("\(progname.text): cannot open \(traceFile.text): \(String(cString: strerror(errno)))\n")
+            return EXIT_FAILURE
+        }
+        let script = options.script < arguments.count ? arguments[options.script].text : "(no script)"
+        let writer = TallocTraceWriter(sink: { piece in fwrite(piece.baseAddress, 1, piece.count, file) == piece.count },
+                                       comment: "luatalloc --trace of \(script)")
+        TallocTraceWriter.current = writer
+        trace = (writer, file)
+    }
+
     guard let L = hostMakeState(memoryLimit: options.memoryLimit) else {
         writeError("\(progname.text): cannot create state: not enough memory\n")
         return EXIT_FAILURE
     }
+    recorder.onPinned = { pin in lua_warning(L, PoolReport.warning(pin), 0) }
     let interpreter = Interpreter(state: L, arguments: arguments, options: options, progname: progname)
     var succeeded = interpreter.run()
     fflush(stdout)
+    if let (writer, file) = trace {
+        // what closing the state frees is not the script's doing: the trace ends here
+        TallocTraceWriter.current = nil
+        writer.flush()
+        if writer.failed || ferror(file) != 0 || fclose(file) != 0 {
+            writeError("\(progname.text): cannot write \(options.traceFile!.text): \(String(cString: strerror(errno)))\n")
+            succeeded = false
+        }
+    }
 
     if options.report {
         hostReport(L) { piece in fwrite(piece.baseAddress, 1, piece.count, stderr) == piece.count }
@@ -60,7 +93,13 @@ func luatallocMain() -> Int32 {
         writeError("\(progname.text): cannot write \(dotFile.text): \(reason)\n")
         succeeded = false
     }
+    recorder.isClosing = true
+    recorder.onPinned = nil
     hostCloseState(L)
+    TallocPoolRecorder.current = nil
+    if options.poolReport {
+        writeError(PoolReport.text(recorder.sites))
+    }
     return succeeded ? EXIT_SUCCESS : EXIT_FAILURE
 }
 

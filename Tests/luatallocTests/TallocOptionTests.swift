@@ -26,6 +26,16 @@ let expectedUsage = """
       --report         print the talloc report of every context still alive
                        at exit (on stderr)
       --dot FILE       write the final talloc tree as Graphviz source to FILE
+      --pool-report    print at exit, on stderr, each site that made pools:
+                       capacity, peak, spills, advice, and the pools
+                       pinned by members stolen out of them (with -W, warn
+                       when a pool is pinned)
+      --trace FILE     record every talloc operation of the script in FILE
+      --replay FILE    replay a trace without the script (no Lua): peak
+                       memory, allocations and pool statistics, on stdout
+      --pool-capacity N|advice|none
+                       with --replay: every pool N bytes (K, M, G), each
+                       pool as its advice says, or no pools
       -h, --help       show this help and exit
 
     """

@@ -170,7 +170,7 @@ func makeGroups(_ cfg: Config, _ inp: Inputs, execMode: Bool, w7Depth: Int?) -> 
         let m = Row("W2.malloc", impl: "malloc", variant: "malloc + free each", unit: "alloc", opsPerIter: n,
                     iters: 20, callgrindIters: 200) { cb_w2_malloc($0) }
         groups.append(Group("W2", "W2 — \(n) allocations of 16–64 B into one pool, then one free",
-                            reference: "W2.malloc", rows: coreRows("W2", cfg, inp) + [a, b, c, m]))
+                            reference: "W2.malloc", rows: coreRows("W2", cfg, inp) + poolStatisticsRows(inp) + [a, b, c, m]))
     }
 
     // W3 ---------------------------------------------------------------------------------------

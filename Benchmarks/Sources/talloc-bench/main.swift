@@ -5,6 +5,7 @@
 //   talloc-bench --list           the row ids
 //   talloc-bench --exec ID --iters N   run one row N iterations and exit (what callgrind runs)
 //   talloc-bench --check | --update-thresholds   instruction counts against Thresholds/ (ThresholdCheck.swift)
+//   talloc-bench replay FILE [--pool-capacity N|advice|none]   a luatalloc trace on both (Replay.swift)
 //
 // The report (markdown) goes to stdout, progress to stderr. See ../../README.md.
 // SPDX-License-Identifier: MIT
@@ -19,6 +20,10 @@ func usage() -> Never {
                talloc-bench --quick | --list | --exec ID --iters N
         """)
     exit(2)
+}
+
+if CommandLine.arguments.dropFirst().first == "replay" {  // talloc-bench replay FILE ...: Replay.swift
+    exit(replayMain(Array(CommandLine.arguments.dropFirst(2))))
 }
 
 var opt = Options()

@@ -60,7 +60,7 @@ extension _ChunkHeader {
     }
 }
 
-/// Flag bits in the low 15 bits of `flags`; the upper 17 bits hold the magic.
+/// Flag bits in the low 16 bits of `flags`; the upper 16 bits hold the magic.
 @usableFromInline
 enum _Flag {
     @usableFromInline static let free: UInt32 = 0x001
@@ -90,11 +90,17 @@ enum _Flag {
     /// `freeChildren` (talloc_free_children) is walking this chunk's children: user code running in
     /// their destructors may not free or move it (the walk holds its address), and its name child stays.
     @usableFromInline static let childrenBusy: UInt32 = 0x4000
+    /// A pool that keeps statistics, or a chunk whose pool (the one it was carved from, or, for a chunk
+    /// that did not fit, the one it was meant for) does: its allocations, frees, reallocs and steals
+    /// leave the inlined fast paths for the ones that count (`_PoolStats`). Set at creation, never on
+    /// chunks of pools without statistics, so those pay nothing: the fast paths test it in the same
+    /// mask as the memory-limit flags.
+    @usableFromInline static let poolStats: UInt32 = 0x8000
 
     /// A chunk that cannot be freed right now: being freed, in its destructor, or its children are.
     @usableFromInline static let busy: UInt32 = loop | inDestructor | childrenBusy
 
-    @usableFromInline static let mask: UInt32 = 0x7FFF
+    @usableFromInline static let mask: UInt32 = 0xFFFF
     @usableFromInline static let magicMask: UInt32 = ~mask
 }
 
@@ -111,9 +117,9 @@ func _align16(_ n: Int) -> Int { (n &+ 15) & ~15 }
 /// `swift_once` check costs ~20 instructions per allocation). A constant magic is easy to forge in user
 /// bytes, so nothing trusts it alone: the pool walk reads only positions TallocCore wrote while user code
 /// could not write there (see `_PoolWalk`), and the public entry points take only pointers to chunks.
-@usableFromInline let _magic: UInt32 = 0xA110_8000
+@usableFromInline let _magic: UInt32 = 0xA110_0000
 /// Freed chunks carry this non-random magic so a read after free cannot leak the real one (bug 13211).
-@usableFromInline let _magicFree: UInt32 = 0xE814_8000
+@usableFromInline let _magicFree: UInt32 = 0xE814_0000
 
 extension UnsafeMutablePointer where Pointee == _ChunkHeader {
     @inlinable @inline(__always)

@@ -40,7 +40,7 @@ extension _Core {
     @inline(__always) @usableFromInline
     static func allocate(_ parentIn: _Chunk?, size: Int, prefix: Int = 0) -> _Chunk? {
         let parent = _NullTracking.parent(parentIn)
-        if let p = parent, p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit) != 0 {
+        if let p = parent, p.pointee.flags & (_Flag.pool | _Flag.poolMem | _Flag.hasLimit | _Flag.underLimit | _Flag.poolStats) != 0 {
             if let tc = allocateInPool(p, size: size, prefix: prefix) { return tc }
             return allocateSlow(p, size: size, prefix: prefix)
         }
@@ -66,7 +66,7 @@ extension _Core {
     @inlinable @inline(__always)
     static func allocateInPool(_ p: _Chunk, size: Int, prefix: Int = 0) -> _Chunk? {
         let pf = p.pointee.flags
-        guard pf & (_Flag.pool | _Flag.poolMem) != 0, pf & (_Flag.hasLimit | _Flag.underLimit) == 0 else { return nil }
+        guard pf & (_Flag.pool | _Flag.poolMem) != 0, pf & (_Flag.hasLimit | _Flag.underLimit | _Flag.poolStats) == 0 else { return nil }
         return carveChild(of: p, size: size, prefix: prefix, isPool: pf & _Flag.pool != 0)
     }
 
@@ -78,13 +78,38 @@ extension _Core {
         return tc
     }
 
-    /// The same for a parent that is (or is carved from) a pool, or that a memory limit governs.
+    /// The same for a parent that is (or is carved from) a pool, or that a memory limit governs, or whose
+    /// pool keeps statistics.
     @inline(never)
     static func allocateSlow(_ p: _Chunk, size: Int, prefix: Int) -> _Chunk? {
+        if _slowPath(p.pointee.flags & _Flag.poolStats != 0) { return allocateForStatistics(p, size: size, prefix: prefix) }
         let inherited = inheritedLimitFlag(p)
         if let pool = pool(for: p), let tc = carve(from: pool, size: size, prefix: prefix, flags: inherited) {
             // Pool members cost their limits nothing: the pool was charged.
             linkAsNewest(tc, under: p)
+            return tc
+        }
+        return allocateOnHeap(p, size: size, prefix: prefix)
+    }
+
+    /// `allocateSlow` under a parent with `_Flag.poolStats`: counted in the statistics of its pool (or, for
+    /// a child of a spill, of the pool the spill was meant for).
+    @inline(never)
+    static func allocateForStatistics(_ p: _Chunk, size: Int, prefix: Int) -> _Chunk? {
+        let inherited = inheritedLimitFlag(p)
+        if let pool = pool(for: p) {
+            if let s = _PoolStats.of(pool) {
+                return allocateCounted(p, pool, s, size: size, prefix: prefix, inherited: inherited)
+            }
+            if let tc = carve(from: pool, size: size, prefix: prefix, flags: inherited) {
+                linkAsNewest(tc, under: p)
+                return tc
+            }
+        } else if p.pointee.poolOffset == _PoolStats.spillMark, let (_, s) = spillOrigin(p, including: true) {
+            // A child of a spill: in a pool big enough, its parent would be a member and it would be carved
+            // from the pool too; it counts as a spill.
+            guard let tc = allocateOnHeap(p, size: size, prefix: prefix) else { return nil }
+            s.spilledAllocation(tc, span: _span(size &+ prefix))
             return tc
         }
         return allocateOnHeap(p, size: size, prefix: prefix)

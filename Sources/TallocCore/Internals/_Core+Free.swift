@@ -276,7 +276,8 @@ extension _Core {
     @inline(__always)
     static func release(_ tc: _Chunk) {
         let flags = tc.pointee.flags
-        if _fastPath(flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit | _Flag.pool) == 0
+        if _fastPath(flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit | _Flag.pool
+                              | _Flag.poolStats) == 0
                      && tc.pointee.extra == nil) {
             // No side record, reference list, limit or pool of its own: stamp it freed (a double free then
             // reads "access after free") and give its bytes back, to malloc or to its pool. (Before free(),
@@ -298,6 +299,18 @@ extension _Core {
 
     @inline(never)
     static func releaseSlow(_ tc: _Chunk, _ flags: UInt32) {
+        if _slowPath(flags & _Flag.poolStats != 0) {
+            if flags & (_Flag.reference | _Flag.freeingChild | _Flag.hasLimit | _Flag.underLimit | _Flag.pool | _Flag.poolMem)
+                == _Flag.poolMem && tc.pointee.extra == nil {
+                // A plain member of a pool with statistics: the fast path's work, counted.
+                _Invariants.died(tc)
+                tc.pointee.flags = (flags & (_Flag.mask & ~_Flag.loop)) | _Flag.free | _magicFree
+                tc.pointee.name = nil
+                releasePoolMemCounted(tc, isPool: false)
+                return
+            }
+            releasingCounted(tc, flags)
+        }
         if flags & _Flag.reference != 0 { detachHandle(tc) }
         if flags & _Flag.hasLimit != 0, let e = tc.pointee.extra, e.pointee.pinnedPools != nil {
             handOverPinnedPools(of: tc, e)
@@ -331,14 +344,22 @@ extension _Core {
             }
             _Invariants.poolGone(tc)
             if flags & _Flag.poolMem != 0 {
-                releasePoolMem(tc, isPool: true)
+                if _slowPath(flags & _Flag.poolStats != 0) {
+                    releasePoolMemCounted(tc, isPool: true)
+                } else {
+                    releasePoolMem(tc, isPool: true)
+                }
             } else {
                 Glibc.free(UnsafeMutableRawPointer(tc) - _poolPrefixSize)
             }
             return
         }
         if flags & _Flag.poolMem != 0 {
-            releasePoolMem(tc, isPool: false)
+            if _slowPath(flags & _Flag.poolStats != 0) {
+                releasePoolMemCounted(tc, isPool: false)
+            } else {
+                releasePoolMem(tc, isPool: false)
+            }
             return
         }
         Glibc.free(UnsafeMutableRawPointer(tc))
@@ -364,21 +385,27 @@ extension _Core {
     /// _tc_free_poolmem: a chunk carved from a pool (already stamped freed) goes back to it. When only the
     /// pool is left the pool resets; when the pool was freed and this was its last member, the pool's
     /// block goes too (`releaseLastMember`); otherwise the last chunk carved is reclaimed.
-    @inline(__always)
-    static func releasePoolMem(_ tc: _Chunk, isPool: Bool) {
+    /// Returns what became of its bytes (pool statistics count it; the fast path ignores it).
+    @inline(__always) @discardableResult
+    static func releasePoolMem(_ tc: _Chunk, isPool: Bool) -> _PoolRelease {
         let pool = tc.carvingPool
         let hdr = pool.poolHeader
         if _slowPath(hdr.pointee.objectCount <= 1) {
             releaseLastMember(of: pool)
-            return
+            return .lastMember
         }
         if hdr.dropObject() == 1 && pool.pointee.flags & _Flag.free == 0 {
             hdr.reset()  // only the pool is left
-        } else if hdr.reclaim(offset: Int(tc.pointee.poolOffset), span: tc.span) && isPool {
-            // talloc's arithmetic reclaims a nested pool (only one of 0 bytes can end there) to its chunk
-            // header, past its prefix: the 16 bytes left in front become a marked hole.
-            pool.markHole(at: Int(tc.pointee.poolOffset) - _poolPrefixSize, length: _poolPrefixSize)
+            return .reset
+        } else if hdr.reclaim(offset: Int(tc.pointee.poolOffset), span: tc.span) {
+            if isPool {
+                // talloc's arithmetic reclaims a nested pool (only one of 0 bytes can end there) to its chunk
+                // header, past its prefix: the 16 bytes left in front become a marked hole.
+                pool.markHole(at: Int(tc.pointee.poolOffset) - _poolPrefixSize, length: _poolPrefixSize)
+            }
+            return .reclaimed
         }
+        return .hole
     }
 
     /// The last member of `pool`, which was freed already, is gone: the pool's block goes back to malloc,
@@ -399,7 +426,11 @@ extension _Core {
             // A nested pool's block is a member of its outer pool.
             let outer = pool.carvingPool
             if outer.poolHeader.pointee.objectCount > 1 {
-                releasePoolMem(pool, isPool: true)
+                if _slowPath(pool.pointee.flags & _Flag.poolStats != 0) {
+                    releasePoolMemCounted(pool, isPool: true)
+                } else {
+                    releasePoolMem(pool, isPool: true)
+                }
                 return
             }
             pool = outer

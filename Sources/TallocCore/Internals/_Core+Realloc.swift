@@ -30,6 +30,51 @@ extension _Core {
     /// tried `growInPlace` already, and it said the chunk must move.
     @inline(__always)
     static func reallocate(_ tc: _Chunk, size: Int, grownInPlace: Bool) -> (chunk: _Chunk?, moved: Bool, failure: ReallocFailure) {
+        if _slowPath(tc.pointee.flags & _Flag.poolStats != 0) {
+            return reallocateCounted(tc, size: size, grownInPlace: grownInPlace)
+        }
+        return reallocateUncounted(tc, size: size, grownInPlace: grownInPlace)
+    }
+
+    /// `reallocate` for a member or a spill of a pool with statistics: the same, then counted.
+    @inline(never)
+    static func reallocateCounted(_ tc: _Chunk, size: Int, grownInPlace: Bool) -> (chunk: _Chunk?, moved: Bool, failure: ReallocFailure) {
+        if tc.pointee.flags & _Flag.poolMem == 0 {
+            let origin = tc.pointee.poolOffset == _PoolStats.spillMark ? spillOrigin(tc) : nil
+            let r = reallocateUncounted(tc, size: size, grownInPlace: grownInPlace)
+            if let moved = r.chunk, let (_, s) = origin { s.spillResized(from: tc, to: moved, newSpan: _span(size)) }
+            return r
+        }
+        let pool = tc.carvingPool
+        guard let s = _PoolStats.of(pool), tc.pointee.flags & (_Flag.pool | _Flag.external | _Flag.busy) == 0,
+              tc.refs == nil else {
+            return reallocateUncounted(tc, size: size, grownInPlace: grownInPlace)
+        }
+        let hdr = pool.poolHeader
+        let oldSpan = tc.span
+        let offset = Int(tc.pointee.poolOffset)
+        let wasLast = hdr.isLast(offset: offset, span: oldSpan)
+        let wasOnly = hdr.members == 1
+        let r = reallocateUncounted(tc, size: size, grownInPlace: grownInPlace)
+        guard let moved = r.chunk else { return r }
+        let newSpan = _span(size)
+        if moved == tc {
+            s.memberResized(pool, tc, oldSpan: oldSpan, newSpan: newSpan, hole: !wasLast && newSpan < oldSpan)
+        } else if moved.pointee.flags & _Flag.poolMem != 0 {
+            // Moved to the pool's start (it was the only member: nothing was released), or carved anew at
+            // the end (the old bytes, no longer the last, are a hole).
+            let toStart = wasOnly && Int(moved.pointee.poolOffset) == hdr.start && hdr.members == 1
+            s.memberMoved(pool, from: tc, oldSpan: oldSpan, to: moved, newSpan: newSpan, spilled: false,
+                          toStart ? nil : .hole)
+        } else {
+            let outcome: _PoolRelease = hdr.members == 0 ? .reset : hdr.end == offset ? .reclaimed : .hole
+            s.memberMoved(pool, from: tc, oldSpan: oldSpan, to: moved, newSpan: newSpan, spilled: true, outcome)
+        }
+        return r
+    }
+
+    @inline(__always)
+    static func reallocateUncounted(_ tc: _Chunk, size: Int, grownInPlace: Bool) -> (chunk: _Chunk?, moved: Bool, failure: ReallocFailure) {
         if size >= _maxSize { return (nil, false, .tooLarge) }
         let flags0 = tc.pointee.flags
         if _slowPath(flags0 & (_Flag.pool | _Flag.external | _Flag.busy) != 0 || tc.refs != nil) {

@@ -15,7 +15,8 @@ extension _Core {
     @inlinable @inline(__always)
     static func steal(_ tc: _Chunk, to newParentIn: _Chunk?) {
         guard let (old, newParent) = stealTarget(tc, newParentIn) else { return }
-        let governed = (tc.pointee.flags & _Flag.underLimit) | ((newParent?.pointee.flags ?? 0) & (_Flag.hasLimit | _Flag.underLimit))
+        let governed = (tc.pointee.flags & (_Flag.underLimit | _Flag.poolStats))
+            | ((newParent?.pointee.flags ?? 0) & (_Flag.hasLimit | _Flag.underLimit))
         if _slowPath(governed != 0 || tc.pointee.extra != nil) {
             stealSlow(tc, from: old, to: newParent)
             return
@@ -37,7 +38,7 @@ extension _Core {
         return (old, newParent)
     }
 
-    /// The same with memory limits to move and an observer to tell.
+    /// The same with memory limits to move, an observer to tell, or pool statistics to count.
     @inline(never) @usableFromInline
     static func stealSlow(_ tc: _Chunk, from old: _Chunk?, to newParent: _Chunk?) {
         stealMoving(tc, from: old, to: newParent)
@@ -48,6 +49,7 @@ extension _Core {
     /// that one call does it (L4).
     @inline(__always)
     static func stealMoving(_ tc: _Chunk, from old: _Chunk?, to newParent: _Chunk?) {
+        if tc.pointee.flags & _Flag.poolStats != 0 { stolenCounted(tc, from: old, to: newParent) }
         detachFromSiblings(tc)
         let newFlags = newParent?.pointee.flags ?? 0
         if (tc.pointee.flags & _Flag.underLimit) | (newFlags & (_Flag.hasLimit | _Flag.underLimit)) != 0 {

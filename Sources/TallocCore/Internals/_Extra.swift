@@ -66,6 +66,8 @@ struct _Extra {
     @usableFromInline var observerData: UnsafeMutableRawPointer? = nil
     /// A name copy the chunk owns (`setNameCopy`), freed with it.
     @usableFromInline var ownedName: UnsafeMutablePointer<CChar>? = nil
+    /// A pool's statistics (`_PoolStats`, with `_Flag.poolStats`), freed when the pool is.
+    @usableFromInline var poolStats: UnsafeMutablePointer<_PoolStats>? = nil
 
     @inline(__always) @usableFromInline
     var hasDestructor: Bool { swiftDestructor != nil || cDestructor != nil }

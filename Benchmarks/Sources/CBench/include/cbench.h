@@ -77,4 +77,7 @@ long cb_lua_binarytrees(void *L, int depth);
 /* The Lua-level suite (issue 11). */
 #include "cbench_lua.h"
 
+/* `talloc-bench replay` (Replay.swift). */
+#include "cbench_replay.h"
+
 #endif
