@@ -36,7 +36,9 @@ enum PoolStatistics {
     static func keepStatistics(_ L: LuaState, _ out: Out) -> Int32 {
         let f = ModuleState.frame(L, out)
         guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
+        // the statistics' record, and the limit record they live in when the pool has none yet
         let cost = ModuleState.footprint(TallocContext.poolStatisticsByteCount)
+            + (c.needsLimitRecord ? ModuleState.footprint(TallocContext.limitRecordByteCount) : 0)
         guard ModuleState.charge(f.S, cost) else {
             try? c.free()
             return TallocModule.outOfMemory(f.S, out)

@@ -58,8 +58,15 @@ extension TallocModule {
         let f = ModuleState.frame(L, out)
         guard let n = Lua.integer(L, out, 2) else { return 0 }
         if n < 0 { return out.argError(2, "limit must not be negative") }
-        guard let c = Handles.context(f, out, 1) else { return 0 }
-        do throws(TallocError) { try c.setMemoryLimit(n) } catch { return out.fail(f.S, error) }
+        guard let (c, cell) = Handles.resolve(f, out, 1) else { return 0 }
+        // a first limit mallocs the limit record: charged first, with the cell's other bytes after
+        let cost = c.needsLimitRecord ? ModuleState.footprint(TallocContext.limitRecordByteCount) : 0
+        guard cost == 0 || ModuleState.charge(f.S, cost) else { return TallocModule.outOfMemory(f.S, out) }
+        do throws(TallocError) { try c.setMemoryLimit(n) } catch {
+            if cost > 0 { _ = ModuleState.charge(f.S, -cost) }
+            return out.fail(f.S, error)
+        }
+        if cost > 0 { cell.pointee.charged += UInt32(cost) }
         lua_pushboolean(L, 1)
         return 1
     }

@@ -69,9 +69,8 @@ extension TallocContext {
         if body == nil && tc.pointee.extra == nil { return }
         guard let e = tc.makeExtra() else { return }
         if let old = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(old).release() }
-        e.pointee.swiftDestructor = body.map { Unmanaged.passRetained(_DestructorBox($0)).toOpaque() }
         e.pointee.cDestructor = nil
-        e.pointee.cDestructorContext = nil
+        e.pointee.destructorData = body.map { Unmanaged.passRetained(_DestructorBox($0)).toOpaque() }
         if tc.pointee.flags & _Flag.inDestructor != 0 { tc.pointee.flags |= _Flag.destructorReplaced }
     }
 
@@ -86,9 +85,8 @@ extension TallocContext {
         if fn == nil && tc.pointee.extra == nil { return true }
         guard let e = tc.makeExtra() else { return false }
         if let old = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(old).release() }
-        e.pointee.swiftDestructor = nil
         e.pointee.cDestructor = fn
-        e.pointee.cDestructorContext = fn == nil ? nil : context
+        e.pointee.destructorData = fn == nil ? nil : context
         if tc.pointee.flags & _Flag.inDestructor != 0 { tc.pointee.flags |= _Flag.destructorReplaced }
         return true
     }
@@ -142,6 +140,13 @@ extension TallocContext {
 
     /// Whether the chunk has its side record (see `sideRecordByteCount`).
     package var hasSideRecord: Bool { chunk.pointee.extra != nil }
+
+    /// The bytes malloc'd, beyond the side record, for a memory limit or pool statistics: one record
+    /// for both, on the first of them, freed with the side record.
+    package static var limitRecordByteCount: Int { MemoryLayout<_Rare>.stride }
+
+    /// Whether setting a memory limit or starting statistics would malloc `limitRecordByteCount` bytes.
+    package var needsLimitRecord: Bool { chunk.pointee.extra?.pointee.rare == nil }
 }
 
 // MARK: - Steal, reparent, references

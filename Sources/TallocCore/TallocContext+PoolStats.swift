@@ -340,7 +340,7 @@ extension TallocContext {
         guard tc.isPool, tc.pointee.flags & (_Flag.free | _Flag.loop) == 0 else { return false }
         if _PoolStats.of(tc) != nil { return true }
         guard tc.poolHeader.members == 0 else { return false }
-        guard let e = tc.makeExtra() else { throw .outOfMemory }
+        guard let e = tc.makeExtra(), e.makeRare() else { throw .outOfMemory }
         guard let s = _PoolStats.make(for: tc) else { throw .outOfMemory }
         if let recorder {
             s.pointee.recorder = Unmanaged.passRetained(recorder).toOpaque()

@@ -141,11 +141,37 @@ struct PoolStatisticsLuaTests {
             local c3 = charge()
             return c1 - c0, c2 - c1, c2 - c3
             """)
-        // a pool of capacity 0 takes 16 bytes more than a context of 0 bytes, and its statistics
-        let statistics = (TallocContext.poolStatisticsByteCount + 8 + 15) & ~15
+        // a pool of capacity 0 takes 16 bytes more than a context of 0 bytes, and its statistics with the
+        // record they live in (malloc's footprints)
+        let statistics = ((TallocContext.poolStatisticsByteCount + 8 + 15) & ~15)
+            + ((TallocContext.limitRecordByteCount + 8 + 15) & ~15)
         let plain = try #require(r[0].intValue), pool = try #require(r[1].intValue), freed = try #require(r[2].intValue)
         #expect(pool - plain == 16 + statistics, "\(r)")
         #expect(freed >= 80 + statistics, "the free gives the block and the statistics back: \(r)")
+    }
+
+    @Test("a first memory limit's record is charged to the state's memory, and given back with the context")
+    func limitRecordIsCharged() throws {
+        let rt = try LuaRuntime(options: .init(memoryLimit: 8 << 20))
+        defer { rt.close() }
+        try rt.register("charge") { [unowned rt] _ in [.integer(rt.root.memoryLimit?.current ?? -1)] }
+        let r = try rt.run("""
+            collectgarbage("stop")
+            local keep = {}
+            for i = 1, 20 do keep[i] = talloc.new() end     -- the handles' table has room for two more
+            keep[21] = talloc.new()
+            local c0 = charge()
+            talloc.set_memlimit(keep[21], 1000)
+            local c1 = charge()
+            talloc.set_memlimit(keep[21], 2000)             -- the record is there: nothing more
+            local c2 = charge()
+            talloc.free(keep[21])
+            local c3 = charge()
+            return c1 - c0, c2 - c1, c1 - c3
+            """)
+        let record = (TallocContext.limitRecordByteCount + 8 + 15) & ~15
+        #expect(r[0] == .integer(record) && r[1] == 0, "\(r)")
+        #expect((r[2].intValue ?? 0) >= 80 + record, "the free gives the block and the record back: \(r)")
     }
 
     @Test("making pools within a limit ends in 'not enough memory', their statistics counted")
@@ -160,7 +186,7 @@ struct PoolStatisticsLuaTests {
         #expect(r[0] == false && r[1].stringValue?.hasSuffix("not enough memory") == true)
         // each pool costs its block, its handle, its cell and side record, and its statistics: fewer
         // than 1 MiB / (80 + statistics)
-        #expect((r[2].intValue ?? .max) < (1 << 20) / (80 + TallocContext.poolStatisticsByteCount))
+        #expect((r[2].intValue ?? .max) < (1 << 20) / (80 + TallocContext.poolStatisticsByteCount + TallocContext.limitRecordByteCount))
     }
 }
 

@@ -53,9 +53,8 @@ extension _Core {
         let swiftBox = e.pointee.swiftDestructor
         let cFn = e.pointee.cDestructor
         let cCtx = e.pointee.cDestructorContext
-        e.pointee.swiftDestructor = nil
         e.pointee.cDestructor = nil
-        e.pointee.cDestructorContext = nil
+        e.pointee.destructorData = nil
         tc.pointee.flags = (tc.pointee.flags | _Flag.inDestructor) & ~_Flag.destructorReplaced
         let verdict: TallocDestructorVerdict
         if let swiftBox {
@@ -69,9 +68,8 @@ extension _Core {
         if verdict == .refuse && !replaced {
             // Only put the old destructor back if the callback did not install another one.
             let e2 = tc.pointee.extra!
-            e2.pointee.swiftDestructor = swiftBox
             e2.pointee.cDestructor = cFn
-            e2.pointee.cDestructorContext = cCtx
+            e2.pointee.destructorData = cFn != nil ? cCtx : swiftBox
             return .refuse
         }
         if let swiftBox { Unmanaged<_DestructorBox>.fromOpaque(swiftBox).release() }
@@ -377,6 +375,10 @@ extension _Core {
         }
         if let box = e.pointee.swiftDestructor { Unmanaged<_DestructorBox>.fromOpaque(box).release() }
         if let n = e.pointee.ownedName { Glibc.free(n) }
+        if let r = e.pointee.rare {
+            r.deinitialize(count: 1)
+            Glibc.free(r)
+        }
         tc.pointee.extra = nil
         e.deinitialize(count: 1)
         Glibc.free(e)

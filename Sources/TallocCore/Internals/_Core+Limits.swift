@@ -25,14 +25,15 @@ extension _Core {
     /// of the limit it stopped at, or nil. The walk ends at the first chunk no limit governs: no step cap,
     /// parent chains have no loops (steal and reparent refuse one; the invariant checker verifies it).
     @inline(__always)
-    static func walkLimits(from start: _Chunk, _ body: (UnsafeMutablePointer<_Extra>) -> Bool) -> _Chunk? {
+    static func walkLimits(from start: _Chunk, _ body: (UnsafeMutablePointer<_Rare>) -> Bool) -> _Chunk? {
         var c: _Chunk? = start
         var steps = 0
         defer { _Work.note(steps) }
         while let x = c {
             steps &+= 1
             let f = x.pointee.flags
-            if f & _Flag.hasLimit != 0, let e = x.pointee.extra, !body(e) { return x }
+            // (a limit owner has its side record and the rare record in it: `setLimit` made both)
+            if f & _Flag.hasLimit != 0, let e = x.pointee.extra, let r = e.pointee.rare, !body(r) { return x }
             if f & _Flag.underLimit == 0 { return nil }
             c = x.pointee.parent
         }
@@ -99,7 +100,7 @@ extension _Core {
 
     /// A freed pool's block (its whole charge) stays with `carrier`'s limit.
     static func pin(_ pool: _Chunk, to carrier: _Chunk) {
-        guard let e = carrier.pointee.extra else { return }
+        guard let e = carrier.pointee.extra, e.pointee.rare != nil else { return }  // (a limit owner has both)
         pool.pointee.child = carrier
         pool.pointee.prev = nil
         pool.pointee.next = e.pointee.pinnedPools
@@ -159,7 +160,7 @@ extension _Core {
             tc.pointee.extra!.pointee.limitMax = max
             return true
         }
-        guard let e = tc.makeExtra() else { return false }
+        guard let e = tc.makeExtra(), e.makeRare() else { return false }
         tc.pointee.flags |= _Flag.hasLimit
         let current = subtreeCharge(tc, markUnderLimit: tc.pointee.flags & _Flag.underLimit != 0)
         e.pointee.limitMax = max

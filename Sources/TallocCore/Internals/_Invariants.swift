@@ -199,8 +199,6 @@ struct _InvariantCheck {
             fail(c, "owns a name copy that is not its name")
         }
         if x.observer == nil && x.observerData != nil { fail(c, "observer data without an observer") }
-        if x.swiftDestructor != nil && x.cDestructor != nil { fail(c, "two destructors") }
-        if x.cDestructor == nil && x.cDestructorContext != nil { fail(c, "a destructor context without a destructor") }
         if c.pointee.flags & _Flag.hasLimit == 0 {
             if x.limitMax != 0 || x.limitCurrent != 0 { fail(c, "limit numbers without a limit") }
         } else if x.limitMax < 0 || x.limitCurrent < 0 {
