@@ -24,6 +24,11 @@
 //     U id parent                         talloc_unlink(parent, id) (and realloc(c, 0))
 //     A id length child                   talloc_set_name: a name of `length` bytes, in a new ".name" chunk `child`
 //     M id bytes                          talloc_set_memlimit
+//     K id                                a destructor of id refused (returned false, or raised): the next
+//                                         free of id the replay makes (itself, or with an ancestor) is
+//                                         refused once for each K written before it; written before the
+//                                         operation whose free it refused, which is written even when
+//                                         the refusal made it fail (F, U, __close's F)
 //
 // A site is the rest of its line (a file name may hold spaces; a line break in it is written as "?"). What a trace does not hold: the bytes a
 // script wrote, names other than their lengths, and Lua destructors (a replayed free never runs one, so
@@ -52,6 +57,8 @@ public enum TallocTrace {
         case unlink(id: Int, parent: Int)
         case setName(id: Int, length: Int, child: Int)
         case memlimit(id: Int, bytes: Int)
+        /// A destructor of `id` refused a free (the `K` line).
+        case refuse(id: Int)
 
         /// The operation's line (without the newline).
         public var line: String {
@@ -70,6 +77,7 @@ public enum TallocTrace {
             case let .unlink(id, parent): return "U \(id) \(parent)"
             case let .setName(id, length, child): return "A \(id) \(length) \(child)"
             case let .memlimit(id, bytes): return "M \(id) \(bytes)"
+            case let .refuse(id): return "K \(id)"
             }
         }
 
@@ -107,6 +115,7 @@ public enum TallocTrace {
             case "U": try expect(3); self = .unlink(id: try number(1), parent: try number(2))
             case "A": try expect(4); self = .setName(id: try number(1), length: try number(2), child: try number(3))
             case "M": try expect(3); self = .memlimit(id: try number(1), bytes: try number(2))
+            case "K": try expect(2); self = .refuse(id: try number(1))
             default: throw ParseError(line: 0, message: "unknown operation '\(fields[0])'")
             }
             if case .pool = self, fields.count < 4 { throw ParseError(line: 0, message: "expected 3 fields: \(line)") }
@@ -211,6 +220,10 @@ public final class TallocTraceWriter {
         case let .unlink(id, parent): st.pointee.line("U", id, parent)
         case let .setName(id, length, child): st.pointee.line("A", id, length, child)
         case let .memlimit(id, bytes): st.pointee.line("M", id, bytes)
+        case let .refuse(id):
+            st.pointee.line("K", id)
+            st.pointee.refusals += 1
+            st.pointee.lastRefused = id
         }
         if st.pointee.count >= _TraceState.flushAt { flush() }
     }
@@ -242,6 +255,9 @@ public final class TallocTraceWriter {
     }
 
     func forget(_ body: UnsafeMutableRawPointer) { _ = w.pointee.remove(body) }
+
+    /// The `K` lines written so far, and the number of the last one (0 before any).
+    var refusals: (count: Int, last: Int) { (w.pointee.refusals, w.pointee.lastRefused) }
 
     /// The number of the context at `body`, if it has one (tests).
     func peek(_ body: UnsafeMutableRawPointer) -> Int? { w.pointee.get(body) }
@@ -397,8 +413,19 @@ final class _Replay {
     var result = TallocTrace.ReplayResult()
     let recorder = TallocPoolRecorder(siteLimit: Int.max)
     var root: TallocContext!
+    /// The refusals (`K`) each context still has to make (its destructor makes them); none while the
+    /// replay ends (its root is freed whole).
+    var refusals: [Int: Int] = [:]
+    var closing = false
 
     init(capacity: TallocTrace.Capacity) { self.capacity = capacity }
+
+    /// The destructor of a context with `K` lines: refuses while it has refusals left.
+    func verdict(_ id: Int) -> TallocDestructorVerdict {
+        guard !closing, let n = refusals[id], n > 0 else { return .allow }
+        refusals[id] = n == 1 ? nil : n - 1
+        return .refuse
+    }
 
     static let observer: TallocUnsafeObserver = { body, event, tag, context, _ in
         let r = Unmanaged<_Replay>.fromOpaque(context!).takeUnretainedValue()
@@ -449,6 +476,7 @@ final class _Replay {
         }
         result.finalBytes = r.memoryLimit?.current ?? 0
         recorder.isClosing = true
+        closing = true
         try? r.free()
         result.pools = recorder.sites
         return result
@@ -489,7 +517,7 @@ final class _Replay {
                 return true
             case let .free(id):
                 guard let c = context(id), id != 0 else { return false }
-                try c.free()
+                do throws(TallocError) { try c.free() } catch .destructorRefused {}  // as the script's was (K)
                 return true
             case let .freeChildren(id):
                 guard let c = context(id) else { return false }
@@ -509,7 +537,7 @@ final class _Replay {
                 return true
             case let .unlink(id, parent):
                 guard let c = context(id), id != 0, let p = context(parent) else { return false }
-                try c.unlink(from: p)
+                do throws(TallocError) { try c.unlink(from: p) } catch .destructorRefused {}  // as the script's was (K)
                 return true
             case let .setName(id, length, child):
                 guard let c = context(id), id != 0, length < Talloc.maximumSize else { return false }
@@ -520,6 +548,11 @@ final class _Replay {
             case let .memlimit(id, bytes):
                 guard let c = context(id), id != 0 else { return false }
                 try c.setMemoryLimit(bytes)
+                return true
+            case let .refuse(id):
+                guard let c = context(id), id != 0 else { return false }
+                refusals[id, default: 0] += 1
+                c.setDestructor { [unowned self] _ in self.verdict(id) }
                 return true
             }
         } catch {
@@ -537,6 +570,8 @@ struct _TraceState {
     var operations = 0
     var failed = false
     var nextID = 1
+    var refusals = 0
+    var lastRefused = 0
     // open addressing, linear probing: keys are addresses (0 empty, 1 a removed entry), values numbers
     var keys = UnsafeMutablePointer<UInt>.allocate(capacity: 1024)
     var values = UnsafeMutablePointer<Int>.allocate(capacity: 1024)

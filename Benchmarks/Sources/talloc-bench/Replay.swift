@@ -49,8 +49,20 @@ func pooledArguments(_ capacity: TallocTrace.Capacity, id: Int, size: Int, count
     return (0, max(0, n - size - perObject))
 }
 
+/// The refusals (`K`) each context of the TallocCore side still has to make.
+final class CoreRefusals {
+    var left: [Int: Int] = [:]
+    var closing = false
+    func verdict(_ id: Int) -> TallocDestructorVerdict {
+        guard !closing, let n = left[id], n > 0 else { return .allow }
+        left[id] = n == 1 ? nil : n - 1
+        return .refuse
+    }
+}
+
 struct CoreSide: ReplaySide {
     let name = "TallocCore"
+    let refusals = CoreRefusals()
     let table: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     let count: Int
     let capacity: TallocTrace.Capacity
@@ -101,7 +113,8 @@ struct CoreSide: ReplaySide {
                 table[id] = c.unsafePointer
             case let .free(id):
                 guard id > 0, let c = context(id) else { return false }
-                try c.free()  // its number is not reused: a trace made by luatalloc never names it again
+                // its number is not reused: a trace made by luatalloc never names it again
+                do throws(TallocError) { try c.free() } catch .destructorRefused {}  // as the script's was (K)
             case let .freeChildren(id):
                 guard let c = context(id) else { return false }
                 c.freeChildren()
@@ -116,7 +129,7 @@ struct CoreSide: ReplaySide {
                 try c.reference(from: p)
             case let .unlink(id, parent):
                 guard id > 0, let c = context(id), let p = context(parent) else { return false }
-                try c.unlink(from: p)
+                do throws(TallocError) { try c.unlink(from: p) } catch .destructorRefused {}
             case let .setName(id, length, child):
                 guard id > 0, let c = context(id) else { return false }
                 let name = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 1)
@@ -126,6 +139,10 @@ struct CoreSide: ReplaySide {
             case let .memlimit(id, bytes):
                 guard id > 0, let c = context(id) else { return false }
                 try c.setMemoryLimit(bytes)
+            case let .refuse(id):
+                guard id > 0, let c = context(id) else { return false }
+                refusals.left[id, default: 0] += 1
+                c.setDestructor { [refusals] _ in refusals.verdict(id) }
             }
             return true
         } catch {
@@ -134,6 +151,7 @@ struct CoreSide: ReplaySide {
     }
 
     mutating func finish() {
+        refusals.closing = true
         if let root = context(0) { try? root.free() }
         table.deallocate()
     }
@@ -201,12 +219,16 @@ struct LibSide: ReplaySide {
             return made(cb_rp_set_name(p, length), child)
         case let .memlimit(id, bytes):
             guard id > 0, let p = pointer(id), cb_rp_set_memlimit(p, bytes) == 0 else { return false }
+        case let .refuse(id):
+            guard id > 0, let p = pointer(id), cb_rp_refuse(p) == 0 else { return false }
         }
         return true
     }
 
     mutating func finish() {
+        cb_rp_closing(1)
         if let root = pointer(0) { _ = cb_rp_free(root) }
+        cb_rp_closing(0)
         table.deallocate()
     }
 }
