@@ -372,8 +372,11 @@ extension TallocTrace {
     }
 
     /// Replays `operations` on TallocCore in a tree of its own, every pool keeping statistics.
-    public static func replay(_ operations: [Operation], capacity: Capacity = .recorded) -> ReplayResult {
-        let replay = _Replay(capacity: capacity)
+    ///   - memoryLimit: bytes of talloc memory the replay may hold (0: no limit); an operation it would
+    ///     exceed fails, as it would have under `talloc_set_memlimit`. A trace is input: give one to
+    ///     replay a trace you did not make.
+    public static func replay(_ operations: [Operation], capacity: Capacity = .recorded, memoryLimit: Int = 0) -> ReplayResult {
+        let replay = _Replay(capacity: capacity, limit: max(0, memoryLimit))
         return replay.run(operations)
     }
 }
@@ -418,7 +421,13 @@ final class _Replay {
     var refusals: [Int: Int] = [:]
     var closing = false
 
-    init(capacity: TallocTrace.Capacity) { self.capacity = capacity }
+    /// The replay's memory limit (0: none).
+    let limit: Int
+
+    init(capacity: TallocTrace.Capacity, limit: Int) {
+        self.capacity = capacity
+        self.limit = limit
+    }
 
     /// The destructor of a context with `K` lines: refuses while it has refusals left.
     func verdict(_ id: Int) -> TallocDestructorVerdict {
@@ -464,7 +473,7 @@ final class _Replay {
     func run(_ ops: [TallocTrace.Operation]) -> TallocTrace.ReplayResult {
         guard let r = try? TallocContext.new(parent: nil, name: "replay") else { return result }
         root = r
-        try? r.setMemoryLimit(0)  // no limit: the count of bytes, exact
+        try? r.setMemoryLimit(limit)  // the count of bytes, exact (0: no limit)
         for (i, op) in ops.enumerated() {
             result.operations += 1
             if !apply(op) {
@@ -541,6 +550,8 @@ final class _Replay {
                 return true
             case let .setName(id, length, child):
                 guard let c = context(id), id != 0, length < Talloc.maximumSize else { return false }
+                // the name's bytes are made before the chunk the limit would refuse: not past the limit
+                if limit > 0, let m = root.memoryLimit, length > m.max - m.current { return false }
                 let name = [UInt8](repeating: UInt8(ascii: "n"), count: length)
                 var made: Result<TallocContext, TallocError> = .failure(.outOfMemory)
                 name.withUnsafeBytes { b in made = Result { () throws(TallocError) in try c.setName(bytes: b) } }

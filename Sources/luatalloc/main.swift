@@ -47,7 +47,7 @@ func luatallocMain() -> Int32 {
     }
 
     if let replayFile = options.replayFile {
-        return runReplay(replayFile, capacity: options.poolCapacity, progname: progname)
+        return runReplay(replayFile, capacity: options.poolCapacity, memoryLimit: options.memoryLimit, progname: progname)
     }
 
     // Every pool the script makes records into this (the pool report, and -W's warning when a pool is

@@ -153,6 +153,29 @@ struct PoolOptionTests {
         #expect(bad == RunResult(stdout: "", stderr: "lua: \(path): line 3: unknown operation 'Z'\n", status: 1))
     }
 
+    /// A trace is input: a few hundred bytes of it made the replay take 1 GB and more of RSS (pools of
+    /// 250 MB whose member grew out of them, copied), `--memlimit` was ignored, and a name line made a
+    /// Swift array as long as it said before any limit (finding A2 of adv2).
+    @Test("a hostile trace replays within the replay's limit: --memlimit, or 1 GiB by default")
+    func replayWithinALimit() throws {
+        let path = temporaryPath(".trace")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var text = "talloc-trace 1\n"
+        for i in 1...12 { text += "P \(i) 0 250000000\nN \(i + 100) \(i) 249000000\nR \(i + 100) 250000000\n" }
+        for i in 1...12 { text += "A \(i + 100) 250000000 \(i + 200)\n" }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let limited = try runMeasured(ScriptFiles.binary, ["--memlimit", "64M", "--replay", path], timeout: 120)
+        #expect(limited.status == 0, "\(limited.stderr)")
+        #expect(limited.stdout.contains("  48 operations (48 failed: a memory limit refused"), "\(limited.stdout)")
+        #expect(limited.peakRSS < 64 << 20, "peak RSS \(limited.peakRSS / 1024) kB")
+        let byDefault = try runMeasured(ScriptFiles.binary, ["--replay", path], timeout: 120)
+        #expect(byDefault.status == 0, "\(byDefault.stderr)")
+        let peak = byDefault.stdout.split(separator: "\n").first { $0.hasPrefix("  peak ") }
+            .flatMap { Int($0.split(separator: " ")[1]) } ?? .max
+        #expect(peak <= 1 << 30, "\(byDefault.stdout)")
+        #expect(byDefault.peakRSS < (1 << 30) + (64 << 20), "peak RSS \(byDefault.peakRSS / 1024) kB")
+    }
+
     @Test("options that do not go together, and bad capacities, are refused with the usage", arguments: [
         (["--pool-capacity", "1K", "-e", "print(1)"], "'--pool-capacity' resizes the pools of a replay: it needs '--replay FILE'"),
         (["--replay", "x.trace", "hello.lua"], "'--replay' runs a trace without Lua: it takes no script, '-e', '-l', '-i', '-W' or '--trace'"),
