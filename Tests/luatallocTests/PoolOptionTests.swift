@@ -140,6 +140,22 @@ struct PoolOptionTests {
         #expect(unwritable == RunResult(stdout: "", stderr: "lua: cannot open /nonexistent-dir/t.trace: No such file or directory\n", status: 1))
     }
 
+    /// A script that ends with os.exit (finding A4 of adv2): the trace stayed in its buffer (an empty
+    /// file, not even its first line), and --pool-report, --report and --dot were never written.
+    @Test("os.exit, with or without closing the state, still writes the trace and the reports", arguments: ["true", "false"])
+    func osExitWritesTheTrace(_ close: String) throws {
+        let path = temporaryPath(".trace")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let script = "local p = talloc.pool(nil, 100); talloc.size(p, 200); talloc.free(p); X = talloc.new(nil, 'alive'); "
+            + "io.write('ran'); os.exit(3, \(close))"
+        let run = try runLuatalloc(["--trace", path, "--pool-report", "--report", "-e", script])
+        #expect(run.status == 3 && run.stdout == "ran", "\(run)")
+        let trace = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(trace.hasPrefix("talloc-trace 1\n") && trace.hasSuffix("P 1 0 100 (command line):1\nN 2 1 200\nF 1\nN 3 0 0\n"), "\(trace)")
+        #expect(run.stderr.contains("pool report: 1 pool made at 1 site\n(command line):1: 1 pool, capacity 100\n"), "\(run.stderr)")
+        #expect(run.stderr.contains("\n    alive  "), "\(run.stderr)")
+    }
+
     @Test("bad replays: a missing file, a file that is not a trace, a bad line")
     func badReplays() throws {
         let missing = try runLuatalloc(["--replay", "/nonexistent-dir/t.trace"])
