@@ -375,6 +375,25 @@ extension TallocTrace {
     ///   - memoryLimit: bytes of talloc memory the replay may hold (0: no limit); an operation it would
     ///     exceed fails, as it would have under `talloc_set_memlimit`. A trace is input: give one to
     ///     replay a trace you did not make.
+    /// The capacities that serve every allocation of every pool of the trace, found by replays: the first
+    /// at the recorded capacities (returned as `first`), then, while a pool still spills, one more at the
+    /// advice of the last (at most `rounds`). A pool's advice counts the blocks of the pools made in it at
+    /// their capacity of that replay: a pool in a pool that grows makes its parent's advice too small
+    /// (finding A5 of adv2), the next round sizes the parent for it. A pool never shrinks below an
+    /// earlier round's advice, so the rounds converge.
+    public static func advisedCapacities(_ operations: [Operation], memoryLimit: Int = 0, rounds: Int = 16)
+        -> (capacities: [Int: Int], first: ReplayResult) {
+        let first = replay(operations, memoryLimit: memoryLimit)
+        var capacities = first.advisedCapacities
+        guard first.pools.contains(where: { $0.spills > 0 }) else { return (capacities, first) }
+        for _ in 1..<max(2, rounds) {
+            let next = replay(operations, capacity: .perPool(capacities), memoryLimit: memoryLimit)
+            guard next.pools.contains(where: { $0.spills > 0 }) else { break }
+            for (id, n) in next.advisedCapacities { capacities[id] = max(capacities[id] ?? 0, n) }
+        }
+        return (capacities, first)
+    }
+
     public static func replay(_ operations: [Operation], capacity: Capacity = .recorded, memoryLimit: Int = 0) -> ReplayResult {
         let replay = _Replay(capacity: capacity, limit: max(0, memoryLimit))
         return replay.run(operations)

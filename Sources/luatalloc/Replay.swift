@@ -53,8 +53,8 @@ func runReplay(_ path: CArgument, capacity: PoolCapacity?, memoryLimit: Int?, pr
         result = TallocTrace.replay(ops, capacity: .none, memoryLimit: limit)
         out += "replay of \(path.text), without pools (each a plain context)\n"
     case .advice?:
-        let first = TallocTrace.replay(ops, memoryLimit: limit)
-        result = TallocTrace.replay(ops, capacity: .perPool(first.advisedCapacities), memoryLimit: limit)
+        let (advised, first) = TallocTrace.advisedCapacities(ops, memoryLimit: limit)
+        result = TallocTrace.replay(ops, capacity: .perPool(advised), memoryLimit: limit)
         out += "replay of \(path.text), each pool at the capacity its advice gave (a first replay at the recorded "
             + "capacities: peak \(first.peakBytes) bytes, \(PoolReport.plural(first.mallocs, "malloc")), "
             + "\(PoolReport.plural(first.pools.reduce(0) { $0 + $1.spills }, "spill")))\n"

@@ -279,6 +279,23 @@ struct TraceReplayTests {
                 "live \(live)\nreplay \(replay.sites)\n\(text)")
     }
 
+    @Test("pools in pools: replayed at the advised capacities, no pool spills (finding A5 of adv2)")
+    func nestedPoolsAdvice() throws {
+        let (_, text) = try TraceReplayTests.traced("""
+            local outer = talloc.pool(nil, 2000)
+            local inner = talloc.pool(outer, 600)
+            talloc.size(outer, 200)
+            for i = 1, 4 do talloc.size(inner, 300) end               -- inner spills: its advice grows it
+            local deep = talloc.pool(inner, 100)
+            for i = 1, 3 do talloc.size(deep, 80) end
+            """)
+        let ops = try TallocTrace.parse(text)
+        let (capacities, first) = TallocTrace.advisedCapacities(ops)
+        #expect(first.pools.reduce(0) { $0 + $1.spills } > 0)
+        let advised = TallocTrace.replay(ops, capacity: .perPool(capacities))
+        #expect(advised.failed == 0 && advised.pools.reduce(0) { $0 + $1.spills } == 0, "\(advised.pools)")
+    }
+
     @Test("replayed with the advice, no pool spills; without pools, nothing is carved")
     func replayStrategies() throws {
         let (_, text) = try TraceReplayTests.traced(TraceReplayTests.workload)

@@ -338,7 +338,7 @@ func replayMain(_ arguments: [String]) -> Int32 {
     case nil: break
     case "none"?: capacity = .none; how = "without pools"
     case "advice"?:
-        capacity = .perPool(TallocTrace.replay(all).advisedCapacities)
+        capacity = .perPool(TallocTrace.advisedCapacities(all).capacities)
         how = "each pool at the capacity TallocCore's advice gave it (in its own arithmetic: 64-byte headers)"
     case let text?:
         var digits = Substring(text)
