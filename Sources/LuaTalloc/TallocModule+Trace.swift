@@ -109,6 +109,7 @@ enum Traced {
         guard lua_tointegerx(L, 2, nil) == 0, let c = peek(f, 1) else {
             return changed(L, out, TallocModule.realloc, resized)
         }
+        if c.isBeingFreed && c.referenceCount == 0 { return TallocModule.realloc(L, out) }  // talloc does nothing (see free)
         // realloc(c, 0): talloc_realloc's unlink from the parent
         let id = w.id(c, top: f.S.pointee.root)
         let parent = w.id(c.parent, top: f.S.pointee.root)
@@ -141,7 +142,9 @@ enum Traced {
     static let free: clua_Body = { L, out in
         guard let w = TallocTraceWriter.active else { return TallocModule.free(L, out) }
         let f = ModuleState.frame(L, out)
-        guard let before = peek(f, 1) else { return TallocModule.free(L, out) }
+        // a context already being freed (a destructor its free runs frees it again): talloc's free does
+        // nothing and succeeds; the free under way is written when it ends (finding A7 of adv2)
+        guard let before = peek(f, 1), !before.isBeingFreed else { return TallocModule.free(L, out) }
         let id = w.id(before, top: f.S.pointee.root)
         let count = w.refusals.count
         let n = TallocModule.free(L, out)
@@ -198,8 +201,10 @@ enum Traced {
         let f = ModuleState.frame(L, out)
         let parent = peekID(w, f, 1)
         let count = w.refusals.count
+        // being freed and unreferenced: talloc's unlink frees it, which does nothing (see free)
+        let beingFreed = peek(f, 2).map { $0.isBeingFreed && $0.referenceCount == 0 } ?? false
         return changed(L, out, index: 2, TallocModule.unlink) { _, _, id, _, n in
-            guard returnedTrue(L, n) || refusedItself(w, id, since: count), let parent else { return nil }
+            guard !beingFreed, returnedTrue(L, n) || refusedItself(w, id, since: count), let parent else { return nil }
             return .unlink(id: id, parent: parent)
         }
     }

@@ -279,6 +279,21 @@ struct TraceReplayTests {
                 "live \(live)\nreplay \(replay.sites)\n\(text)")
     }
 
+    @Test("a free of a context already being freed (from a destructor its free runs) is not written: talloc does nothing (finding A7 of adv2)")
+    func freeDuringItsOwnFree() throws {
+        let (live, text) = try TraceReplayTests.traced("""
+            local p = talloc.pool(nil, 1000)
+            local kid = talloc.size(p, 100, "kid")
+            local other = talloc.new(nil, "other")
+            talloc.set_destructor(kid, function() assert(talloc.free(p)); talloc.steal(other, talloc.size(p, 50)) end)
+            talloc.free(p)
+            """)
+        let replay = TallocTrace.replay(try TallocTrace.parse(text))
+        #expect(replay.failed == 0, "\(replay.failedOperations)\n\(text)")
+        #expect(live.map(TraceReplayTests.comparable) == replay.sites.map(TraceReplayTests.comparable),
+                "live \(live)\nreplay \(replay.sites)\n\(text)")
+    }
+
     @Test("pools in pools: replayed at the advised capacities, no pool spills (finding A5 of adv2)")
     func nestedPoolsAdvice() throws {
         let (_, text) = try TraceReplayTests.traced("""
