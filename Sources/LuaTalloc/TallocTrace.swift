@@ -527,6 +527,9 @@ final class _Replay {
                 guard let p = context(parent) else { return false }
                 if case .none = capacity { return adopt(try TallocContext.allocateUnnamed(parent: p, byteCount: size), id) }
                 var (c, b) = (count, bytes)
+                // an object larger than talloc allows fails as talloc_pooled_object would; below it the
+                // arithmetic here cannot overflow (finding A9 of adv2: a hostile size trapped)
+                guard size < Talloc.maximumSize else { return false }
                 if case .recorded = capacity {} else {
                     let recorded = TallocContext.pooledObjectCapacity(byteCount: size, subobjects: count, subobjectBytes: bytes) ?? 0
                     let n = capacity(of: id, recorded: recorded)

@@ -192,6 +192,21 @@ struct PoolOptionTests {
         #expect(byDefault.peakRSS < (1 << 30) + (64 << 20), "peak RSS \(byDefault.peakRSS / 1024) kB")
     }
 
+    /// `--pool-capacity` resizes pooled objects with `capacity - size - header`: a hostile size overflowed,
+    /// a Swift trap (SIGILL) (finding A9 of adv2).
+    @Test("a pooled object of any size in a trace replays at any capacity without a trap",
+          arguments: [[], ["--pool-capacity", "0"], ["--pool-capacity", "1"], ["--pool-capacity", "advice"],
+                      ["--pool-capacity", "none"], ["--pool-capacity", "8G"]])
+    func hostilePooledObjects(_ capacity: [String]) throws {
+        let path = temporaryPath(".trace")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let max = "9223372036854775807"
+        try Data("talloc-trace 1\nO 1 0 \(max) \(max) \(max) x\nO 2 0 10 \(max) 10 y\nO 3 0 \(max) 0 0 z\nO 4 0 10 1 \(max)\nN 5 0 1\n".utf8)
+            .write(to: URL(fileURLWithPath: path))
+        let run = try runLuatalloc(["--replay", path] + capacity)
+        #expect(run.status == 0 && run.stdout.contains("  5 operations ("), "\(run)")
+    }
+
     @Test("options that do not go together, and bad capacities, are refused with the usage", arguments: [
         (["--pool-capacity", "1K", "-e", "print(1)"], "'--pool-capacity' resizes the pools of a replay: it needs '--replay FILE'"),
         (["--replay", "x.trace", "hello.lua"], "'--replay' runs a trace without Lua: it takes no script, '-e', '-l', '-i', '-W' or '--trace'"),

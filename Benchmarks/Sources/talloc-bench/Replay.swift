@@ -44,9 +44,13 @@ func replayCapacity(_ capacity: TallocTrace.Capacity, id: Int, recorded: Int) ->
 /// room after the object, as bytes of no sub-object). `header` is the implementation's per-object room.
 func pooledArguments(_ capacity: TallocTrace.Capacity, id: Int, size: Int, count: Int, bytes: Int, perObject: Int) -> (Int, Int) {
     if case .recorded = capacity { return (count, bytes) }
-    let recorded = size + bytes + perObject * (count + 1)
+    // a trace is input: numbers of any size saturate instead of trapping (finding A9 of adv2)
+    let objects = count.addingReportingOverflow(1), room = perObject.multipliedReportingOverflow(by: objects.partialValue)
+    let sum = size.addingReportingOverflow(bytes), total = sum.partialValue.addingReportingOverflow(room.partialValue)
+    let recorded = objects.overflow || room.overflow || sum.overflow || total.overflow ? Int.max : total.partialValue
     guard let n = replayCapacity(capacity, id: id, recorded: recorded) else { return (count, bytes) }
-    return (0, max(0, n - size - perObject))
+    let left = n.subtractingReportingOverflow(size), after = left.partialValue.subtractingReportingOverflow(perObject)
+    return (0, left.overflow || after.overflow ? 0 : max(0, after.partialValue))
 }
 
 /// The refusals (`K`) each context of the TallocCore side still has to make.
@@ -196,7 +200,7 @@ struct LibSide: ReplaySide {
             if case .none = capacity { return made(cb_rp_size(p, size), id) }
             // talloc's room per object: its 96-byte chunk header, its 32-byte pool header, 15 for alignment
             let (c, b) = pooledArguments(capacity, id: id, size: size, count: count, bytes: bytes, perObject: 96 + 32 + 15)
-            return made(cb_rp_pooled_object(p, size, UInt32(c), b), id)
+            return made(cb_rp_pooled_object(p, size, UInt32(clamping: c), b), id)
         case let .realloc(id, size):
             guard id > 0, let p = pointer(id), size > 0, let q = cb_rp_realloc(p, size) else { return false }
             table[id] = q
