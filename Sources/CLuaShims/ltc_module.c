@@ -460,6 +460,11 @@ static int ltc_state_gc (lua_State *L) {
   if (!S->closed && S->closehook != NULL) {
     lua_State *prev = S->currentL;
     S->currentL = L;
+    /* a body still counted as running (os.exit(status, true) in a destructor its call ran closes the state
+       from inside it) never resumes: its frame's upvalues are not this __gc's, so the close's callbacks
+       must take the tables from the registry (finding A3 of adv2: a SIGSEGV in liblua) */
+    S->inbody = 0;
+    S->hostbody = 0;
     ((ltc_CloseHook)S->closehook)(L, S);
     S->currentL = prev;
   }

@@ -65,9 +65,10 @@ static int lth_exit (lua_State *L) {
     status = (lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE);
   else
     status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
-  if (lua_toboolean(L, 2)) {
+  {
+    int closes = lua_toboolean(L, 2);
     lth_ExitClose close = (lth_ExitClose)lua_touserdata(L, lua_upvalueindex(1));
-    close(lua_touserdata(L, lua_upvalueindex(2)));  /* L is gone after it */
+    close(lua_touserdata(L, lua_upvalueindex(2)), closes);  /* L is gone after it when 'closes' */
   }
   exit(status);
   return 0;  /* not reached */

@@ -187,7 +187,12 @@ enum ModuleState {
         guard S.pointee.closed == 0 else { return 0 }
         let c = TallocContext(unsafePointer: body)
         guard let cell = Handles.cell(of: c, S) else { return 0 }
-        return Frame.callback(S) { f in runDestructor(f, c, cell) } ?? 0
+        let verdict = Frame.callback(S) { f in runDestructor(f, c, cell) } ?? 0
+        // a refusal is in the trace before the operation whose free it refused (finding A1 of adv2)
+        if verdict != 0, S.pointee.closing == 0, let w = TallocTraceWriter.active {
+            w.write(.refuse(id: w.id(c, top: S.pointee.root)))
+        }
+        return verdict
     }
 
     private static func runDestructor(_ f: Frame, _ c: TallocContext, _ cell: Cell) -> Int32 {

@@ -109,27 +109,63 @@ enum Traced {
         guard lua_tointegerx(L, 2, nil) == 0, let c = peek(f, 1) else {
             return changed(L, out, TallocModule.realloc, resized)
         }
+        if c.isBeingFreed && c.referenceCount == 0 { return TallocModule.realloc(L, out) }  // talloc does nothing (see free)
         // realloc(c, 0): talloc_realloc's unlink from the parent
         let id = w.id(c, top: f.S.pointee.root)
         let parent = w.id(c.parent, top: f.S.pointee.root)
+        let count = w.refusals.count
         let n = TallocModule.realloc(L, out)
-        if succeeded(out), n == 1, lua_type(L, -1) == LUA_TNIL { w.write(.unlink(id: id, parent: parent)) }
+        if (succeeded(out) && n == 1 && lua_type(L, -1) == LUA_TNIL) || refusedItself(w, id, since: count) {
+            w.write(.unlink(id: id, parent: parent))
+        }
         return n
     }
 
     /// A function returning true when it did what the trace records.
     static func returnedTrue(_ L: LuaState, _ n: Int32) -> Bool { n >= 1 && lua_toboolean(L, -n) != 0 }
 
+    /// Whether the destructor of `id` itself refused the free a body just attempted: the last `K`
+    /// written since `count` is its (its destructor runs first, and nothing after it when it refuses).
+    /// The operation is then written all the same, after its `K`: the replay refuses it too.
+    static func refusedItself(_ w: TallocTraceWriter, _ id: Int, since count: Int) -> Bool {
+        let r = w.refusals
+        return r.count != count && r.last == id
+    }
+
+    /// Whether the handle at `i` (still on the stack after a body that raised) is of a freed context: a
+    /// free that raised a descendant's destructor error after it freed (finding A1 of adv2).
+    static func freedNow(_ f: Frame, _ i: Int32) -> Bool {
+        guard lua_type(f.L, i) == LUA_TUSERDATA, let cell = ltc_tocell_in(f.L, i, f.meta) else { return false }
+        return ltc_isdead(cell) != 0 || cell.pointee.body == nil
+    }
+
     static let free: clua_Body = { L, out in
-        changed(L, out, TallocModule.free) { w, _, id, before, n in
-            guard returnedTrue(L, n) else { return nil }
-            if let before { w.forget(before.unsafePointer) }
-            return .free(id: id)
+        guard let w = TallocTraceWriter.active else { return TallocModule.free(L, out) }
+        let f = ModuleState.frame(L, out)
+        // a context already being freed (a destructor its free runs frees it again): talloc's free does
+        // nothing and succeeds; the free under way is written when it ends (finding A7 of adv2)
+        guard let before = peek(f, 1), !before.isBeingFreed else { return TallocModule.free(L, out) }
+        let id = w.id(before, top: f.S.pointee.root)
+        let count = w.refusals.count
+        let n = TallocModule.free(L, out)
+        if refusedItself(w, id, since: count) {
+            w.write(.free(id: id))
+        } else if (succeeded(out) && returnedTrue(L, n)) || (!succeeded(out) && freedNow(f, 1)) {
+            w.forget(before.unsafePointer)
+            w.write(.free(id: id))
         }
+        return n
     }
 
     static let freeChildren: clua_Body = { L, out in
-        changed(L, out, TallocModule.freeChildren) { _, _, id, _, _ in .freeChildren(id: id) }
+        guard let w = TallocTraceWriter.active else { return TallocModule.freeChildren(L, out) }
+        let f = ModuleState.frame(L, out)
+        guard let before = peek(f, 1) else { return TallocModule.freeChildren(L, out) }
+        let id = w.id(before, top: f.S.pointee.root)
+        let n = TallocModule.freeChildren(L, out)
+        // the children are freed (or moved, refusing) even when a destructor's error reaches the caller
+        w.write(.freeChildren(id: id))
+        return n
     }
 
     static let steal: clua_Body = { L, out in
@@ -164,8 +200,11 @@ enum Traced {
         guard let w = TallocTraceWriter.active else { return TallocModule.unlink(L, out) }
         let f = ModuleState.frame(L, out)
         let parent = peekID(w, f, 1)
+        let count = w.refusals.count
+        // being freed and unreferenced: talloc's unlink frees it, which does nothing (see free)
+        let beingFreed = peek(f, 2).map { $0.isBeingFreed && $0.referenceCount == 0 } ?? false
         return changed(L, out, index: 2, TallocModule.unlink) { _, _, id, _, n in
-            guard returnedTrue(L, n), let parent else { return nil }
+            guard !beingFreed, returnedTrue(L, n) || refusedItself(w, id, since: count), let parent else { return nil }
             return .unlink(id: id, parent: parent)
         }
     }
@@ -189,9 +228,8 @@ enum Traced {
 
     /// __gc and __close, recorded as a free when they free (try to free) the context: __close always,
     /// __gc under the condition it frees under (the last userdata of a top-level context that is not
-    /// lent, not refused before, not being freed). Whether a Lua destructor then refused cannot be told
-    /// afterwards without reading memory the free may have released: the trace records the attempt, and
-    /// the replay's free (which runs no destructor) does what talloc does.
+    /// lent, not refused before, not being freed). A Lua destructor that refused wrote its `K` first
+    /// (ModuleState.destructor), so the replay's free refuses the same way.
     static func collected(_ L: LuaState, _ out: Out, _ body: clua_Body, always: Bool) -> Int32 {
         guard let w = TallocTraceWriter.active, let S = out.pointee.context?.assumingMemoryBound(to: ltc_State.self),
               S.pointee.closed == 0 else { return body(L, out) }
@@ -206,8 +244,12 @@ enum Traced {
         let frees = always || (cell.pointee.uds <= 1 && c.parent?.unsafePointer == S.pointee.root
                                && cell.pointee.flags & Int32(LTC_LENT | LTC_REFUSED) == 0 && !c.isBeingFreed)
         let id = frees ? w.id(c, top: S.pointee.root) : 0
+        let count = w.refusals.count
         let n = body(L, out)
-        if frees && succeeded(out) {
+        guard frees else { return n }
+        if refusedItself(w, id, since: count) {
+            w.write(.free(id: id))  // refused: the context lives on, with its number
+        } else if succeeded(out) || (always && freedNow(f, 1)) {
             w.forget(live)
             w.write(.free(id: id))
         }

@@ -24,6 +24,11 @@
 //     U id parent                         talloc_unlink(parent, id) (and realloc(c, 0))
 //     A id length child                   talloc_set_name: a name of `length` bytes, in a new ".name" chunk `child`
 //     M id bytes                          talloc_set_memlimit
+//     K id                                a destructor of id refused (returned false, or raised): the next
+//                                         free of id the replay makes (itself, or with an ancestor) is
+//                                         refused once for each K written before it; written before the
+//                                         operation whose free it refused, which is written even when
+//                                         the refusal made it fail (F, U, __close's F)
 //
 // A site is the rest of its line (a file name may hold spaces; a line break in it is written as "?"). What a trace does not hold: the bytes a
 // script wrote, names other than their lengths, and Lua destructors (a replayed free never runs one, so
@@ -52,6 +57,8 @@ public enum TallocTrace {
         case unlink(id: Int, parent: Int)
         case setName(id: Int, length: Int, child: Int)
         case memlimit(id: Int, bytes: Int)
+        /// A destructor of `id` refused a free (the `K` line).
+        case refuse(id: Int)
 
         /// The operation's line (without the newline).
         public var line: String {
@@ -70,6 +77,7 @@ public enum TallocTrace {
             case let .unlink(id, parent): return "U \(id) \(parent)"
             case let .setName(id, length, child): return "A \(id) \(length) \(child)"
             case let .memlimit(id, bytes): return "M \(id) \(bytes)"
+            case let .refuse(id): return "K \(id)"
             }
         }
 
@@ -107,6 +115,7 @@ public enum TallocTrace {
             case "U": try expect(3); self = .unlink(id: try number(1), parent: try number(2))
             case "A": try expect(4); self = .setName(id: try number(1), length: try number(2), child: try number(3))
             case "M": try expect(3); self = .memlimit(id: try number(1), bytes: try number(2))
+            case "K": try expect(2); self = .refuse(id: try number(1))
             default: throw ParseError(line: 0, message: "unknown operation '\(fields[0])'")
             }
             if case .pool = self, fields.count < 4 { throw ParseError(line: 0, message: "expected 3 fields: \(line)") }
@@ -211,6 +220,10 @@ public final class TallocTraceWriter {
         case let .unlink(id, parent): st.pointee.line("U", id, parent)
         case let .setName(id, length, child): st.pointee.line("A", id, length, child)
         case let .memlimit(id, bytes): st.pointee.line("M", id, bytes)
+        case let .refuse(id):
+            st.pointee.line("K", id)
+            st.pointee.refusals += 1
+            st.pointee.lastRefused = id
         }
         if st.pointee.count >= _TraceState.flushAt { flush() }
     }
@@ -242,6 +255,9 @@ public final class TallocTraceWriter {
     }
 
     func forget(_ body: UnsafeMutableRawPointer) { _ = w.pointee.remove(body) }
+
+    /// The `K` lines written so far, and the number of the last one (0 before any).
+    var refusals: (count: Int, last: Int) { (w.pointee.refusals, w.pointee.lastRefused) }
 
     /// The number of the context at `body`, if it has one (tests).
     func peek(_ body: UnsafeMutableRawPointer) -> Int? { w.pointee.get(body) }
@@ -356,8 +372,30 @@ extension TallocTrace {
     }
 
     /// Replays `operations` on TallocCore in a tree of its own, every pool keeping statistics.
-    public static func replay(_ operations: [Operation], capacity: Capacity = .recorded) -> ReplayResult {
-        let replay = _Replay(capacity: capacity)
+    ///   - memoryLimit: bytes of talloc memory the replay may hold (0: no limit); an operation it would
+    ///     exceed fails, as it would have under `talloc_set_memlimit`. A trace is input: give one to
+    ///     replay a trace you did not make.
+    /// The capacities that serve every allocation of every pool of the trace, found by replays: the first
+    /// at the recorded capacities (returned as `first`), then, while a pool still spills, one more at the
+    /// advice of the last (at most `rounds`). A pool's advice counts the blocks of the pools made in it at
+    /// their capacity of that replay: a pool in a pool that grows makes its parent's advice too small
+    /// (finding A5 of adv2), the next round sizes the parent for it. A pool never shrinks below an
+    /// earlier round's advice, so the rounds converge.
+    public static func advisedCapacities(_ operations: [Operation], memoryLimit: Int = 0, rounds: Int = 16)
+        -> (capacities: [Int: Int], first: ReplayResult) {
+        let first = replay(operations, memoryLimit: memoryLimit)
+        var capacities = first.advisedCapacities
+        guard first.pools.contains(where: { $0.spills > 0 }) else { return (capacities, first) }
+        for _ in 1..<max(2, rounds) {
+            let next = replay(operations, capacity: .perPool(capacities), memoryLimit: memoryLimit)
+            guard next.pools.contains(where: { $0.spills > 0 }) else { break }
+            for (id, n) in next.advisedCapacities { capacities[id] = max(capacities[id] ?? 0, n) }
+        }
+        return (capacities, first)
+    }
+
+    public static func replay(_ operations: [Operation], capacity: Capacity = .recorded, memoryLimit: Int = 0) -> ReplayResult {
+        let replay = _Replay(capacity: capacity, limit: max(0, memoryLimit))
         return replay.run(operations)
     }
 }
@@ -397,8 +435,25 @@ final class _Replay {
     var result = TallocTrace.ReplayResult()
     let recorder = TallocPoolRecorder(siteLimit: Int.max)
     var root: TallocContext!
+    /// The refusals (`K`) each context still has to make (its destructor makes them); none while the
+    /// replay ends (its root is freed whole).
+    var refusals: [Int: Int] = [:]
+    var closing = false
 
-    init(capacity: TallocTrace.Capacity) { self.capacity = capacity }
+    /// The replay's memory limit (0: none).
+    let limit: Int
+
+    init(capacity: TallocTrace.Capacity, limit: Int) {
+        self.capacity = capacity
+        self.limit = limit
+    }
+
+    /// The destructor of a context with `K` lines: refuses while it has refusals left.
+    func verdict(_ id: Int) -> TallocDestructorVerdict {
+        guard !closing, let n = refusals[id], n > 0 else { return .allow }
+        refusals[id] = n == 1 ? nil : n - 1
+        return .refuse
+    }
 
     static let observer: TallocUnsafeObserver = { body, event, tag, context, _ in
         let r = Unmanaged<_Replay>.fromOpaque(context!).takeUnretainedValue()
@@ -437,7 +492,7 @@ final class _Replay {
     func run(_ ops: [TallocTrace.Operation]) -> TallocTrace.ReplayResult {
         guard let r = try? TallocContext.new(parent: nil, name: "replay") else { return result }
         root = r
-        try? r.setMemoryLimit(0)  // no limit: the count of bytes, exact
+        try? r.setMemoryLimit(limit)  // the count of bytes, exact (0: no limit)
         for (i, op) in ops.enumerated() {
             result.operations += 1
             if !apply(op) {
@@ -449,6 +504,7 @@ final class _Replay {
         }
         result.finalBytes = r.memoryLimit?.current ?? 0
         recorder.isClosing = true
+        closing = true
         try? r.free()
         result.pools = recorder.sites
         return result
@@ -471,6 +527,9 @@ final class _Replay {
                 guard let p = context(parent) else { return false }
                 if case .none = capacity { return adopt(try TallocContext.allocateUnnamed(parent: p, byteCount: size), id) }
                 var (c, b) = (count, bytes)
+                // an object larger than talloc allows fails as talloc_pooled_object would; below it the
+                // arithmetic here cannot overflow (finding A9 of adv2: a hostile size trapped)
+                guard size < Talloc.maximumSize else { return false }
                 if case .recorded = capacity {} else {
                     let recorded = TallocContext.pooledObjectCapacity(byteCount: size, subobjects: count, subobjectBytes: bytes) ?? 0
                     let n = capacity(of: id, recorded: recorded)
@@ -489,7 +548,7 @@ final class _Replay {
                 return true
             case let .free(id):
                 guard let c = context(id), id != 0 else { return false }
-                try c.free()
+                do throws(TallocError) { try c.free() } catch .destructorRefused {}  // as the script's was (K)
                 return true
             case let .freeChildren(id):
                 guard let c = context(id) else { return false }
@@ -509,10 +568,12 @@ final class _Replay {
                 return true
             case let .unlink(id, parent):
                 guard let c = context(id), id != 0, let p = context(parent) else { return false }
-                try c.unlink(from: p)
+                do throws(TallocError) { try c.unlink(from: p) } catch .destructorRefused {}  // as the script's was (K)
                 return true
             case let .setName(id, length, child):
                 guard let c = context(id), id != 0, length < Talloc.maximumSize else { return false }
+                // the name's bytes are made before the chunk the limit would refuse: not past the limit
+                if limit > 0, let m = root.memoryLimit, length > m.max - m.current { return false }
                 let name = [UInt8](repeating: UInt8(ascii: "n"), count: length)
                 var made: Result<TallocContext, TallocError> = .failure(.outOfMemory)
                 name.withUnsafeBytes { b in made = Result { () throws(TallocError) in try c.setName(bytes: b) } }
@@ -520,6 +581,11 @@ final class _Replay {
             case let .memlimit(id, bytes):
                 guard let c = context(id), id != 0 else { return false }
                 try c.setMemoryLimit(bytes)
+                return true
+            case let .refuse(id):
+                guard let c = context(id), id != 0 else { return false }
+                refusals[id, default: 0] += 1
+                c.setDestructor { [unowned self] _ in self.verdict(id) }
                 return true
             }
         } catch {
@@ -537,6 +603,8 @@ struct _TraceState {
     var operations = 0
     var failed = false
     var nextID = 1
+    var refusals = 0
+    var lastRefused = 0
     // open addressing, linear probing: keys are addresses (0 empty, 1 a removed entry), values numbers
     var keys = UnsafeMutablePointer<UInt>.allocate(capacity: 1024)
     var values = UnsafeMutablePointer<Int>.allocate(capacity: 1024)

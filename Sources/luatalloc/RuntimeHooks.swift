@@ -25,13 +25,23 @@ func hostOpenLibraries(_ L: OpaquePointer) -> Int32 {
     guard let rt = runtimes[L] else { return lsa_openlibs(L) }
     let st = rt.openLibrariesStatus().rawValue
     if st != LUA_OK { return st }
-    // os.exit(status, true) closes the runtime, not only its Lua state: its tree goes too
-    return lth_setexit(L, { ctx in
+    // os.exit(status, true) closes the runtime, not only its Lua state: its tree goes too. Either form
+    // first does the program's exit work (programExit: the trace, the reports).
+    return lth_setexit(L, { ctx, close in
         guard let ctx else { return }
         let rt = Unmanaged<LuaRuntime>.fromOpaque(ctx).takeUnretainedValue()
-        rt.closeForExit()
+        let closeState: () -> Void = { if close != 0 { rt.closeForExit() } }
+        // once: a destructor running in that close may call os.exit again, which then only exits
+        guard let exitWork = programExit else { return closeState() }
+        programExit = nil
+        exitWork(closeState)
     }, Unmanaged.passUnretained(rt).toOpaque())
 }
+
+/// What the program does at its end, around the close of its state (the closure it is given: for
+/// os.exit(status) without closing, one that does nothing); main sets it while the script runs, so that
+/// a script ending in os.exit still leaves its trace and reports (finding A4 of adv2).
+nonisolated(unsafe) var programExit: ((_ closeState: () -> Void) -> Void)? = nil
 
 /// Writes talloc's report (full) of every context the script made that is still alive, as talloc's
 /// leak report, to `sink` in pieces: the text of a big tree never sits in memory whole.

@@ -47,7 +47,7 @@ func luatallocMain() -> Int32 {
     }
 
     if let replayFile = options.replayFile {
-        return runReplay(replayFile, capacity: options.poolCapacity, progname: progname)
+        return runReplay(replayFile, capacity: options.poolCapacity, memoryLimit: options.memoryLimit, progname: progname)
     }
 
     // Every pool the script makes records into this (the pool report, and -W's warning when a pool is
@@ -73,33 +73,44 @@ func luatallocMain() -> Int32 {
     }
     recorder.onPinned = { pin in lua_warning(L, PoolReport.warning(pin), 0) }
     let interpreter = Interpreter(state: L, arguments: arguments, options: options, progname: progname)
-    var succeeded = interpreter.run()
-    fflush(stdout)
-    if let (writer, file) = trace {
-        // what closing the state frees is not the script's doing: the trace ends here
-        TallocTraceWriter.current = nil
-        writer.flush()
-        if writer.failed || ferror(file) != 0 || fclose(file) != 0 {
-            writeError("\(progname.text): cannot write \(options.traceFile!.text): \(String(cString: strerror(errno)))\n")
+
+    /// The program's end: the trace, the reports, the close of the state (`closeState`); false when a
+    /// file could not be written. Also what os.exit does before it exits (`programExit`).
+    func finish(_ closeState: () -> Void) -> Bool {
+        var succeeded = true
+        fflush(stdout)
+        if let (writer, file) = trace {
+            // what closing the state frees is not the script's doing: the trace ends here
+            TallocTraceWriter.current = nil
+            writer.flush()
+            if writer.failed || ferror(file) != 0 || fclose(file) != 0 {
+                writeError("\(progname.text): cannot write \(options.traceFile!.text): \(String(cString: strerror(errno)))\n")
+                succeeded = false
+            }
+        }
+
+        if options.report {
+            hostReport(L) { piece in fwrite(piece.baseAddress, 1, piece.count, stderr) == piece.count }
+            fflush(stderr)
+        }
+        if let dotFile = options.dotFile, let reason = writeFile(to: dotFile, { hostDot(L, to: $0) }) {
+            writeError("\(progname.text): cannot write \(dotFile.text): \(reason)\n")
             succeeded = false
         }
+        recorder.isClosing = true
+        recorder.onPinned = nil
+        closeState()
+        TallocPoolRecorder.current = nil
+        if options.poolReport {
+            writeError(PoolReport.text(recorder.sites))
+        }
+        return succeeded
     }
 
-    if options.report {
-        hostReport(L) { piece in fwrite(piece.baseAddress, 1, piece.count, stderr) == piece.count }
-        fflush(stderr)
-    }
-    if let dotFile = options.dotFile, let reason = writeFile(to: dotFile, { hostDot(L, to: $0) }) {
-        writeError("\(progname.text): cannot write \(dotFile.text): \(reason)\n")
-        succeeded = false
-    }
-    recorder.isClosing = true
-    recorder.onPinned = nil
-    hostCloseState(L)
-    TallocPoolRecorder.current = nil
-    if options.poolReport {
-        writeError(PoolReport.text(recorder.sites))
-    }
+    programExit = { closeState in _ = finish(closeState) }
+    var succeeded = interpreter.run()
+    programExit = nil
+    succeeded = finish { hostCloseState(L) } && succeeded
     return succeeded ? EXIT_SUCCESS : EXIT_FAILURE
 }
 

@@ -258,6 +258,85 @@ struct TraceReplayTests {
         #expect(live.first?.spills ?? 0 > 0 && live.first?.pinned == 3, "\(live.first!)")
     }
 
+    /// Destructors that refuse (return false, or raise) while their chunk is freed with an ancestor, by
+    /// free_children, or by <close>: the survivors live on in the script (finding A1 of adv2: the replay
+    /// freed them, so its statistics and every later operation on them diverged).
+    static let refusals = """
+        local p = talloc.pool(nil, 1024)
+        local keep = talloc.size(p, 100, "keep")
+        talloc.set_destructor(keep, function() return false end)
+        local parent = talloc.new(nil, "parent")
+        talloc.steal(parent, p)
+        assert(talloc.free(parent) == true)                          -- keep refuses twice and survives
+        talloc.set_destructor(keep, nil)
+        talloc.realloc(keep, 200)
+        talloc.free(keep)
+        local q = talloc.pool(nil, 1024)
+        local a = talloc.size(q, 100, "a")
+        talloc.set_destructor(a, function() return false end)
+        talloc.free_children(q)                                      -- a survives: no reset
+        for i = 1, 8 do talloc.size(q, 100) end
+        talloc.set_destructor(a, nil)
+        talloc.free_children(q)
+        for i = 1, 8 do talloc.size(q, 100) end
+        local r = talloc.pool(nil, 512)
+        local e = talloc.size(r, 100, "raises")
+        talloc.set_destructor(e, function() error("no") end)
+        assert(not pcall(talloc.free, r))                            -- r is freed; e survives, the error reaches us
+        assert(talloc.is_freed(r) and not talloc.is_freed(e))
+        assert(not pcall(talloc.free, e))                            -- e itself refuses by raising
+        talloc.set_destructor(e, nil)
+        talloc.size(e, 10)
+        local x = talloc.pool(nil, 300)
+        talloc.set_destructor(x, function() return false end)
+        assert(talloc.free(x) == false)                              -- refused at the top: nothing happened
+        do local y <close> = x end                                   -- refused again by <close>
+        talloc.size(x, 100)
+        talloc.set_destructor(x, nil)
+        talloc.free(x)
+        """
+
+    @Test("destructors that refuse replay as refusals: the same survivors, the same statistics")
+    func refusalsReplay() throws {
+        let (live, text) = try TraceReplayTests.traced(TraceReplayTests.refusals)
+        let replay = TallocTrace.replay(try TallocTrace.parse(text))
+        #expect(replay.failed == 0, "\(replay.failedOperations)\n\(text)")
+        #expect(live.map(TraceReplayTests.comparable) == replay.sites.map(TraceReplayTests.comparable),
+                "live \(live)\nreplay \(replay.sites)\n\(text)")
+    }
+
+    @Test("a free of a context already being freed (from a destructor its free runs) is not written: talloc does nothing (finding A7 of adv2)")
+    func freeDuringItsOwnFree() throws {
+        let (live, text) = try TraceReplayTests.traced("""
+            local p = talloc.pool(nil, 1000)
+            local kid = talloc.size(p, 100, "kid")
+            local other = talloc.new(nil, "other")
+            talloc.set_destructor(kid, function() assert(talloc.free(p)); talloc.steal(other, talloc.size(p, 50)) end)
+            talloc.free(p)
+            """)
+        let replay = TallocTrace.replay(try TallocTrace.parse(text))
+        #expect(replay.failed == 0, "\(replay.failedOperations)\n\(text)")
+        #expect(live.map(TraceReplayTests.comparable) == replay.sites.map(TraceReplayTests.comparable),
+                "live \(live)\nreplay \(replay.sites)\n\(text)")
+    }
+
+    @Test("pools in pools: replayed at the advised capacities, no pool spills (finding A5 of adv2)")
+    func nestedPoolsAdvice() throws {
+        let (_, text) = try TraceReplayTests.traced("""
+            local outer = talloc.pool(nil, 2000)
+            local inner = talloc.pool(outer, 600)
+            talloc.size(outer, 200)
+            for i = 1, 4 do talloc.size(inner, 300) end               -- inner spills: its advice grows it
+            local deep = talloc.pool(inner, 100)
+            for i = 1, 3 do talloc.size(deep, 80) end
+            """)
+        let ops = try TallocTrace.parse(text)
+        let (capacities, first) = TallocTrace.advisedCapacities(ops)
+        #expect(first.pools.reduce(0) { $0 + $1.spills } > 0)
+        let advised = TallocTrace.replay(ops, capacity: .perPool(capacities))
+        #expect(advised.failed == 0 && advised.pools.reduce(0) { $0 + $1.spills } == 0, "\(advised.pools)")
+    }
+
     @Test("replayed with the advice, no pool spills; without pools, nothing is carved")
     func replayStrategies() throws {
         let (_, text) = try TraceReplayTests.traced(TraceReplayTests.workload)
@@ -281,7 +360,7 @@ struct TraceReplayTests {
             .pooledObject(id: 4, parent: 2, size: 8, count: 2, bytes: 30, site: "x:1"), .external(id: 5, parent: 0, size: 7),
             .realloc(id: 1, size: 9), .free(id: 1), .freeChildren(id: 2), .steal(id: 4, parent: 0),
             .reparent(id: 4, old: 0, new: 5), .reference(id: 5, parent: 2), .unlink(id: 5, parent: 2),
-            .setName(id: 2, length: 3, child: 6), .memlimit(id: 5, bytes: 100),
+            .setName(id: 2, length: 3, child: 6), .memlimit(id: 5, bytes: 100), .refuse(id: 5),
         ]
         let text = TallocTrace.header + "\n# a comment\n\n" + ops.map(\.line).joined(separator: "\n") + "\n"
         #expect(try TallocTrace.parse(text) == ops)
@@ -304,7 +383,7 @@ struct TraceReplayTests {
             .pooledObject(id: 4, parent: 2, size: 8, count: 2, bytes: 30, site: "x:1"), .external(id: 5, parent: 0, size: 7),
             .realloc(id: 1, size: 9), .free(id: 1), .freeChildren(id: 2), .steal(id: 4, parent: 0),
             .reparent(id: 4, old: 0, new: 5), .reference(id: 5, parent: 2), .unlink(id: 5, parent: 2),
-            .setName(id: 2, length: 3, child: 6), .memlimit(id: 5, bytes: 100),
+            .setName(id: 2, length: 3, child: 6), .memlimit(id: 5, bytes: 100), .refuse(id: 5),
         ]
         var n = 1
         for _ in 0..<18 { ops.append(.new(id: n - 1, parent: n, size: n + 1)); n *= 10 }

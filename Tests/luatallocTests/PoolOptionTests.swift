@@ -140,6 +140,22 @@ struct PoolOptionTests {
         #expect(unwritable == RunResult(stdout: "", stderr: "lua: cannot open /nonexistent-dir/t.trace: No such file or directory\n", status: 1))
     }
 
+    /// A script that ends with os.exit (finding A4 of adv2): the trace stayed in its buffer (an empty
+    /// file, not even its first line), and --pool-report, --report and --dot were never written.
+    @Test("os.exit, with or without closing the state, still writes the trace and the reports", arguments: ["true", "false"])
+    func osExitWritesTheTrace(_ close: String) throws {
+        let path = temporaryPath(".trace")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let script = "local p = talloc.pool(nil, 100); talloc.size(p, 200); talloc.free(p); X = talloc.new(nil, 'alive'); "
+            + "io.write('ran'); os.exit(3, \(close))"
+        let run = try runLuatalloc(["--trace", path, "--pool-report", "--report", "-e", script])
+        #expect(run.status == 3 && run.stdout == "ran", "\(run)")
+        let trace = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(trace.hasPrefix("talloc-trace 1\n") && trace.hasSuffix("P 1 0 100 (command line):1\nN 2 1 200\nF 1\nN 3 0 0\n"), "\(trace)")
+        #expect(run.stderr.contains("pool report: 1 pool made at 1 site\n(command line):1: 1 pool, capacity 100\n"), "\(run.stderr)")
+        #expect(run.stderr.contains("\n    alive  "), "\(run.stderr)")
+    }
+
     @Test("bad replays: a missing file, a file that is not a trace, a bad line")
     func badReplays() throws {
         let missing = try runLuatalloc(["--replay", "/nonexistent-dir/t.trace"])
@@ -151,6 +167,44 @@ struct PoolOptionTests {
         try Data("talloc-trace 1\nN 1 0 5\nZ 2\n".utf8).write(to: URL(fileURLWithPath: path))
         let bad = try runLuatalloc(["--replay", path])
         #expect(bad == RunResult(stdout: "", stderr: "lua: \(path): line 3: unknown operation 'Z'\n", status: 1))
+    }
+
+    /// A trace is input: a few hundred bytes of it made the replay take 1 GB and more of RSS (pools of
+    /// 250 MB whose member grew out of them, copied), `--memlimit` was ignored, and a name line made a
+    /// Swift array as long as it said before any limit (finding A2 of adv2).
+    @Test("a hostile trace replays within the replay's limit: --memlimit, or 1 GiB by default")
+    func replayWithinALimit() throws {
+        let path = temporaryPath(".trace")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var text = "talloc-trace 1\n"
+        for i in 1...12 { text += "P \(i) 0 250000000\nN \(i + 100) \(i) 249000000\nR \(i + 100) 250000000\n" }
+        for i in 1...12 { text += "A \(i + 100) 250000000 \(i + 200)\n" }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let limited = try runMeasured(ScriptFiles.binary, ["--memlimit", "64M", "--replay", path], timeout: 120)
+        #expect(limited.status == 0, "\(limited.stderr)")
+        #expect(limited.stdout.contains("  48 operations (48 failed: a memory limit refused"), "\(limited.stdout)")
+        #expect(limited.peakRSS < 64 << 20, "peak RSS \(limited.peakRSS / 1024) kB")
+        let byDefault = try runMeasured(ScriptFiles.binary, ["--replay", path], timeout: 120)
+        #expect(byDefault.status == 0, "\(byDefault.stderr)")
+        let peak = byDefault.stdout.split(separator: "\n").first { $0.hasPrefix("  peak ") }
+            .flatMap { Int($0.split(separator: " ")[1]) } ?? .max
+        #expect(peak <= 1 << 30, "\(byDefault.stdout)")
+        #expect(byDefault.peakRSS < (1 << 30) + (64 << 20), "peak RSS \(byDefault.peakRSS / 1024) kB")
+    }
+
+    /// `--pool-capacity` resizes pooled objects with `capacity - size - header`: a hostile size overflowed,
+    /// a Swift trap (SIGILL) (finding A9 of adv2).
+    @Test("a pooled object of any size in a trace replays at any capacity without a trap",
+          arguments: [[], ["--pool-capacity", "0"], ["--pool-capacity", "1"], ["--pool-capacity", "advice"],
+                      ["--pool-capacity", "none"], ["--pool-capacity", "8G"]])
+    func hostilePooledObjects(_ capacity: [String]) throws {
+        let path = temporaryPath(".trace")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let max = "9223372036854775807"
+        try Data("talloc-trace 1\nO 1 0 \(max) \(max) \(max) x\nO 2 0 10 \(max) 10 y\nO 3 0 \(max) 0 0 z\nO 4 0 10 1 \(max)\nN 5 0 1\n".utf8)
+            .write(to: URL(fileURLWithPath: path))
+        let run = try runLuatalloc(["--replay", path] + capacity)
+        #expect(run.status == 0 && run.stdout.contains("  5 operations ("), "\(run)")
     }
 
     @Test("options that do not go together, and bad capacities, are refused with the usage", arguments: [

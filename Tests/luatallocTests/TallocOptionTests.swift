@@ -32,7 +32,8 @@ let expectedUsage = """
                        when a pool is pinned)
       --trace FILE     record every talloc operation of the script in FILE
       --replay FILE    replay a trace without the script (no Lua): peak
-                       memory, allocations and pool statistics, on stdout
+                       memory, allocations and pool statistics, on stdout;
+                       within --memlimit (1G when not given)
       --pool-capacity N|advice|none
                        with --replay: every pool N bytes (K, M, G), each
                        pool as its advice says, or no pools

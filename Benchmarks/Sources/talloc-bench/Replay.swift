@@ -44,13 +44,29 @@ func replayCapacity(_ capacity: TallocTrace.Capacity, id: Int, recorded: Int) ->
 /// room after the object, as bytes of no sub-object). `header` is the implementation's per-object room.
 func pooledArguments(_ capacity: TallocTrace.Capacity, id: Int, size: Int, count: Int, bytes: Int, perObject: Int) -> (Int, Int) {
     if case .recorded = capacity { return (count, bytes) }
-    let recorded = size + bytes + perObject * (count + 1)
+    // a trace is input: numbers of any size saturate instead of trapping (finding A9 of adv2)
+    let objects = count.addingReportingOverflow(1), room = perObject.multipliedReportingOverflow(by: objects.partialValue)
+    let sum = size.addingReportingOverflow(bytes), total = sum.partialValue.addingReportingOverflow(room.partialValue)
+    let recorded = objects.overflow || room.overflow || sum.overflow || total.overflow ? Int.max : total.partialValue
     guard let n = replayCapacity(capacity, id: id, recorded: recorded) else { return (count, bytes) }
-    return (0, max(0, n - size - perObject))
+    let left = n.subtractingReportingOverflow(size), after = left.partialValue.subtractingReportingOverflow(perObject)
+    return (0, left.overflow || after.overflow ? 0 : max(0, after.partialValue))
+}
+
+/// The refusals (`K`) each context of the TallocCore side still has to make.
+final class CoreRefusals {
+    var left: [Int: Int] = [:]
+    var closing = false
+    func verdict(_ id: Int) -> TallocDestructorVerdict {
+        guard !closing, let n = left[id], n > 0 else { return .allow }
+        left[id] = n == 1 ? nil : n - 1
+        return .refuse
+    }
 }
 
 struct CoreSide: ReplaySide {
     let name = "TallocCore"
+    let refusals = CoreRefusals()
     let table: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     let count: Int
     let capacity: TallocTrace.Capacity
@@ -101,7 +117,8 @@ struct CoreSide: ReplaySide {
                 table[id] = c.unsafePointer
             case let .free(id):
                 guard id > 0, let c = context(id) else { return false }
-                try c.free()  // its number is not reused: a trace made by luatalloc never names it again
+                // its number is not reused: a trace made by luatalloc never names it again
+                do throws(TallocError) { try c.free() } catch .destructorRefused {}  // as the script's was (K)
             case let .freeChildren(id):
                 guard let c = context(id) else { return false }
                 c.freeChildren()
@@ -116,7 +133,7 @@ struct CoreSide: ReplaySide {
                 try c.reference(from: p)
             case let .unlink(id, parent):
                 guard id > 0, let c = context(id), let p = context(parent) else { return false }
-                try c.unlink(from: p)
+                do throws(TallocError) { try c.unlink(from: p) } catch .destructorRefused {}
             case let .setName(id, length, child):
                 guard id > 0, let c = context(id) else { return false }
                 let name = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 1)
@@ -126,6 +143,10 @@ struct CoreSide: ReplaySide {
             case let .memlimit(id, bytes):
                 guard id > 0, let c = context(id) else { return false }
                 try c.setMemoryLimit(bytes)
+            case let .refuse(id):
+                guard id > 0, let c = context(id) else { return false }
+                refusals.left[id, default: 0] += 1
+                c.setDestructor { [refusals] _ in refusals.verdict(id) }
             }
             return true
         } catch {
@@ -134,6 +155,7 @@ struct CoreSide: ReplaySide {
     }
 
     mutating func finish() {
+        refusals.closing = true
         if let root = context(0) { try? root.free() }
         table.deallocate()
     }
@@ -178,7 +200,7 @@ struct LibSide: ReplaySide {
             if case .none = capacity { return made(cb_rp_size(p, size), id) }
             // talloc's room per object: its 96-byte chunk header, its 32-byte pool header, 15 for alignment
             let (c, b) = pooledArguments(capacity, id: id, size: size, count: count, bytes: bytes, perObject: 96 + 32 + 15)
-            return made(cb_rp_pooled_object(p, size, UInt32(c), b), id)
+            return made(cb_rp_pooled_object(p, size, UInt32(clamping: c), b), id)
         case let .realloc(id, size):
             guard id > 0, let p = pointer(id), size > 0, let q = cb_rp_realloc(p, size) else { return false }
             table[id] = q
@@ -201,12 +223,16 @@ struct LibSide: ReplaySide {
             return made(cb_rp_set_name(p, length), child)
         case let .memlimit(id, bytes):
             guard id > 0, let p = pointer(id), cb_rp_set_memlimit(p, bytes) == 0 else { return false }
+        case let .refuse(id):
+            guard id > 0, let p = pointer(id), cb_rp_refuse(p) == 0 else { return false }
         }
         return true
     }
 
     mutating func finish() {
+        cb_rp_closing(1)
         if let root = pointer(0) { _ = cb_rp_free(root) }
+        cb_rp_closing(0)
         table.deallocate()
     }
 }
@@ -316,7 +342,7 @@ func replayMain(_ arguments: [String]) -> Int32 {
     case nil: break
     case "none"?: capacity = .none; how = "without pools"
     case "advice"?:
-        capacity = .perPool(TallocTrace.replay(all).advisedCapacities)
+        capacity = .perPool(TallocTrace.advisedCapacities(all).capacities)
         how = "each pool at the capacity TallocCore's advice gave it (in its own arithmetic: 64-byte headers)"
     case let text?:
         var digits = Substring(text)

@@ -36,13 +36,15 @@ int lth_openlibs (lua_State *L, int mask);
 */
 int lth_sandbox (lua_State *L);
 
-/* What closes the state for os.exit(status, true), in place of lua_close: 'ctx' is the host's. */
-typedef void (*lth_ExitClose) (void *_Nullable ctx);
+/* What os.exit calls before it exits: 'close' is 1 for os.exit(status, true), and the function must then
+   close the state (in place of lua_close); with 0 it must not.  'ctx' is the host's. */
+typedef void (*lth_ExitClose) (void *_Nullable ctx, int close);
 
 /*
-** why: changing a table allocates ('m').  Replaces os.exit (if the os library is open) by one that, asked
-** to close the state, calls 'close' (which must close it, with lua_close, and release what the host keeps
-** for it) instead of lua_close, then exits as os.exit does.  Nothing happens without os.exit.
+** why: changing a table allocates ('m').  Replaces os.exit (if the os library is open) by one that calls
+** 'close' (which, asked to close the state, must close it, with lua_close, and release what the host keeps
+** for it; asked not to, does the host's own exit work only) instead of lua_close, then exits as os.exit
+** does.  Nothing happens without os.exit.
 */
 int lth_setexit (lua_State *L, lth_ExitClose close, void *_Nullable ctx);
 

@@ -22,6 +22,11 @@ int cb_rp_unlink(const void *parent, void *p);
 /* talloc_set_name with a name of `length` bytes: the new ".name" chunk, or NULL. */
 void *cb_rp_set_name(const void *p, size_t length);
 int cb_rp_set_memlimit(const void *p, size_t bytes);
+/* A K line: the chunk's next free (itself or with an ancestor) is refused once more; a free or unlink a
+   K refused returns 0 (it did what the script's did). cb_rp_closing(1) before the final free lets every
+   free go through; cb_rp_closing(0) forgets what is left. */
+int cb_rp_refuse(void *p);
+void cb_rp_closing(int closing);
 /* Whether the chunk was carved from a pool (talloc 2.4's TALLOC_FLAG_POOLMEM). */
 int cb_rp_is_pool_memory(const void *p);
 /* Checks the header look against the public API: 1 when the layout is talloc 2.4's. */
