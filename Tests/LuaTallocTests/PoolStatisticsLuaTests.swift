@@ -123,15 +123,26 @@ struct PoolStatisticsLuaTests {
         #expect(r == [true, "the pool keeps no statistics"])
     }
 
+    /// A runtime with an 8 MiB limit whose Lua function `charge()` returns the root's current charge.
+    static func chargingRuntime() throws -> LuaRuntime {
+        let rt = try LuaRuntime(options: .init(memoryLimit: 8 << 20))
+        try rt.register("charge") { [unowned rt] _ in [.integer(rt.root.memoryLimit?.current ?? -1)] }
+        return rt
+    }
+
+    /// The collector stopped and twenty contexts kept, so the next two handles need no table growth.
+    static let keepTwenty = """
+        collectgarbage("stop")
+        local keep = {}
+        for i = 1, 20 do keep[i] = talloc.new() end     -- the handles' table has room for two more
+
+        """
+
     @Test("the statistics record is charged to the state's memory, and given back with the pool")
     func statisticsAreCharged() throws {
-        let rt = try LuaRuntime(options: .init(memoryLimit: 8 << 20))
+        let rt = try Self.chargingRuntime()
         defer { rt.close() }
-        try rt.register("charge") { [unowned rt] _ in [.integer(rt.root.memoryLimit?.current ?? -1)] }
-        let r = try rt.run("""
-            collectgarbage("stop")
-            local keep = {}
-            for i = 1, 20 do keep[i] = talloc.new() end     -- the handles' table has room for two more
+        let r = try rt.run(Self.keepTwenty + """
             local c0 = charge()
             keep[21] = talloc.new()
             local c1 = charge()
@@ -152,13 +163,9 @@ struct PoolStatisticsLuaTests {
 
     @Test("a first memory limit's record is charged to the state's memory, and given back with the context")
     func limitRecordIsCharged() throws {
-        let rt = try LuaRuntime(options: .init(memoryLimit: 8 << 20))
+        let rt = try Self.chargingRuntime()
         defer { rt.close() }
-        try rt.register("charge") { [unowned rt] _ in [.integer(rt.root.memoryLimit?.current ?? -1)] }
-        let r = try rt.run("""
-            collectgarbage("stop")
-            local keep = {}
-            for i = 1, 20 do keep[i] = talloc.new() end     -- the handles' table has room for two more
+        let r = try rt.run(Self.keepTwenty + """
             keep[21] = talloc.new()
             local c0 = charge()
             talloc.set_memlimit(keep[21], 1000)
