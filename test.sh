@@ -6,5 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./setup.sh
+# the error boundary first (a second): Swift names no Lua API function that can raise (DESIGN §4)
+.ci/check-boundary
 swift build --build-tests
 swift test --skip-build "$@"

@@ -97,13 +97,6 @@ struct TextPieces {
         add(UnsafeRawPointer(s.utf8Start), s.utf8CodeUnitCount)
     }
 
-    /// A Lua string (or number) on the stack at `index`, which stays there until the trampoline made the text.
-    mutating func add(_ L: LuaState, stringAt index: Int32) {
-        var len = 0
-        guard let p = lua_tolstring(L, index, &len) else { return }
-        add(UnsafeRawPointer(p), len)
-    }
-
     /// Small bytes made here (a line number, an address), copied into the outcome's message buffer; what
     /// does not fit is left out (the pieces made so are a few dozen bytes).
     mutating func add<S: Sequence>(copying bytes: S) where S.Element == UInt8 {
