@@ -165,7 +165,7 @@ int lsa_createargtable (lua_State *L, char *_Nullable *_Nonnull argv, int argc,
 /* (protected part of 'lsa_pushargs'; lua.c's 'pushargs') */
 static int lsa_pushargs_k (lua_State *L) {
   int i, n;
-  if (lua_getglobal(L, "arg") != LUA_TTABLE)
+  if (lua_getglobal(L, "arg") != LUA_TTABLE)  // at open: lua.c reads the script's current 'arg' here, before the script runs (not a module call)
     luaL_error(L, "'arg' is not a table");
   n = (int)luaL_len(L, -1);
   luaL_checkstack(L, n + 3, "too many arguments to script");
@@ -197,7 +197,7 @@ int lsa_pushargs (lua_State *L, int *n) {
 */
 int lsa_dolibrary (lua_State *L, const char *globname,
                                   const char *modname) {
-  int status = clua_getglobal(L, "require");
+  int status = clua_getglobal(L, "require");  // at open: lua.c's -l, before any script (not a module call)
   if (status != LUA_OK) return status;
   status = clua_pushlstring(L, modname, strlen(modname));
   if (status != LUA_OK) {
@@ -212,7 +212,7 @@ int lsa_dolibrary (lua_State *L, const char *globname,
 /* (protected part of 'lsa_getprompt'; lua.c's 'get_prompt') */
 static int lsa_getprompt_k (lua_State *L) {
   int firstline = lua_toboolean(L, 1);
-  if (lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2") == LUA_TNIL)
+  if (lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2") == LUA_TNIL)  // at open: lua.c reads the prompt a script may set, between lines (not a module call)
     lua_pushstring(L, firstline ? CLUA_PROMPT : CLUA_PROMPT2);
   else  /* apply 'tostring' over the value */
     luaL_tolstring(L, -1, NULL);

@@ -37,7 +37,7 @@ public enum LuaTallocModule {
     // (nonisolated(unsafe): C records of constant names and function pointers, never written)
     // Functions that change a tree go through `Traced` (TallocModule+Trace.swift), which records them
     // when the thread has a trace writer; pools keep statistics (`PoolStatistics`).
-    nonisolated(unsafe) private static let functions: [ltc_Reg] = [
+    nonisolated(unsafe) private static let functions: [ltc_Reg] = [  // guarded: immutable (a let, never written)
         reg("new", Traced.new, creates),
         reg("size", Traced.size, creates),
         reg("zero", Traced.zero, creates),

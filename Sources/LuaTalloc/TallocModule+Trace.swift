@@ -168,13 +168,17 @@ enum Traced {
         return n
     }
 
-    static let steal: clua_Body = { L, out in
-        guard let w = TallocTraceWriter.active else { return TallocModule.steal(L, out) }
+    /// steal and reference: `body` puts the context of argument 2 under the parent of argument 1.
+    static func underParent(_ L: LuaState, _ out: Out, _ body: clua_Body,
+                            _ op: (_ id: Int, _ parent: Int) -> TallocTrace.Operation) -> Int32 {
+        guard let w = TallocTraceWriter.active else { return body(L, out) }
         let f = ModuleState.frame(L, out)
         let parent = peekID(w, f, 1)
-        return changed(L, out, index: 2, TallocModule.steal) { _, _, id, _, _ in
-            parent.map { .steal(id: id, parent: $0) }
-        }
+        return changed(L, out, index: 2, body) { _, _, id, _, _ in parent.map { op(id, $0) } }
+    }
+
+    static let steal: clua_Body = { L, out in
+        underParent(L, out, TallocModule.steal) { .steal(id: $0, parent: $1) }
     }
 
     static let reparent: clua_Body = { L, out in
@@ -188,12 +192,7 @@ enum Traced {
     }
 
     static let reference: clua_Body = { L, out in
-        guard let w = TallocTraceWriter.active else { return TallocModule.reference(L, out) }
-        let f = ModuleState.frame(L, out)
-        let parent = peekID(w, f, 1)
-        return changed(L, out, index: 2, TallocModule.reference) { _, _, id, _, _ in
-            parent.map { .reference(id: id, parent: $0) }
-        }
+        underParent(L, out, TallocModule.reference) { .reference(id: $0, parent: $1) }
     }
 
     static let unlink: clua_Body = { L, out in

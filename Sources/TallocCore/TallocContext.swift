@@ -420,7 +420,7 @@ extension TallocContext {
 /// the few names TallocCore gives itself. Process-wide, under a lock: race-free from any thread.
 enum _InternedNames {
     private static let lock = _Lock()
-    nonisolated(unsafe) private static var table: [String: UnsafeMutablePointer<CChar>] = [:]
+    nonisolated(unsafe) private static var table: [String: UnsafeMutablePointer<CChar>] = [:]  // guarded: lock
 
     /// The interned copy of `s`; for a string that cannot be copied (no memory), a constant "UNNAMED"
     /// stand-in rather than a trap.

@@ -43,11 +43,11 @@ struct _Lock: @unchecked Sendable {
 /// another handler), so a handler replaced on one thread may still run once on another.
 enum _Globals {
     private static let lock = _Lock()
-    private nonisolated(unsafe) static var _logHandler: ((String) -> Void)? = nil
-    private nonisolated(unsafe) static var _abortHandler: ((String) -> Void)? = nil
-    private nonisolated(unsafe) static var _autofreeContext: _Chunk? = nil
-    private nonisolated(unsafe) static var _leakReportFull = false
-    private nonisolated(unsafe) static var _leakReportRegistered = false
+    private nonisolated(unsafe) static var _logHandler: ((String) -> Void)? = nil  // guarded: lock
+    private nonisolated(unsafe) static var _abortHandler: ((String) -> Void)? = nil  // guarded: lock
+    private nonisolated(unsafe) static var _autofreeContext: _Chunk? = nil  // guarded: lock
+    private nonisolated(unsafe) static var _leakReportFull = false  // guarded: lock
+    private nonisolated(unsafe) static var _leakReportRegistered = false  // guarded: lock
 
     static var logHandler: ((String) -> Void)? {
         get { lock.withLock { _logHandler } }

@@ -390,8 +390,8 @@ struct _MutationRecord {
 @usableFromInline
 enum _LiveChunks {
     private static let lock = _Lock()
-    nonisolated(unsafe) private static var chunks: Set<_Chunk> = []
-    nonisolated(unsafe) private static var poolBlocks: Set<_Chunk> = []
+    nonisolated(unsafe) private static var chunks: Set<_Chunk> = []  // guarded: lock
+    nonisolated(unsafe) private static var poolBlocks: Set<_Chunk> = []  // guarded: lock
 
     @usableFromInline
     static func born(_ c: _Chunk) { _ = lock.withLock { chunks.insert(c) } }
